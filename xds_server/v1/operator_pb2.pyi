@@ -1,0 +1,281 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Endpoint(_message.Message):
+    __slots__ = ("host", "port")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    port: int
+    def __init__(self, host: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class Label(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class TagWeight(_message.Message):
+    __slots__ = ("tag", "weight")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    weight: int
+    def __init__(self, tag: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
+
+class Mirror(_message.Message):
+    __slots__ = ("tag", "percent")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    percent: str
+    def __init__(self, tag: _Optional[str] = ..., percent: _Optional[str] = ...) -> None: ...
+
+class Deployment(_message.Message):
+    __slots__ = ("id", "service", "created_at", "endpoints", "labels", "tag", "state")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    service: str
+    created_at: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    tag: str
+    state: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., created_at: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., tag: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+
+class ApplyRequest(_message.Message):
+    __slots__ = ("service", "endpoints", "labels", "deployment_tag", "bluegreen", "if_revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_TAG_FIELD_NUMBER: _ClassVar[int]
+    BLUEGREEN_FIELD_NUMBER: _ClassVar[int]
+    IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    deployment_tag: str
+    bluegreen: bool
+    if_revision: int
+    def __init__(self, service: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., deployment_tag: _Optional[str] = ..., bluegreen: _Optional[bool] = ..., if_revision: _Optional[int] = ...) -> None: ...
+
+class ApplyResponse(_message.Message):
+    __slots__ = ("deployment", "weight", "replaced_deployment_id", "revision", "warnings")
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    deployment: Deployment
+    weight: int
+    replaced_deployment_id: str
+    revision: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., weight: _Optional[int] = ..., replaced_deployment_id: _Optional[str] = ..., revision: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetTrafficRequest(_message.Message):
+    __slots__ = ("service", "weights", "mirrors", "if_revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    MIRRORS_FIELD_NUMBER: _ClassVar[int]
+    IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
+    mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
+    if_revision: int
+    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., if_revision: _Optional[int] = ...) -> None: ...
+
+class GetTrafficRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class PromoteTrafficRequest(_message.Message):
+    __slots__ = ("service", "to_tag", "if_revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TO_TAG_FIELD_NUMBER: _ClassVar[int]
+    IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    to_tag: str
+    if_revision: int
+    def __init__(self, service: _Optional[str] = ..., to_tag: _Optional[str] = ..., if_revision: _Optional[int] = ...) -> None: ...
+
+class RollbackTrafficRequest(_message.Message):
+    __slots__ = ("service", "to_revision", "if_revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TO_REVISION_FIELD_NUMBER: _ClassVar[int]
+    IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    to_revision: int
+    if_revision: int
+    def __init__(self, service: _Optional[str] = ..., to_revision: _Optional[int] = ..., if_revision: _Optional[int] = ...) -> None: ...
+
+class TagTraffic(_message.Message):
+    __slots__ = ("deployment_id", "tag", "weight")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    tag: str
+    weight: int
+    def __init__(self, deployment_id: _Optional[str] = ..., tag: _Optional[str] = ..., weight: _Optional[int] = ...) -> None: ...
+
+class MirrorTraffic(_message.Message):
+    __slots__ = ("deployment_id", "tag", "percent")
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    PERCENT_FIELD_NUMBER: _ClassVar[int]
+    deployment_id: str
+    tag: str
+    percent: str
+    def __init__(self, deployment_id: _Optional[str] = ..., tag: _Optional[str] = ..., percent: _Optional[str] = ...) -> None: ...
+
+class Traffic(_message.Message):
+    __slots__ = ("service", "tags", "mirror", "revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    tags: _containers.RepeatedCompositeFieldContainer[TagTraffic]
+    mirror: _containers.RepeatedCompositeFieldContainer[MirrorTraffic]
+    revision: int
+    def __init__(self, service: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[TagTraffic, _Mapping]]] = ..., mirror: _Optional[_Iterable[_Union[MirrorTraffic, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class TrafficChange(_message.Message):
+    __slots__ = ("traffic", "warnings")
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    traffic: Traffic
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, traffic: _Optional[_Union[Traffic, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Binding(_message.Message):
+    __slots__ = ("tag", "deployment_id")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    deployment_id: str
+    def __init__(self, tag: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
+
+class Picture(_message.Message):
+    __slots__ = ("weights", "mirrors", "bindings")
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    MIRRORS_FIELD_NUMBER: _ClassVar[int]
+    BINDINGS_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
+    mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
+    bindings: _containers.RepeatedCompositeFieldContainer[Binding]
+    def __init__(self, weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("revision", "time", "actor", "command", "before", "after")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    time: str
+    actor: str
+    command: str
+    before: Picture
+    after: Picture
+    def __init__(self, revision: _Optional[int] = ..., time: _Optional[str] = ..., actor: _Optional[str] = ..., command: _Optional[str] = ..., before: _Optional[_Union[Picture, _Mapping]] = ..., after: _Optional[_Union[Picture, _Mapping]] = ...) -> None: ...
+
+class ListHistoryRequest(_message.Message):
+    __slots__ = ("service", "limit")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    limit: int
+    def __init__(self, service: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListHistoryResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+
+class ListDeploymentsRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class ListDeploymentsResponse(_message.Message):
+    __slots__ = ("deployments",)
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    deployments: _containers.RepeatedCompositeFieldContainer[Deployment]
+    def __init__(self, deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ...) -> None: ...
+
+class GetDeploymentRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class SetEndpointsRequest(_message.Message):
+    __slots__ = ("id", "endpoints")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
+    def __init__(self, id: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ...) -> None: ...
+
+class DeleteDeploymentRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class Service(_message.Message):
+    __slots__ = ("name", "domains", "revision")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DOMAINS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    domains: _containers.RepeatedScalarFieldContainer[str]
+    revision: int
+    def __init__(self, name: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class SetServiceDomainsRequest(_message.Message):
+    __slots__ = ("service", "domains")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    DOMAINS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    domains: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetServiceDomainsResponse(_message.Message):
+    __slots__ = ("service", "created")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    created: bool
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ListServicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListServicesResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[Service]
+    def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
