@@ -1,0 +1,207 @@
+"""Syntax rules for everything an operator types: names, endpoints, weights, mirrors.
+
+Each ``parse_*`` function turns the CLI's text into model values and each
+``validate_*`` function checks values that arrive over the API from any client;
+the parsers call the validators, so one rule has one home. Messages name the
+problem and the fix.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+from xds_server.errors import InvalidRequest
+from xds_server.model.state import WILDCARD_DOMAIN, Endpoint, Mirror
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
+_LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
+_WEIGHT = re.compile(r"[+-]?\d+")
+
+DNS_LABEL_RULE = (
+    "a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters, "
+    "starting and ending with a letter or digit"
+)
+
+
+def validate_dns_label(kind: str, value: str) -> str:
+    """Check a service or tag name; returns it unchanged."""
+    if not _DNS_LABEL.fullmatch(value):
+        raise InvalidRequest(f"{kind} {value!r} is not valid: use {DNS_LABEL_RULE}")
+    return value
+
+
+def _is_hostname(value: str) -> bool:
+    labels = value.split(".")
+    return (
+        len(value) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        # A name whose last label is all digits is a mistyped IPv4 address.
+        and not labels[-1].isdigit()
+    )
+
+
+def validate_domain(domain: str) -> str:
+    """Check one domain a service answers; returns it in lowercase.
+
+    Accepted: ``*``, a host name, or a host name with a leading ``*.`` wildcard.
+    A port is refused: the listener strips the port from Host before matching.
+    """
+    lowered = domain.lower()
+    if lowered == WILDCARD_DOMAIN:
+        return lowered
+    name = lowered.removeprefix("*.")
+    if ":" in name:
+        raise InvalidRequest(
+            f"domain {domain!r} has a port: give the host name alone "
+            "(Envoy matches Host without its port)"
+        )
+    if not _is_hostname(name):
+        raise InvalidRequest(
+            f"domain {domain!r} is not valid: use a host name such as shop.example.com, "
+            "a wildcard such as *.example.com, or * for every host"
+        )
+    return lowered
+
+
+def validate_endpoint(host: str, port: int) -> Endpoint:
+    """Check a host (IPv4, IPv6 or DNS name) and a port 1-65535."""
+    if not 1 <= port <= 65535:
+        raise InvalidRequest(f"endpoint {host}:{port}: the port must be from 1 to 65535")
+    try:
+        return Endpoint(host=str(ipaddress.ip_address(host)), port=port)
+    except ValueError:
+        pass
+    if not _is_hostname(host):
+        raise InvalidRequest(
+            f"endpoint host {host!r} is not an IP address or a DNS name: "
+            "use e.g. 10.0.0.5:8080, [::1]:8080 or app.internal:8080"
+        )
+    return Endpoint(host=host.lower(), port=port)
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    """Parse ``HOST:PORT`` where HOST is IPv4, ``[IPv6]`` or a DNS name."""
+    usage = "write HOST:PORT, e.g. 10.0.0.5:8080, [::1]:8080 or app.internal:8080"
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+        if not sep or not host:
+            raise InvalidRequest(f"endpoint {text!r} is malformed: {usage}")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host:
+            raise InvalidRequest(f"endpoint {text!r} has no port: {usage}")
+        if ":" in host:
+            raise InvalidRequest(
+                f"endpoint {text!r}: put an IPv6 address in brackets, e.g. [{host}]:{port}"
+            )
+    if not port.isdigit():
+        raise InvalidRequest(f"endpoint {text!r}: the port {port!r} is not a number: {usage}")
+    return validate_endpoint(host, int(port))
+
+
+def validate_endpoints(endpoints: Iterable[Endpoint]) -> tuple[Endpoint, ...]:
+    """Check a deployment's endpoint list: at least one, none twice."""
+    result = tuple(endpoints)
+    if not result:
+        raise InvalidRequest("a deployment needs at least one endpoint: add --endpoint HOST:PORT")
+    seen: set[Endpoint] = set()
+    for endpoint in result:
+        if endpoint in seen:
+            raise InvalidRequest(f"endpoint {endpoint} is listed twice: list each endpoint once")
+        seen.add(endpoint)
+    return result
+
+
+def validate_label(key: str, value: str) -> tuple[str, str]:
+    if not _LABEL_KEY.fullmatch(key):
+        raise InvalidRequest(
+            f"label key {key!r} is not valid: use letters, digits, '-', '_' and '.', "
+            "at most 63 characters, starting and ending with a letter or digit"
+        )
+    if not _LABEL_VALUE.fullmatch(value):
+        raise InvalidRequest(
+            f"label {key}={value!r}: the value may hold letters, digits, '-', '_' and '.', "
+            "at most 63 characters"
+        )
+    return key, value
+
+
+def parse_label(text: str) -> tuple[str, str]:
+    """Parse ``KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise InvalidRequest(f"label {text!r} is malformed: write KEY=VALUE, e.g. version=v2")
+    return validate_label(key, value)
+
+
+def validate_labels(labels: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    result = tuple(validate_label(key, value) for key, value in labels)
+    keys = [key for key, _ in result]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise InvalidRequest(f"label {key} is given twice: give each label once")
+    return result
+
+
+def _split_pairs(flag: str, text: str, example: str) -> list[tuple[str, str]]:
+    """Split ``a=1,b=2`` into pairs; an empty part or a missing ``=`` is an error."""
+    pairs = []
+    for part in text.split(","):
+        tag, sep, value = part.strip().partition("=")
+        if not sep or not tag or not value:
+            raise InvalidRequest(
+                f"{flag} {text!r} is malformed at {part.strip()!r}: "
+                f"write TAG=VALUE pairs separated by commas, e.g. {flag} {example}"
+            )
+        pairs.append((tag, value))
+    return pairs
+
+
+def parse_weights(text: str) -> tuple[tuple[str, int], ...]:
+    """Parse ``--tags blue=90,green=10`` into (tag, weight) pairs, in order.
+
+    Only the syntax is checked here (integers, no tag twice); ranges, the sum
+    and whether deployments hold the tags are the policy's rules.
+    """
+    weights = []
+    for tag, value in _split_pairs("--tags", text, "blue=90,green=10"):
+        if not _WEIGHT.fullmatch(value):
+            raise InvalidRequest(
+                f"weight {value!r} of tag {tag} is not a whole number: "
+                "weights are integers from 0 to 100"
+            )
+        weights.append((tag, int(value)))
+    return tuple(weights)
+
+
+def parse_percent(tag: str, text: str) -> int:
+    """Parse a mirror percentage into hundredths of a percent, checking its range."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        raise InvalidRequest(
+            f"mirror percent {text!r} for {tag} is not a number: write e.g. {tag}=5 or {tag}=0.25"
+        )
+    if not Decimal(0) < value <= Decimal(100):
+        raise InvalidRequest(
+            f"mirror percent for {tag} must be above 0 and at most 100 (got {text})"
+        )
+    hundredths = value * 100
+    if hundredths != hundredths.to_integral_value():
+        raise InvalidRequest(f"mirror percent for {tag} may have at most two decimals (got {text})")
+    return int(hundredths)
+
+
+def parse_mirrors(text: str) -> tuple[Mirror, ...]:
+    """Parse ``--mirror green=5[,canary=0.5]``."""
+    return tuple(
+        Mirror(tag=tag, hundredths=parse_percent(tag, value))
+        for tag, value in _split_pairs("--mirror", text, "green=5")
+    )

@@ -1,0 +1,558 @@
+"""The blue-green rules: every operator change as a pure function of the world.
+
+Each operation takes the current ``World`` (and, for rollback, a reader of the
+service's history) and returns a ``Change``: the new world, the history entries
+it adds and a result for the caller. Every check runs before anything is built,
+so a refused operation raises and leaves nothing behind; the store writes a
+``Change`` in one transaction.
+
+Changes to a service's policy or to which deployment holds which tag all pass
+through ``_commit_picture``, which settles deployment states, bumps the
+revision and records history in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed, RevisionConflict
+from xds_server.model.names import (
+    validate_dns_label,
+    validate_domain,
+    validate_endpoints,
+    validate_labels,
+)
+from xds_server.model.state import (
+    DEFAULT_SERVICE,
+    WILDCARD_DOMAIN,
+    Deployment,
+    DeploymentState,
+    Endpoint,
+    HistoryEntry,
+    Mirror,
+    Picture,
+    Service,
+    TrafficPolicy,
+    World,
+)
+
+T = TypeVar("T")
+
+BLUE = "blue"
+GREEN = "green"
+_OTHER_COLOUR = {BLUE: GREEN, GREEN: BLUE}
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who asks, when, and how to name a new deployment: the only inputs from outside."""
+
+    actor: str
+    now: str
+    command: str
+    new_id: Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Change(Generic[T]):
+    world: World
+    history: tuple[HistoryEntry, ...]
+    result: T
+
+
+class HistoryReader(Protocol):
+    def entry(self, service: str, revision: int) -> HistoryEntry | None:
+        """The history entry of that revision, or None."""
+
+
+@dataclass(frozen=True)
+class TagTraffic:
+    deployment_id: str
+    tag: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class MirrorTraffic:
+    deployment_id: str
+    tag: str
+    percent: str
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What ``traffic get`` shows: each tag's deployment and weight, mirrors, revision."""
+
+    service: str
+    tags: tuple[TagTraffic, ...]
+    mirror: tuple[MirrorTraffic, ...]
+    revision: int
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    traffic: Traffic
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    deployment: Deployment
+    weight: int
+    replaced_deployment_id: str | None
+    revision: int
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DomainsResult:
+    service: Service
+    created: bool
+
+
+# --- lookups ---------------------------------------------------------------
+
+
+def get_service(world: World, name: str) -> Service:
+    """The named service, or NotFound with the fix."""
+    service = world.services.get(name)
+    if service is None:
+        known = ", ".join(sorted(world.services)) or "none yet"
+        raise NotFound(
+            f"service {name!r} does not exist (services: {known}): "
+            f"create it with `xdsctl apply --service {name} --endpoint HOST:PORT`"
+        )
+    return service
+
+
+def get_deployment(world: World, deployment_id: str) -> Deployment:
+    deployment = world.deployments.get(deployment_id)
+    if deployment is None:
+        raise NotFound(
+            f"deployment {deployment_id!r} does not exist: "
+            "list deployments with `xdsctl deployments list`"
+        )
+    return deployment
+
+
+def traffic_of(world: World, service_name: str) -> Traffic:
+    """The service's traffic as ``traffic get`` shows it."""
+    service = get_service(world, service_name)
+    holders = dict(world.bindings_of(service_name))
+    return Traffic(
+        service=service_name,
+        tags=tuple(
+            TagTraffic(deployment_id=holders[tag], tag=tag, weight=weight)
+            for tag, weight in service.policy.weights
+        ),
+        mirror=tuple(
+            MirrorTraffic(deployment_id=holders[m.tag], tag=m.tag, percent=m.percent)
+            for m in service.policy.mirrors
+        ),
+        revision=service.revision,
+    )
+
+
+def _format_weights(weights: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{tag}={weight}" for tag, weight in weights)
+
+
+def serving_tag(policy: TrafficPolicy, *, purpose: str) -> str | None:
+    """The tag with the highest weight, None for a service without traffic.
+
+    A tie (e.g. 50/50) has no serving tag: refused, naming ``purpose``.
+    """
+    tops = policy.serving_tags()
+    if len(tops) > 1:
+        share = policy.weight_of(tops[0])
+        raise PreconditionFailed(
+            f"tags {' and '.join(tops)} both carry {share}% of traffic, so there is no "
+            f"single serving tag to {purpose}: {_tie_fix(purpose)}"
+        )
+    return tops[0] if tops else None
+
+
+def _tie_fix(purpose: str) -> str:
+    if purpose == "promote from":
+        return "name the tag to send all traffic to with `xdsctl traffic promote --to TAG`"
+    return "name the tag with --deployment-tag TAG"
+
+
+def check_revision(service: Service, if_revision: int | None) -> None:
+    """Compare-and-set: refuse when the service is not at ``if_revision``."""
+    if if_revision is not None and service.revision != if_revision:
+        raise RevisionConflict(
+            f"service {service.name} is at revision {service.revision}, not {if_revision}: "
+            "someone changed it meanwhile; check with `xdsctl traffic get` "
+            f"and retry with --if-revision {service.revision}"
+        )
+
+
+# --- validation ------------------------------------------------------------
+
+
+def validate_policy(policy: TrafficPolicy, held_tags: Iterable[str], service: str) -> None:
+    """Check a policy against the rules; collects every problem into one error."""
+    problems: list[str] = []
+    held = sorted(set(held_tags))
+    if not policy.weights:
+        problems.append("--tags needs at least one TAG=WEIGHT pair, e.g. --tags blue=100")
+    seen: set[str] = set()
+    for tag, weight in policy.weights:
+        try:
+            validate_dns_label("tag", tag)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+            continue
+        if tag in seen:
+            problems.append(f"tag {tag} is listed twice in --tags: list each tag once")
+        seen.add(tag)
+        if not 0 <= weight <= 100:
+            problems.append(f"weight of {tag} must be from 0 to 100 (got {weight})")
+        if tag not in held:
+            problems.append(
+                f"no deployment of service {service} holds tag {tag} "
+                f"(tags held: {', '.join(held) or 'none'}): tag one first with "
+                f"`xdsctl apply --service {service} --deployment-tag {tag} --endpoint HOST:PORT`"
+            )
+    total = sum(weight for _, weight in policy.weights)
+    if policy.weights and total != 100:
+        problems.append(
+            f"weights must add up to 100 (got {_format_weights(policy.weights)} = {total})"
+        )
+    weights = dict(policy.weights)
+    mirrored: set[str] = set()
+    for mirror in policy.mirrors:
+        if mirror.tag in mirrored:
+            problems.append(f"mirror target {mirror.tag} is given twice: give each target once")
+        mirrored.add(mirror.tag)
+        if mirror.tag not in weights:
+            problems.append(
+                f"mirror target {mirror.tag} is not in --tags: list it, at weight 0 to keep it "
+                f"running without primary traffic (e.g. --tags {_format_weights(policy.weights)},"
+                f"{mirror.tag}=0)"
+            )
+        elif weights[mirror.tag] == 100:
+            problems.append(
+                f"mirror target {mirror.tag} already gets 100% of traffic: "
+                "mirror to a tag with less weight"
+            )
+    if problems:
+        raise InvalidRequest(problems)
+
+
+# --- the picture: one path for every revision-bumping change -----------------
+
+
+def _commit_picture(
+    world: World, service: Service, after: Picture, ctx: Context
+) -> tuple[World, HistoryEntry]:
+    """Make ``after`` the service's picture: retag and settle its deployments,
+    bump the revision and record the history entry.
+
+    A deployment is active exactly when it holds a tag the policy lists; every
+    other deployment of the service is scaled down (an untagged one always).
+    """
+    before = world.picture_of(service.name)
+    tag_of = {deployment_id: tag for tag, deployment_id in after.bindings}
+    listed = set(after.policy.tags)
+    deployments = dict(world.deployments)
+    for deployment in world.deployments_of(service.name):
+        tag = tag_of.get(deployment.id)
+        state = DeploymentState.ACTIVE if tag in listed else DeploymentState.SCALED_DOWN
+        deployments[deployment.id] = dataclasses.replace(deployment, tag=tag, state=state)
+    revision = service.revision + 1
+    services = {
+        **world.services,
+        service.name: dataclasses.replace(service, policy=after.policy, revision=revision),
+    }
+    entry = HistoryEntry(
+        service=service.name,
+        revision=revision,
+        time=ctx.now,
+        actor=ctx.actor,
+        command=ctx.command,
+        before=before,
+        after=after,
+    )
+    return World(services=services, deployments=deployments), entry
+
+
+def _with_binding(bindings: Iterable[tuple[str, str]], tag: str, deployment_id: str) -> tuple:
+    """Bind ``tag`` to ``deployment_id``, taking it from its previous holder."""
+    rest = [(t, d) for t, d in bindings if t != tag]
+    return tuple(sorted([*rest, (tag, deployment_id)]))
+
+
+# --- operations ------------------------------------------------------------
+
+
+def _new_service(world: World, name: str) -> Service:
+    """A service made by its first apply; ``default`` answers ``*`` if nobody else does."""
+    validate_dns_label("service name", name)
+    answers_all = name == DEFAULT_SERVICE and world.domain_owner(WILDCARD_DOMAIN) is None
+    return Service(name=name, domains=(WILDCARD_DOMAIN,) if answers_all else ())
+
+
+def _apply_tag(policy: TrafficPolicy, deployment_tag: str | None, bluegreen: bool) -> str:
+    """Which tag a new deployment gets: the one named, the other colour, or the serving tag."""
+    if deployment_tag is not None:
+        return validate_dns_label("tag", deployment_tag)
+    if bluegreen:
+        serving = serving_tag(policy, purpose="pick the other colour of")
+        if serving is None:
+            return BLUE
+        if serving not in _OTHER_COLOUR:
+            raise PreconditionFailed(
+                f"the serving tag is {serving}, not blue or green, so --bluegreen has no "
+                "other colour to pick: name the tag with --deployment-tag TAG"
+            )
+        return _OTHER_COLOUR[serving]
+    return serving_tag(policy, purpose="release onto") or BLUE
+
+
+def apply_deployment(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    endpoints: Iterable[Endpoint],
+    labels: Iterable[tuple[str, str]] = (),
+    deployment_tag: str | None = None,
+    bluegreen: bool = False,
+    if_revision: int | None = None,
+) -> Change[ApplyResult]:
+    """Register a deployment and bind it to a tag (``xdsctl apply``).
+
+    The first deployment of a service without traffic gets 100%. A tag the
+    policy does not list joins it at weight 0; a tag that carries traffic
+    hands that traffic to the new deployment at once (an in-place release).
+    """
+    if deployment_tag is not None and bluegreen:
+        raise InvalidRequest("--deployment-tag and --bluegreen exclude each other: give one")
+    endpoints = validate_endpoints(endpoints)
+    labels = validate_labels(labels)
+    existing = world.services.get(service)
+    svc = existing or _new_service(world, service)
+    check_revision(svc, if_revision)
+    tag = _apply_tag(svc.policy, deployment_tag, bluegreen)
+
+    deployment = Deployment(
+        id=ctx.new_id(), service=service, created_at=ctx.now, endpoints=endpoints, labels=labels
+    )
+    world = World(
+        services={**world.services, service: svc},
+        deployments={**world.deployments, deployment.id: deployment},
+    )
+    before = world.picture_of(service)
+    replaced = before.holder_of(tag)
+    policy = svc.policy
+    if not policy.weights:
+        policy = TrafficPolicy(weights=((tag, 100),))
+    elif policy.weight_of(tag) is None:
+        policy = dataclasses.replace(policy, weights=(*policy.weights, (tag, 0)))
+    after = Picture(policy=policy, bindings=_with_binding(before.bindings, tag, deployment.id))
+    world, entry = _commit_picture(world, svc, after, ctx)
+
+    weight = policy.weight_of(tag) or 0
+    warnings = []
+    if replaced is not None and weight > 0:
+        warnings.append(
+            f"in-place release: deployment {deployment.id} takes tag {tag}'s {weight}% of "
+            f"traffic now from deployment {replaced}, which is scaled down; "
+            f"undo with `xdsctl traffic rollback --service {service}`"
+        )
+    if not world.services[service].domains:
+        warnings.append(
+            f"service {service} answers no domain yet, so Envoy does not route it: "
+            f"give it one with `xdsctl services set {service} --domain HOST`"
+        )
+    result = ApplyResult(
+        deployment=world.deployments[deployment.id],
+        weight=weight,
+        replaced_deployment_id=replaced,
+        revision=entry.revision,
+        warnings=tuple(warnings),
+    )
+    return Change(world=world, history=(entry,), result=result)
+
+
+def set_traffic(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    weights: Iterable[tuple[str, int]],
+    mirrors: Iterable[Mirror] = (),
+    if_revision: int | None = None,
+) -> Change[TrafficResult]:
+    """Replace the policy (``xdsctl traffic set``): tags left out are scaled down."""
+    svc = get_service(world, service)
+    policy = TrafficPolicy(weights=tuple(weights), mirrors=tuple(mirrors))
+    bindings = world.bindings_of(service)
+    validate_policy(policy, (tag for tag, _ in bindings), service)
+    check_revision(svc, if_revision)
+    world, entry = _commit_picture(world, svc, Picture(policy=policy, bindings=bindings), ctx)
+    dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
+    warnings = [f"scaled down: {', '.join(dropped)} (left out of --tags)"] if dropped else []
+    return Change(world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)))
+
+
+def promote_target(policy: TrafficPolicy, to_tag: str | None, service: str) -> str:
+    """The tag ``traffic promote`` sends all traffic to."""
+    serving = serving_tag(policy, purpose="promote from") if to_tag is None else None
+    if to_tag is not None:
+        validate_dns_label("tag", to_tag)
+        if policy.weight_of(to_tag) is None:
+            raise PreconditionFailed(
+                f"tag {to_tag} is not in the traffic policy of service {service} "
+                f"(tags: {', '.join(policy.tags) or 'none'}): add it with "
+                f"`xdsctl traffic set` first, or promote to one of those"
+            )
+        if policy.weight_of(to_tag) == 100:
+            raise PreconditionFailed(f"tag {to_tag} already carries 100% of traffic")
+        return to_tag
+    others = [tag for tag in policy.tags if tag != serving]
+    if len(others) != 1:
+        if not others:
+            raise PreconditionFailed(
+                f"nothing to promote to: the policy of service {service} holds only "
+                f"{serving or 'no tag'}; release a new deployment with "
+                f"`xdsctl apply --service {service} --bluegreen --endpoint HOST:PORT` first"
+            )
+        raise PreconditionFailed(
+            f"the policy of service {service} has several other tags ({', '.join(others)}): "
+            "say which one gets all traffic with `xdsctl traffic promote --to TAG`"
+        )
+    return others[0]
+
+
+def promote(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    to_tag: str | None = None,
+    if_revision: int | None = None,
+) -> Change[TrafficResult]:
+    """Send 100% to the other tag (``xdsctl traffic promote``).
+
+    Every other tag stays listed at weight 0, still running, so promoting
+    again is an instant rollback. Mirrors are cleared.
+    """
+    svc = get_service(world, service)
+    target = promote_target(svc.policy, to_tag, service)
+    check_revision(svc, if_revision)
+    weights = tuple((tag, 100 if tag == target else 0) for tag in svc.policy.tags)
+    after = Picture(policy=TrafficPolicy(weights=weights), bindings=world.bindings_of(service))
+    world, entry = _commit_picture(world, svc, after, ctx)
+    warnings = ["mirror cleared"] if svc.policy.mirrors else []
+    return Change(world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)))
+
+
+def _rollback_picture(history: HistoryReader, svc: Service, to_revision: int | None) -> Picture:
+    if to_revision is None:
+        latest = history.entry(svc.name, svc.revision)
+        if latest is None or svc.revision <= 1:
+            raise PreconditionFailed(
+                f"nothing to roll back: service {svc.name} has had no change "
+                "since its first deployment"
+            )
+        return latest.before
+    if to_revision == svc.revision:
+        raise PreconditionFailed(
+            f"service {svc.name} is at revision {to_revision} already: nothing to roll back"
+        )
+    entry = history.entry(svc.name, to_revision) if to_revision >= 1 else None
+    if entry is None:
+        raise NotFound(
+            f"service {svc.name} has no revision {to_revision} (revisions 1 to {svc.revision}): "
+            "see `xdsctl traffic history`"
+        )
+    return entry.after
+
+
+def rollback(
+    world: World,
+    history: HistoryReader,
+    ctx: Context,
+    *,
+    service: str,
+    to_revision: int | None = None,
+    if_revision: int | None = None,
+) -> Change[TrafficResult]:
+    """Restore a whole earlier picture as a new revision (``xdsctl traffic rollback``).
+
+    Without ``to_revision`` that is the picture before the latest change, so a
+    second rollback undoes the first.
+    """
+    svc = get_service(world, service)
+    picture = _rollback_picture(history, svc, to_revision)
+    check_revision(svc, if_revision)
+    # A deployment that was bound but scaled down then is not needed; one
+    # whose tag the restored policy lists is.
+    listed = set(picture.policy.tags)
+    missing = [d for t, d in picture.bindings if t in listed and d not in world.deployments]
+    if missing:
+        raise PreconditionFailed(
+            f"cannot roll back: deployment {', '.join(missing)}, which that revision "
+            "routes traffic to, no longer exists; set the traffic with `xdsctl traffic set`"
+        )
+    bindings = tuple((t, d) for t, d in picture.bindings if d in world.deployments)
+    picture = dataclasses.replace(picture, bindings=bindings)
+    world, entry = _commit_picture(world, svc, picture, ctx)
+    return Change(world, (entry,), TrafficResult(traffic_of(world, service)))
+
+
+def set_endpoints(
+    world: World, *, deployment_id: str, endpoints: Iterable[Endpoint]
+) -> Change[Deployment]:
+    """Replace a deployment's endpoints (it scaled); no revision, no history."""
+    deployment = get_deployment(world, deployment_id)
+    updated = dataclasses.replace(deployment, endpoints=validate_endpoints(endpoints))
+    world = World(world.services, {**world.deployments, deployment_id: updated})
+    return Change(world, (), updated)
+
+
+def delete_deployment(world: World, *, deployment_id: str) -> Change[Deployment]:
+    """Forget a scaled-down deployment; an active one is refused."""
+    deployment = get_deployment(world, deployment_id)
+    if deployment.state is DeploymentState.ACTIVE:
+        raise PreconditionFailed(
+            f"deployment {deployment_id} is active with tag {deployment.tag}: scale it down "
+            f"first by leaving {deployment.tag} out of `xdsctl traffic set --tags ...`"
+        )
+    deployments = {k: v for k, v in world.deployments.items() if k != deployment_id}
+    return Change(World(world.services, deployments), (), deployment)
+
+
+def set_domains(world: World, *, service: str, domains: Iterable[str]) -> Change[DomainsResult]:
+    """Replace the domains a service answers (``xdsctl services set``).
+
+    Envoy rejects the whole route table when two virtual hosts share a domain
+    or two hold ``*``, so each domain belongs to exactly one service.
+    """
+    validate_dns_label("service name", service)
+    wanted = [validate_domain(domain) for domain in domains]
+    if not wanted:
+        raise InvalidRequest("give at least one --domain, e.g. --domain shop.example.com")
+    problems = []
+    for domain in dict.fromkeys(wanted):
+        if wanted.count(domain) > 1:
+            problems.append(f"domain {domain} is given twice: give each domain once")
+        owner = world.domain_owner(domain)
+        if owner is not None and owner != service:
+            what = "answers every host (*)" if domain == WILDCARD_DOMAIN else f"holds {domain}"
+            problems.append(
+                f"service {owner} {what} already and a domain belongs to one service: "
+                f"remove it there first with `xdsctl services set {owner} --domain ...`"
+            )
+    if problems:
+        raise InvalidRequest(problems)
+    existing = world.services.get(service)
+    svc = dataclasses.replace(existing or Service(name=service), domains=tuple(wanted))
+    world = World({**world.services, service: svc}, world.deployments)
+    return Change(world, (), DomainsResult(service=svc, created=existing is None))
