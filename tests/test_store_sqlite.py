@@ -1,0 +1,150 @@
+"""The SQLite store: round trips, atomic refusals, serialised writers, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xds_server.errors import InvalidRequest, StateError
+from xds_server.model import operations as ops
+from xds_server.model.names import parse_endpoint, parse_mirrors
+from xds_server.model.state import World
+from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
+
+_ids = itertools.count(1)
+CTX = ops.Context(
+    actor="t", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(_ids):024d}"
+)
+
+
+def _apply(**kwargs: Any) -> Any:
+    kwargs.setdefault("service", "default")
+    kwargs.setdefault("endpoints", [parse_endpoint("10.0.0.1:80")])
+    return lambda world, _history: ops.apply_deployment(world, CTX, **kwargs)
+
+
+def _set(tags: list[tuple[str, int]], mirror: str = "", **kwargs: Any) -> Any:
+    mirrors = parse_mirrors(mirror) if mirror else ()
+    return lambda world, _history: ops.set_traffic(
+        world, CTX, service="default", weights=tags, mirrors=mirrors, **kwargs
+    )
+
+
+async def _populated(path: Path) -> SqliteStore:
+    store = await SqliteStore.open(path)
+    await store.transact(_apply(deployment_tag="blue", labels=[("version", "v1")]))
+    await store.transact(
+        _apply(
+            bluegreen=True, endpoints=[parse_endpoint("[::1]:9000"), parse_endpoint("app.local:80")]
+        )
+    )
+    await store.transact(_set([("blue", 90), ("green", 10)], "green=2.5"))
+    await store.transact(
+        lambda world, _h: ops.set_domains(world, service="shop", domains=["shop.example.com"])
+    )
+    return store
+
+
+class TestSqliteStore:
+    def test_round_trip(self, tmp_path: Path) -> None:
+        """What was written reads back identical, in a new process-like open too."""
+
+        async def run() -> tuple[World, World, list[Any]]:
+            store = await _populated(tmp_path / "state.db")
+            in_memory = await store.load()
+            await store.close()
+            reopened = await SqliteStore.open(tmp_path / "state.db")
+            try:
+                return in_memory, await reopened.load(), await reopened.history("default")
+            finally:
+                await reopened.close()
+
+        before, after, history = asyncio.run(run())
+        assert after == before
+        assert after.services["default"].revision == 3
+        assert after.services["default"].policy.weights == (("blue", 90), ("green", 10))
+        assert after.services["shop"].domains == ("shop.example.com",)
+        assert [e.revision for e in history] == [3, 2, 1]
+        assert history[0].before.policy.weights == (("blue", 100), ("green", 0))
+
+    def test_refused_change_writes_nothing(self, tmp_path: Path) -> None:
+        """A change function that raises leaves the file as it was."""
+
+        async def run() -> tuple[World, World]:
+            store = await _populated(tmp_path / "state.db")
+            before = await store.load()
+            with pytest.raises(InvalidRequest):
+                await store.transact(_set([("blue", 90), ("green", 20)]))
+            after = await store.load()
+            await store.close()
+            return before, after
+
+        before, after = asyncio.run(run())
+        assert after == before
+
+    def test_concurrent_writers_are_serialised(self, tmp_path: Path) -> None:
+        """Twenty racing compare-and-set writes: exactly one wins per revision."""
+
+        async def run() -> tuple[int, int, World]:
+            store = await _populated(tmp_path / "state.db")
+            results = await asyncio.gather(
+                *(
+                    store.transact(_set([("blue", 100 - i), ("green", i)], if_revision=3))
+                    for i in range(20)
+                ),
+                return_exceptions=True,
+            )
+            world = await store.load()
+            await store.close()
+            wins = sum(not isinstance(r, Exception) for r in results)
+            conflicts = sum(isinstance(r, ops.RevisionConflict) for r in results)
+            return wins, conflicts, world
+
+        wins, conflicts, world = asyncio.run(run())
+        assert (wins, conflicts) == (1, 19)
+        assert world.services["default"].revision == 4
+
+    def test_tag_moves_between_rows(self, tmp_path: Path) -> None:
+        """An in-place release moves a tag without tripping the unique index."""
+
+        async def run() -> World:
+            store = await _populated(tmp_path / "state.db")
+            await store.transact(_apply(deployment_tag="blue"))
+            await store.transact(lambda w, h: ops.rollback(w, h, CTX, service="default"))
+            world = await store.load()
+            await store.close()
+            return world
+
+        world = asyncio.run(run())
+        assert [d.tag for d in world.deployments_of("default")] == ["blue", "green", None]
+
+    def test_schema_version_recorded(self, tmp_path: Path) -> None:
+        """The file carries the schema version it was migrated to."""
+        asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
+        connection = sqlite3.connect(tmp_path / "state.db")
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+    def test_refuses_a_newer_schema(self, tmp_path: Path) -> None:
+        """A file from a newer version is refused, not corrupted."""
+        connection = sqlite3.connect(tmp_path / "state.db")
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        connection.close()
+        with pytest.raises(StateError, match="newer than this xds_server knows"):
+            asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
+
+    def test_refuses_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
+        """A stray file at the state path gives a clear error."""
+        (tmp_path / "state.db").write_bytes(b"not a database at all" * 100)
+        with pytest.raises(StateError, match="is not usable"):
+            asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
+
+
+async def _close(opening: Any) -> None:
+    store = await opening
+    await store.close()

@@ -1,0 +1,60 @@
+"""JSON encodings of model values for storage columns (shared by every store)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from xds_server.model.state import Endpoint, Mirror, Picture, TrafficPolicy
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _rows(pairs: tuple[tuple[Any, Any], ...]) -> list[list[Any]]:
+    return [list(pair) for pair in pairs]
+
+
+def encode_pairs(pairs: tuple[tuple[Any, Any], ...]) -> str:
+    """Ordered key/value pairs (weights, labels) as a JSON list of pairs."""
+    return _dumps(_rows(pairs))
+
+
+def decode_pairs(text: str) -> tuple[tuple[Any, Any], ...]:
+    return tuple((key, value) for key, value in json.loads(text))
+
+
+def encode_endpoints(endpoints: tuple[Endpoint, ...]) -> str:
+    return encode_pairs(tuple((e.host, e.port) for e in endpoints))
+
+
+def decode_endpoints(text: str) -> tuple[Endpoint, ...]:
+    return tuple(Endpoint(host=host, port=port) for host, port in decode_pairs(text))
+
+
+def encode_mirrors(mirrors: tuple[Mirror, ...]) -> str:
+    return encode_pairs(tuple((m.tag, m.hundredths) for m in mirrors))
+
+
+def decode_mirrors(text: str) -> tuple[Mirror, ...]:
+    return tuple(Mirror(tag=tag, hundredths=h) for tag, h in decode_pairs(text))
+
+
+def encode_picture(picture: Picture) -> str:
+    return _dumps(
+        {
+            "weights": _rows(picture.policy.weights),
+            "mirrors": [[m.tag, m.hundredths] for m in picture.policy.mirrors],
+            "bindings": _rows(picture.bindings),
+        }
+    )
+
+
+def decode_picture(text: str) -> Picture:
+    data = json.loads(text)
+    policy = TrafficPolicy(
+        weights=tuple((tag, weight) for tag, weight in data["weights"]),
+        mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in data["mirrors"]),
+    )
+    return Picture(policy=policy, bindings=tuple((t, d) for t, d in data["bindings"]))
