@@ -1,0 +1,133 @@
+"""Fixtures that run the real thing: `xdsctl serve` and `xdsctl` as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import yaml
+
+from xds_server.v1 import operator_pb2 as pb
+from xds_server.v1 import operator_pb2_grpc
+
+_SCRIPT = shutil.which("xdsctl", path=str(Path(sys.executable).parent)) or shutil.which("xdsctl")
+XDSCTL = [_SCRIPT] if _SCRIPT else [sys.executable, "-m", "xds_server.cli.main"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def yaml(self) -> Any:
+        return yaml.safe_load(self.stdout)
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class ServerProcess:
+    """One `xdsctl serve` on a free loopback port and a state file."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.address = f"127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[str] | None = None
+        self.log = state.with_suffix(".log")
+
+    def start(self) -> ServerProcess:
+        with self.log.open("a") as log:
+            self.process = subprocess.Popen(
+                [*XDSCTL, "serve", "--api-listen", self.address, "--state", str(self.state)],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        with grpc.insecure_channel(self.address) as channel:
+            stub = operator_pb2_grpc.OperatorStub(channel)
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited early: {self.log.read_text()}")
+                try:
+                    stub.ListServices(pb.ListServicesRequest(), timeout=1)
+                    return
+                except grpc.RpcError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def signal(self, signum: int) -> int:
+        """Send ``signum`` and wait for the process to end; returns its exit code."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        return self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+
+    def xdsctl(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
+        """Run the real CLI against this server."""
+        return run_xdsctl(*args, env={"XDSCTL_SERVER": self.address, **(env or {})})
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the API can show, to prove a refused command changed nothing."""
+        with grpc.insecure_channel(self.address) as channel:
+            stub = operator_pb2_grpc.OperatorStub(channel)
+            services = stub.ListServices(pb.ListServicesRequest(), timeout=5).services
+            state: dict[str, Any] = {
+                "services": [str(s) for s in services],
+                "deployments": str(stub.ListDeployments(pb.ListDeploymentsRequest(), timeout=5)),
+            }
+            for service in services:
+                request = pb.GetTrafficRequest(service=service.name)
+                state[f"traffic/{service.name}"] = str(stub.GetTraffic(request, timeout=5))
+                history = pb.ListHistoryRequest(service=service.name)
+                state[f"history/{service.name}"] = str(stub.ListHistory(history, timeout=5))
+            return state
+
+
+def run_xdsctl(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    completed = subprocess.run(
+        [*XDSCTL, *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server on an empty state file."""
+    process = ServerProcess(tmp_path / "state.db").start()
+    yield process
+    process.stop()

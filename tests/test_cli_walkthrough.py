@@ -1,0 +1,197 @@
+"""The blue-green walkthrough through the real CLI against a real server process."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.conftest import ServerProcess, free_port, run_xdsctl
+
+
+def _traffic(server: ServerProcess) -> list[tuple[str, str, int]]:
+    result = server.xdsctl("traffic", "get")
+    assert result.returncode == 0, result.stderr
+    return [(t["deployment_id"], t["tag"], t["weight"]) for t in result.yaml()["tags"]]
+
+
+def _apply(server: ServerProcess, *args: str) -> dict[str, object]:
+    result = server.xdsctl("apply", *args, "-o", "json")
+    assert result.returncode == 0, result.stderr
+    return result.json()
+
+
+def _deployment_states(server: ServerProcess) -> dict[str, tuple[str | None, str]]:
+    result = server.xdsctl("deployments", "list", "-o", "json")
+    assert result.returncode == 0, result.stderr
+    return {d["id"]: (d["tag"], d["state"]) for d in result.json()}
+
+
+class TestWalkthrough:
+    def test_blue_green_workflow(self, server: ServerProcess) -> None:
+        """apply, set, bluegreen, canary, mirror, promote twice, bluegreen again, scale down."""
+        blue = _apply(server, "--deployment-tag", "blue", "--endpoint", "10.0.0.5:8080")
+        assert (blue["tag"], blue["weight"], blue["revision"]) == ("blue", 100, 1)
+        assert server.xdsctl("traffic", "set", "--tags", "blue=100").returncode == 0
+        assert _traffic(server) == [(blue["deployment_id"], "blue", 100)]
+
+        green = _apply(server, "--bluegreen", "--endpoint", "10.0.0.9:8080", "--label", "v=2")
+        assert (green["tag"], green["weight"]) == ("green", 0)
+
+        assert server.xdsctl("traffic", "set", "--tags", "blue=90,green=10").returncode == 0
+        got = server.xdsctl("traffic", "get")
+        assert got.yaml() == {
+            "tags": [
+                {"deployment_id": blue["deployment_id"], "tag": "blue", "weight": 90},
+                {"deployment_id": green["deployment_id"], "tag": "green", "weight": 10},
+            ],
+            "revision": 4,
+        }
+        # The documented shape, key order included.
+        assert got.stdout.startswith("tags:\n- deployment_id: ")
+
+        mirrored = server.xdsctl(
+            "traffic", "set", "--tags", "blue=100,green=0", "--mirror", "green=5", "-o", "json"
+        )
+        assert mirrored.returncode == 0, mirrored.stderr
+        assert mirrored.json()["mirror"] == [
+            {"deployment_id": green["deployment_id"], "tag": "green", "percent": 5}
+        ]
+        assert server.xdsctl("traffic", "get").yaml()["mirror"][0]["percent"] == 5
+
+        promoted = server.xdsctl("traffic", "promote")
+        assert promoted.returncode == 0, promoted.stderr
+        assert "mirror cleared" in promoted.stderr
+        assert _traffic(server) == [
+            (blue["deployment_id"], "blue", 0),
+            (green["deployment_id"], "green", 100),
+        ]
+        assert "mirror" not in server.xdsctl("traffic", "get").yaml()
+
+        assert server.xdsctl("traffic", "promote").returncode == 0  # rollback
+        assert _traffic(server) == [
+            (blue["deployment_id"], "blue", 100),
+            (green["deployment_id"], "green", 0),
+        ]
+
+        third = _apply(server, "--bluegreen", "--endpoint", "10.0.0.10:8080")
+        assert third["tag"] == "green"
+        assert third["replaced_deployment_id"] == green["deployment_id"]
+
+        scaled = server.xdsctl("traffic", "set", "--tags", "green=100")
+        assert scaled.returncode == 0
+        assert "scaled down: blue" in scaled.stderr
+        assert _deployment_states(server) == {
+            blue["deployment_id"]: ("blue", "scaled_down"),
+            green["deployment_id"]: (None, "scaled_down"),
+            third["deployment_id"]: ("green", "active"),
+        }
+
+        history = server.xdsctl("traffic", "history", "-o", "json").json()
+        assert [e["revision"] for e in history] == list(range(9, 0, -1))
+        assert history[0]["command"] == "traffic set --service default --tags green=100"
+        assert history[0]["before"]["weights"] == {"blue": 100, "green": 0}
+        assert history[0]["after"]["bindings"]["green"] == third["deployment_id"]
+        assert "@" in history[0]["actor"]
+
+        rolled = server.xdsctl("traffic", "rollback", "-o", "json")
+        assert rolled.returncode == 0, rolled.stderr
+        assert [(t["tag"], t["weight"]) for t in rolled.json()["tags"]] == [
+            ("blue", 100),
+            ("green", 0),
+        ]
+        assert _deployment_states(server)[blue["deployment_id"]] == ("blue", "active")
+
+    def test_outputs_for_people(self, server: ServerProcess) -> None:
+        """Text and table outputs name what happened; get shows one deployment."""
+        applied = server.xdsctl("apply", "--endpoint", "app.internal:8080", "--label", "version=v1")
+        assert applied.returncode == 0, applied.stderr
+        assert "applied to service default with tag blue (weight 100, revision 1)" in applied.stdout
+        deployment_id = applied.stdout.split()[1]
+
+        listing = server.xdsctl("deployments", "list")
+        assert listing.stdout.splitlines()[0].split() == [
+            "ID",
+            "SERVICE",
+            "TAG",
+            "STATE",
+            "ENDPOINTS",
+            "LABELS",
+            "CREATED",
+        ]
+        assert deployment_id in listing.stdout and "app.internal:8080" in listing.stdout
+
+        got = server.xdsctl("deployments", "get", deployment_id)
+        assert got.yaml()["endpoints"] == ["app.internal:8080"]
+        assert got.yaml()["labels"] == {"version": "v1"}
+
+        moved = server.xdsctl(
+            "deployments",
+            "set-endpoints",
+            deployment_id,
+            "--endpoint",
+            "[::1]:9000",
+            "--endpoint",
+            "10.1.1.1:80",
+        )
+        assert moved.returncode == 0, moved.stderr
+        assert moved.yaml()["endpoints"] == ["[::1]:9000", "10.1.1.1:80"]
+        # set-endpoints does not bump the revision.
+        assert server.xdsctl("traffic", "get").yaml()["revision"] == 1
+
+        shop = server.xdsctl("apply", "--service", "shop", "--endpoint", "10.0.0.7:80")
+        assert "services set shop --domain" in shop.stderr
+        created = server.xdsctl("services", "set", "shop", "--domain", "shop.example.com")
+        assert created.stdout == "service shop answers shop.example.com\n"
+        services = server.xdsctl("services", "list", "-o", "yaml").yaml()
+        assert services == [
+            {"name": "default", "domains": ["*"], "revision": 1},
+            {"name": "shop", "domains": ["shop.example.com"], "revision": 1},
+        ]
+        everything = server.xdsctl("deployments", "list", "-A", "-o", "json").json()
+        assert {d["service"] for d in everything} == {"default", "shop"}
+
+
+class TestProcess:
+    def test_state_survives_sigkill(self, tmp_path: Path) -> None:
+        """Killed with SIGKILL and restarted on the same file, the state is identical."""
+        server = ServerProcess(tmp_path / "state.db").start()
+        try:
+            server.xdsctl("apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:8080")
+            server.xdsctl("apply", "--bluegreen", "--endpoint", "10.0.0.9:8080")
+            server.xdsctl("traffic", "set", "--tags", "blue=90,green=10", "--mirror", "green=1.5")
+            server.xdsctl("services", "set", "default", "--domain", "*", "--domain", "a.example")
+            before = server.snapshot()
+            assert server.signal(signal.SIGKILL) == -signal.SIGKILL
+            server.start()
+            assert server.snapshot() == before
+            # And it keeps working after the restart.
+            assert server.xdsctl("traffic", "promote").returncode == 0
+        finally:
+            server.stop()
+
+    def test_sigterm_shuts_down_gracefully(self, server: ServerProcess) -> None:
+        """SIGTERM drains and exits 0, logging the stop."""
+        assert server.signal(signal.SIGTERM) == 0
+        assert '"event": "server.stopped"' in server.log.read_text()
+
+    def test_unreachable_server_exits_3(self) -> None:
+        """No server at the address: exit 3 and a hint to start one."""
+        result = run_xdsctl("traffic", "get", "--server", f"127.0.0.1:{free_port()}")
+        assert result.returncode == 3
+        assert "cannot reach the xds_server" in result.stderr
+        assert "xdsctl serve" in result.stderr
+
+    def test_server_env_and_flag(self, server: ServerProcess) -> None:
+        """--server before or after the command, and XDSCTL_SERVER, all reach the server."""
+        assert run_xdsctl("--server", server.address, "services", "list").returncode == 0
+        assert run_xdsctl("services", "list", "--server", server.address).returncode == 0
+        assert server.xdsctl("services", "list").returncode == 0
+
+    def test_state_file_not_usable(self, tmp_path: Path) -> None:
+        """serve on a file that is not a state file fails with a clear message."""
+        bad = tmp_path / "bad.db"
+        bad.write_bytes(b"garbage" * 1000)
+        address = f"127.0.0.1:{free_port()}"
+        result = run_xdsctl("serve", "--state", str(bad), "--api-listen", address)
+        assert result.returncode == 1
+        assert f"state file {bad} is not usable" in result.stderr

@@ -1,0 +1,80 @@
+"""Model values to and from the operator API's protobuf messages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from xds_server.model.names import parse_percent, validate_endpoint
+from xds_server.model.operations import Traffic
+from xds_server.model.state import (
+    Deployment,
+    Endpoint,
+    HistoryEntry,
+    Mirror,
+    Picture,
+    Service,
+)
+from xds_server.v1 import operator_pb2 as pb
+
+
+def endpoints_from_pb(messages: Iterable[pb.Endpoint]) -> list[Endpoint]:
+    return [validate_endpoint(m.host, m.port) for m in messages]
+
+
+def mirrors_from_pb(messages: Iterable[pb.Mirror]) -> list[Mirror]:
+    return [Mirror(tag=m.tag, hundredths=parse_percent(m.tag, m.percent)) for m in messages]
+
+
+def if_revision(request: object) -> int | None:
+    """The optional ``if_revision`` field of a request, None when unset."""
+    return request.if_revision if request.HasField("if_revision") else None  # type: ignore[attr-defined]
+
+
+def deployment_to_pb(deployment: Deployment) -> pb.Deployment:
+    return pb.Deployment(
+        id=deployment.id,
+        service=deployment.service,
+        created_at=deployment.created_at,
+        endpoints=[pb.Endpoint(host=e.host, port=e.port) for e in deployment.endpoints],
+        labels=[pb.Label(key=k, value=v) for k, v in deployment.labels],
+        tag=deployment.tag or "",
+        state=deployment.state.value,
+    )
+
+
+def traffic_to_pb(traffic: Traffic) -> pb.Traffic:
+    return pb.Traffic(
+        service=traffic.service,
+        tags=[
+            pb.TagTraffic(deployment_id=t.deployment_id, tag=t.tag, weight=t.weight)
+            for t in traffic.tags
+        ],
+        mirror=[
+            pb.MirrorTraffic(deployment_id=m.deployment_id, tag=m.tag, percent=m.percent)
+            for m in traffic.mirror
+        ],
+        revision=traffic.revision,
+    )
+
+
+def _picture_to_pb(picture: Picture) -> pb.Picture:
+    return pb.Picture(
+        weights=[pb.TagWeight(tag=t, weight=w) for t, w in picture.policy.weights],
+        mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in picture.policy.mirrors],
+        bindings=[pb.Binding(tag=t, deployment_id=d) for t, d in picture.bindings],
+    )
+
+
+def history_to_pb(entry: HistoryEntry) -> pb.HistoryEntry:
+    return pb.HistoryEntry(
+        revision=entry.revision,
+        time=entry.time,
+        actor=entry.actor,
+        command=entry.command,
+        before=_picture_to_pb(entry.before),
+        after=_picture_to_pb(entry.after),
+    )
+
+
+def service_to_pb(service: Service) -> pb.Service:
+    return pb.Service(name=service.name, domains=service.domains, revision=service.revision)

@@ -1,0 +1,54 @@
+"""The command line each history entry records, rebuilt from the API request.
+
+Built on the server, not sent by the client, so any API client gets a
+faithful record of what it asked for.
+"""
+
+from __future__ import annotations
+
+from xds_server.model.state import Endpoint
+from xds_server.v1 import operator_pb2 as pb
+
+
+def _option(flag: str, value: object, present: bool = True) -> list[str]:
+    return [flag, str(value)] if present else []
+
+
+def _endpoints(endpoints: list[pb.Endpoint]) -> list[str]:
+    return [word for e in endpoints for word in ("--endpoint", str(Endpoint(e.host, e.port)))]
+
+
+def _guard(request: object) -> list[str]:
+    present = request.HasField("if_revision")  # type: ignore[attr-defined]
+    return _option("--if-revision", getattr(request, "if_revision", 0), present)
+
+
+def describe_apply(request: pb.ApplyRequest) -> str:
+    words = ["apply", "--service", request.service]
+    if request.HasField("deployment_tag"):
+        words += ["--deployment-tag", request.deployment_tag]
+    if request.bluegreen:
+        words.append("--bluegreen")
+    words += _endpoints(list(request.endpoints))
+    words += [w for label in request.labels for w in ("--label", f"{label.key}={label.value}")]
+    return " ".join(words + _guard(request))
+
+
+def describe_set_traffic(request: pb.SetTrafficRequest) -> str:
+    tags = ",".join(f"{w.tag}={w.weight}" for w in request.weights)
+    mirrors = ",".join(f"{m.tag}={m.percent}" for m in request.mirrors)
+    words = ["traffic set", "--service", request.service, "--tags", tags]
+    words += _option("--mirror", mirrors, bool(mirrors))
+    return " ".join(words + _guard(request))
+
+
+def describe_promote(request: pb.PromoteTrafficRequest) -> str:
+    words = ["traffic promote", "--service", request.service]
+    words += _option("--to", request.to_tag, bool(request.to_tag))
+    return " ".join(words + _guard(request))
+
+
+def describe_rollback(request: pb.RollbackTrafficRequest) -> str:
+    words = ["traffic rollback", "--service", request.service]
+    words += _option("--to-revision", request.to_revision, request.to_revision > 0)
+    return " ".join(words + _guard(request))

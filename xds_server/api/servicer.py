@@ -1,0 +1,269 @@
+"""The operator gRPC service: requests in, model operations through the store, replies out.
+
+No business rule lives here: each method converts its request, runs one
+operation of ``xds_server.model.operations`` in a store transaction and
+converts the result. Model errors become gRPC status codes at this boundary.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from xds_server.api import convert
+from xds_server.api.describe import (
+    describe_apply,
+    describe_promote,
+    describe_rollback,
+    describe_set_traffic,
+)
+from xds_server.api.metadata import ACTOR_METADATA_KEY
+from xds_server.errors import (
+    InvalidRequest,
+    NotFound,
+    PreconditionFailed,
+    RevisionConflict,
+    XdsServerError,
+)
+from xds_server.ids import DeploymentIdGenerator
+from xds_server.model import operations as ops
+from xds_server.model.names import validate_dns_label
+from xds_server.model.state import DEFAULT_SERVICE
+from xds_server.store.base import Store
+from xds_server.v1 import operator_pb2 as pb
+from xds_server.v1 import operator_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+_STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    RevisionConflict: grpc.StatusCode.ABORTED,
+}
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
+Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
+
+
+def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply]:
+    """Turn a refused request into its gRPC status, with the model's message."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Reply:
+        try:
+            return await method(self, request, context)
+        except XdsServerError as error:
+            code = _STATUS_OF_ERROR.get(type(error), grpc.StatusCode.INTERNAL)
+            log.info("operator.refused", method=method.__name__, code=code.name, error=str(error))
+            await context.abort(code, str(error))
+            raise  # abort() raises; this line only satisfies type checkers
+
+    return wrapper
+
+
+def _service_name(name: str) -> str:
+    return validate_dns_label("service name", name or DEFAULT_SERVICE)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+class OperatorServicer(operator_pb2_grpc.OperatorServicer):
+    """Serves ``xds_server.v1.Operator`` on top of a ``Store``."""
+
+    def __init__(self, store: Store, new_id: Callable[[], str] | None = None) -> None:
+        self._store = store
+        self._new_id = new_id or DeploymentIdGenerator()
+
+    def _context(self, context: grpc.aio.ServicerContext, command: str) -> ops.Context:
+        metadata = dict(context.invocation_metadata() or ())
+        actor = metadata.get(ACTOR_METADATA_KEY) or context.peer()
+        return ops.Context(actor=str(actor), now=_now(), command=command, new_id=self._new_id)
+
+    async def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
+        for entry in change.history:
+            log.info(
+                "operator.change",
+                method=method,
+                actor=ctx.actor,
+                command=ctx.command,
+                service=entry.service,
+                revision=entry.revision,
+            )
+
+    @_refusals_as_status
+    async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
+        ctx = self._context(context, describe_apply(request))
+        service = _service_name(request.service)
+        endpoints = convert.endpoints_from_pb(request.endpoints)
+        change = await self._store.transact(
+            lambda world, _history: ops.apply_deployment(
+                world,
+                ctx,
+                service=service,
+                endpoints=endpoints,
+                labels=[(label.key, label.value) for label in request.labels],
+                deployment_tag=(
+                    request.deployment_tag if request.HasField("deployment_tag") else None
+                ),
+                bluegreen=request.bluegreen,
+                if_revision=convert.if_revision(request),
+            )
+        )
+        await self._audit(change, "Apply", ctx)
+        result = change.result
+        return pb.ApplyResponse(
+            deployment=convert.deployment_to_pb(result.deployment),
+            weight=result.weight,
+            replaced_deployment_id=result.replaced_deployment_id or "",
+            revision=result.revision,
+            warnings=result.warnings,
+        )
+
+    async def _traffic_change(
+        self, change: ops.Change[ops.TrafficResult], method: str, ctx: ops.Context
+    ) -> pb.TrafficChange:
+        await self._audit(change, method, ctx)
+        return pb.TrafficChange(
+            traffic=convert.traffic_to_pb(change.result.traffic),
+            warnings=change.result.warnings,
+        )
+
+    @_refusals_as_status
+    async def SetTraffic(self, request: pb.SetTrafficRequest, context: Any) -> pb.TrafficChange:
+        ctx = self._context(context, describe_set_traffic(request))
+        service = _service_name(request.service)
+        mirrors = convert.mirrors_from_pb(request.mirrors)
+        change = await self._store.transact(
+            lambda world, _history: ops.set_traffic(
+                world,
+                ctx,
+                service=service,
+                weights=[(w.tag, w.weight) for w in request.weights],
+                mirrors=mirrors,
+                if_revision=convert.if_revision(request),
+            )
+        )
+        return await self._traffic_change(change, "SetTraffic", ctx)
+
+    @_refusals_as_status
+    async def PromoteTraffic(
+        self, request: pb.PromoteTrafficRequest, context: Any
+    ) -> pb.TrafficChange:
+        ctx = self._context(context, describe_promote(request))
+        service = _service_name(request.service)
+        change = await self._store.transact(
+            lambda world, _history: ops.promote(
+                world,
+                ctx,
+                service=service,
+                to_tag=request.to_tag or None,
+                if_revision=convert.if_revision(request),
+            )
+        )
+        return await self._traffic_change(change, "PromoteTraffic", ctx)
+
+    @_refusals_as_status
+    async def RollbackTraffic(
+        self, request: pb.RollbackTrafficRequest, context: Any
+    ) -> pb.TrafficChange:
+        ctx = self._context(context, describe_rollback(request))
+        service = _service_name(request.service)
+        if request.to_revision < 0:
+            raise InvalidRequest(f"--to-revision must be 1 or more (got {request.to_revision})")
+        change = await self._store.transact(
+            lambda world, history: ops.rollback(
+                world,
+                history,
+                ctx,
+                service=service,
+                to_revision=request.to_revision or None,
+                if_revision=convert.if_revision(request),
+            )
+        )
+        return await self._traffic_change(change, "RollbackTraffic", ctx)
+
+    @_refusals_as_status
+    async def GetTraffic(self, request: pb.GetTrafficRequest, context: Any) -> pb.Traffic:
+        world = await self._store.load()
+        return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
+
+    @_refusals_as_status
+    async def ListHistory(
+        self, request: pb.ListHistoryRequest, context: Any
+    ) -> pb.ListHistoryResponse:
+        service = _service_name(request.service)
+        if request.limit < 0:
+            raise InvalidRequest(f"--limit must be 1 or more (got {request.limit})")
+        ops.get_service(await self._store.load(), service)
+        entries = await self._store.history(service, request.limit or None)
+        return pb.ListHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
+
+    @_refusals_as_status
+    async def ListDeployments(
+        self, request: pb.ListDeploymentsRequest, context: Any
+    ) -> pb.ListDeploymentsResponse:
+        world = await self._store.load()
+        if request.service:
+            deployments = world.deployments_of(ops.get_service(world, request.service).name)
+        else:
+            deployments = sorted(world.deployments.values(), key=lambda d: (d.service, d.id))
+        return pb.ListDeploymentsResponse(
+            deployments=[convert.deployment_to_pb(d) for d in deployments]
+        )
+
+    @_refusals_as_status
+    async def GetDeployment(self, request: pb.GetDeploymentRequest, context: Any) -> pb.Deployment:
+        world = await self._store.load()
+        return convert.deployment_to_pb(ops.get_deployment(world, request.id))
+
+    @_refusals_as_status
+    async def SetEndpoints(self, request: pb.SetEndpointsRequest, context: Any) -> pb.Deployment:
+        endpoints = convert.endpoints_from_pb(request.endpoints)
+        change = await self._store.transact(
+            lambda world, _history: ops.set_endpoints(
+                world, deployment_id=request.id, endpoints=endpoints
+            )
+        )
+        log.info("operator.endpoints_set", deployment=request.id, endpoints=len(endpoints))
+        return convert.deployment_to_pb(change.result)
+
+    @_refusals_as_status
+    async def DeleteDeployment(
+        self, request: pb.DeleteDeploymentRequest, context: Any
+    ) -> pb.Deployment:
+        change = await self._store.transact(
+            lambda world, _history: ops.delete_deployment(world, deployment_id=request.id)
+        )
+        log.info("operator.deployment_deleted", deployment=request.id)
+        return convert.deployment_to_pb(change.result)
+
+    @_refusals_as_status
+    async def SetServiceDomains(
+        self, request: pb.SetServiceDomainsRequest, context: Any
+    ) -> pb.SetServiceDomainsResponse:
+        change = await self._store.transact(
+            lambda world, _history: ops.set_domains(
+                world, service=request.service, domains=list(request.domains)
+            )
+        )
+        log.info("operator.domains_set", service=request.service, domains=list(request.domains))
+        return pb.SetServiceDomainsResponse(
+            service=convert.service_to_pb(change.result.service), created=change.result.created
+        )
+
+    @_refusals_as_status
+    async def ListServices(
+        self, request: pb.ListServicesRequest, context: Any
+    ) -> pb.ListServicesResponse:
+        world = await self._store.load()
+        services = sorted(world.services.values(), key=lambda s: s.name)
+        return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])

@@ -1,0 +1,451 @@
+"""``xdsctl``: the operator's command line, a thin client of the operator API.
+
+Exit codes: 0 done; 1 refused by the server, nothing changed; 2 usage error,
+nothing changed; 3 server unreachable; 4 committed but not yet confirmed on
+every Envoy (``--wait``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from xds_server.cli import render
+from xds_server.cli.client import (
+    DEFAULT_SERVER,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    OperatorClient,
+)
+from xds_server.errors import InvalidRequest, StateError
+from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
+from xds_server.model.state import DEFAULT_SERVICE
+from xds_server.v1 import operator_pb2 as pb
+
+Handler = Callable[[argparse.Namespace, OperatorClient], str]
+
+
+def _parsed(parse: Callable[[str], Any], text: str) -> Any:
+    """Run a model parser on command-line text; its refusal is a usage error."""
+    try:
+        return parse(text)
+    except InvalidRequest as error:
+        raise CliError(str(error), EXIT_USAGE) from error
+
+
+def _endpoints(args: argparse.Namespace) -> list[pb.Endpoint]:
+    if not args.endpoint:
+        raise CliError("give at least one --endpoint HOST:PORT", EXIT_USAGE)
+    parsed = [_parsed(parse_endpoint, text) for text in args.endpoint]
+    return [pb.Endpoint(host=e.host, port=e.port) for e in parsed]
+
+
+def _guard(args: argparse.Namespace) -> dict[str, int]:
+    return {} if args.if_revision is None else {"if_revision": args.if_revision}
+
+
+def _warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+# --- handlers: each returns what goes to stdout ------------------------------
+
+
+def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
+    labels = [_parsed(parse_label, text) for text in args.label]
+    request = pb.ApplyRequest(
+        service=args.service,
+        endpoints=_endpoints(args),
+        labels=[pb.Label(key=k, value=v) for k, v in labels],
+        **_guard(args),
+    )
+    if args.deployment_tag is not None:
+        request.deployment_tag = args.deployment_tag
+    elif args.bluegreen:
+        request.bluegreen = True
+    reply = client.call(client.stub.Apply, request)
+    _warn(reply.warnings)
+    deployment = reply.deployment
+    if args.output == "text":
+        return (
+            f"deployment {deployment.id} applied to service {deployment.service} "
+            f"with tag {deployment.tag} (weight {reply.weight}, revision {reply.revision})\n"
+        )
+    data = {
+        "deployment_id": deployment.id,
+        "service": deployment.service,
+        "tag": deployment.tag,
+        "weight": reply.weight,
+        "revision": reply.revision,
+        "replaced_deployment_id": reply.replaced_deployment_id or None,
+        "warnings": list(reply.warnings),
+    }
+    return render.structured(data, args.output)
+
+
+def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> str:
+    _warn(reply.warnings)
+    return render.structured(render.traffic_data(reply.traffic), args.output)
+
+
+def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
+    weights = _parsed(parse_weights, args.tags)
+    mirrors = [m for text in args.mirror for m in _parsed(parse_mirrors, text)]
+    request = pb.SetTrafficRequest(
+        service=args.service,
+        weights=[pb.TagWeight(tag=tag, weight=weight) for tag, weight in weights],
+        mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
+        **_guard(args),
+    )
+    return _traffic_change(args, client.call(client.stub.SetTraffic, request))
+
+
+def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> str:
+    reply = client.call(client.stub.GetTraffic, pb.GetTrafficRequest(service=args.service))
+    return render.structured(render.traffic_data(reply), args.output)
+
+
+def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **_guard(args))
+    return _traffic_change(args, client.call(client.stub.PromoteTraffic, request))
+
+
+def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.RollbackTrafficRequest(
+        service=args.service, to_revision=args.to_revision or 0, **_guard(args)
+    )
+    return _traffic_change(args, client.call(client.stub.RollbackTraffic, request))
+
+
+def cmd_traffic_history(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.ListHistoryRequest(service=args.service, limit=args.limit or 0)
+    entries = client.call(client.stub.ListHistory, request).entries
+    if args.output == "table":
+        rows = [(e.revision, e.time, e.actor, e.command) for e in entries]
+        return render.table(("REVISION", "TIME", "ACTOR", "COMMAND"), rows)
+    return render.structured([render.history_data(e) for e in entries], args.output)
+
+
+def _deployments_table(deployments: Sequence[pb.Deployment]) -> str:
+    rows = [
+        (
+            d.id,
+            d.service,
+            d.tag or "-",
+            d.state,
+            ",".join(render.endpoint_text(e) for e in d.endpoints),
+            ",".join(f"{label.key}={label.value}" for label in d.labels) or "-",
+            d.created_at,
+        )
+        for d in deployments
+    ]
+    headers = ("ID", "SERVICE", "TAG", "STATE", "ENDPOINTS", "LABELS", "CREATED")
+    return render.table(headers, rows)
+
+
+def _deployment_output(args: argparse.Namespace, deployment: pb.Deployment) -> str:
+    if args.output == "table":
+        return _deployments_table([deployment])
+    return render.structured(render.deployment_data(deployment), args.output)
+
+
+def cmd_deployments_list(args: argparse.Namespace, client: OperatorClient) -> str:
+    service = "" if args.all_services else args.service
+    request = pb.ListDeploymentsRequest(service=service)
+    deployments = client.call(client.stub.ListDeployments, request).deployments
+    if args.output == "table":
+        return _deployments_table(deployments)
+    return render.structured([render.deployment_data(d) for d in deployments], args.output)
+
+
+def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> str:
+    deployment = client.call(client.stub.GetDeployment, pb.GetDeploymentRequest(id=args.id))
+    return _deployment_output(args, deployment)
+
+
+def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.SetEndpointsRequest(id=args.id, endpoints=_endpoints(args))
+    return _deployment_output(args, client.call(client.stub.SetEndpoints, request))
+
+
+def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.DeleteDeploymentRequest(id=args.id)
+    return _deployment_output(args, client.call(client.stub.DeleteDeployment, request))
+
+
+def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.SetServiceDomainsRequest(service=args.name, domains=args.domain)
+    reply = client.call(client.stub.SetServiceDomains, request)
+    if args.output == "text":
+        verb = "created, answers" if reply.created else "answers"
+        return f"service {reply.service.name} {verb} {', '.join(reply.service.domains)}\n"
+    return render.structured(render.service_data(reply.service), args.output)
+
+
+def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
+    services = client.call(client.stub.ListServices, pb.ListServicesRequest()).services
+    if args.output == "table":
+        rows = [(s.name, ",".join(s.domains) or "- (not routed)", s.revision) for s in services]
+        return render.table(("NAME", "DOMAINS", "REVISION"), rows)
+    return render.structured([render.service_data(s) for s in services], args.output)
+
+
+# --- the parser --------------------------------------------------------------
+
+
+def _server_option(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS lets `xdsctl --server X traffic get` and `xdsctl traffic get
+    # --server X` both work without the subcommand's default hiding the other.
+    parser.add_argument(
+        "--server",
+        default=argparse.SUPPRESS,
+        help=f"operator API address (env XDSCTL_SERVER, default {DEFAULT_SERVER})",
+    )
+
+
+def _command(
+    group: Any,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    outputs: Sequence[str] = (),
+    service: bool = True,
+) -> argparse.ArgumentParser:
+    parser = group.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    _server_option(parser)
+    if outputs:
+        parser.add_argument(
+            "-o",
+            "--output",
+            choices=outputs,
+            default=outputs[0],
+            help=f"output format (default {outputs[0]})",
+        )
+    if service:
+        parser.add_argument(
+            "--service",
+            default=DEFAULT_SERVICE,
+            help=f"the service to act on (default {DEFAULT_SERVICE})",
+        )
+    return parser
+
+
+def _if_revision(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--if-revision",
+        type=int,
+        metavar="N",
+        help="refuse unless the service is still at revision N (compare-and-set)",
+    )
+
+
+def _endpoint_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="where the deployment listens (repeatable): 10.0.0.5:8080, [::1]:8080, app:8080",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xdsctl",
+        description="Blue-green, canary and mirrored releases on Envoy, from the command line.",
+    )
+    _server_option(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the control plane")
+    serve.set_defaults(handler=None)
+    serve.add_argument(
+        "--api-listen",
+        default="127.0.0.1:18001",
+        metavar="HOST:PORT",
+        help="operator API address (default 127.0.0.1:18001)",
+    )
+    serve.add_argument(
+        "--state",
+        default="./xds-state.db",
+        type=Path,
+        metavar="FILE",
+        help="SQLite state file (default ./xds-state.db)",
+    )
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    apply = _command(
+        commands, "apply", cmd_apply, "register a deployment and tag it", ("text", "yaml", "json")
+    )
+    _endpoint_option(apply)
+    apply.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label for the deployment (repeatable), e.g. version=v2",
+    )
+    choice = apply.add_mutually_exclusive_group()
+    choice.add_argument("--deployment-tag", metavar="TAG", help="bind the deployment to TAG")
+    choice.add_argument(
+        "--bluegreen", action="store_true", help="bind it to the colour opposite to the serving tag"
+    )
+    _if_revision(apply)
+
+    traffic = commands.add_parser("traffic", help="see and move traffic").add_subparsers(
+        dest="traffic_command", required=True, metavar="COMMAND"
+    )
+    traffic_set = _command(
+        traffic, "set", cmd_traffic_set, "replace the traffic policy", ("yaml", "json")
+    )
+    traffic_set.add_argument(
+        "--tags",
+        required=True,
+        metavar="TAG=WEIGHT,...",
+        help="weights adding up to 100; tags left out are scaled down",
+    )
+    traffic_set.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="TAG=PERCENT,...",
+        help="shadow a share of requests to a listed tag",
+    )
+    _if_revision(traffic_set)
+    _command(traffic, "get", cmd_traffic_get, "show weights and mirrors", ("yaml", "json"))
+    promote = _command(
+        traffic,
+        "promote",
+        cmd_traffic_promote,
+        "send 100%% to the other tag; again = rollback",
+        ("yaml", "json"),
+    )
+    promote.add_argument("--to", metavar="TAG", help="the tag to send all traffic to")
+    _if_revision(promote)
+    rollback = _command(
+        traffic, "rollback", cmd_traffic_rollback, "restore an earlier revision", ("yaml", "json")
+    )
+    rollback.add_argument(
+        "--to-revision",
+        type=int,
+        metavar="N",
+        help="the revision to restore (default: before the latest change)",
+    )
+    _if_revision(rollback)
+    history = _command(
+        traffic, "history", cmd_traffic_history, "list every change", ("table", "yaml", "json")
+    )
+    history.add_argument("--limit", type=int, metavar="N", help="show the latest N changes")
+
+    deployments = commands.add_parser("deployments", help="inspect deployments").add_subparsers(
+        dest="deployments_command", required=True, metavar="COMMAND"
+    )
+    listing = _command(
+        deployments, "list", cmd_deployments_list, "list deployments", ("table", "yaml", "json")
+    )
+    listing.add_argument(
+        "-A", "--all-services", action="store_true", help="list the deployments of every service"
+    )
+    get = _command(
+        deployments,
+        "get",
+        cmd_deployments_get,
+        "show one deployment",
+        ("yaml", "json", "table"),
+        service=False,
+    )
+    get.add_argument("id")
+    set_endpoints = _command(
+        deployments,
+        "set-endpoints",
+        cmd_deployments_set_endpoints,
+        "replace a deployment's endpoints",
+        ("yaml", "json", "table"),
+        service=False,
+    )
+    set_endpoints.add_argument("id")
+    _endpoint_option(set_endpoints)
+    delete = _command(
+        deployments,
+        "delete",
+        cmd_deployments_delete,
+        "forget a scaled-down deployment",
+        ("yaml", "json", "table"),
+        service=False,
+    )
+    delete.add_argument("id")
+
+    services = commands.add_parser("services", help="services and their domains").add_subparsers(
+        dest="services_command", required=True, metavar="COMMAND"
+    )
+    services_set = _command(
+        services,
+        "set",
+        cmd_services_set,
+        "set the domains a service answers",
+        ("text", "yaml", "json"),
+        service=False,
+    )
+    services_set.add_argument("name")
+    services_set.add_argument(
+        "--domain",
+        action="append",
+        default=[],
+        required=True,
+        metavar="DOMAIN",
+        help="a domain (repeatable), e.g. shop.example.com",
+    )
+    _command(
+        services,
+        "list",
+        cmd_services_list,
+        "list services",
+        ("table", "yaml", "json"),
+        service=False,
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here so that client commands start fast without the server's stack.
+    import asyncio
+
+    from xds_server.logs import configure_logging
+    from xds_server.server import ServeConfig, serve
+
+    configure_logging(args.log_level)
+    try:
+        asyncio.run(serve(ServeConfig(api_listen=args.api_listen, state_path=args.state)))
+    except (StateError, OSError) as error:
+        print(f"xdsctl serve: {error}", file=sys.stderr)
+        return 1
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.handler is None:
+        return _serve(args)
+    server = getattr(args, "server", None) or os.environ.get("XDSCTL_SERVER") or DEFAULT_SERVER
+    client = OperatorClient(server)
+    try:
+        sys.stdout.write(args.handler(args, client))
+    except CliError as error:
+        print(f"xdsctl: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130  # the shell's convention for "stopped by Ctrl-C"
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
