@@ -33,8 +33,8 @@ from xds_server.errors import (
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
-from xds_server.model.state import DEFAULT_SERVICE
-from xds_server.store.base import Store
+from xds_server.model.state import DEFAULT_SERVICE, World
+from xds_server.store.base import ChangeFunction, Store
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
@@ -47,6 +47,7 @@ _STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
     RevisionConflict: grpc.StatusCode.ABORTED,
 }
 
+T = TypeVar("T")
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
@@ -79,9 +80,25 @@ def _now() -> str:
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     """Serves ``xds_server.v1.Operator`` on top of a ``Store``."""
 
-    def __init__(self, store: Store, new_id: Callable[[], str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_change: Callable[[World], Awaitable[None]] | None = None,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
         self._store = store
+        self._on_change = on_change
         self._new_id = new_id or DeploymentIdGenerator()
+
+    async def _transact(self, change: ChangeFunction[T]) -> ops.Change[T]:
+        """Commit a change, then hand the new world on (to the xDS snapshot) before replying.
+
+        So when a call returns, the change is both durable and being pushed.
+        """
+        committed = await self._store.transact(change)
+        if self._on_change is not None:
+            await self._on_change(committed.world)
+        return committed
 
     def _context(self, context: grpc.aio.ServicerContext, command: str) -> ops.Context:
         metadata = dict(context.invocation_metadata() or ())
@@ -104,7 +121,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         ctx = self._context(context, describe_apply(request))
         service = _service_name(request.service)
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.apply_deployment(
                 world,
                 ctx,
@@ -142,7 +159,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         ctx = self._context(context, describe_set_traffic(request))
         service = _service_name(request.service)
         mirrors = convert.mirrors_from_pb(request.mirrors)
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.set_traffic(
                 world,
                 ctx,
@@ -160,7 +177,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     ) -> pb.TrafficChange:
         ctx = self._context(context, describe_promote(request))
         service = _service_name(request.service)
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.promote(
                 world,
                 ctx,
@@ -179,7 +196,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         service = _service_name(request.service)
         if request.to_revision < 0:
             raise InvalidRequest(f"--to-revision must be 1 or more (got {request.to_revision})")
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, history: ops.rollback(
                 world,
                 history,
@@ -228,7 +245,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     @_refusals_as_status
     async def SetEndpoints(self, request: pb.SetEndpointsRequest, context: Any) -> pb.Deployment:
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.set_endpoints(
                 world, deployment_id=request.id, endpoints=endpoints
             )
@@ -240,7 +257,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def DeleteDeployment(
         self, request: pb.DeleteDeploymentRequest, context: Any
     ) -> pb.Deployment:
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.delete_deployment(world, deployment_id=request.id)
         )
         log.info("operator.deployment_deleted", deployment=request.id)
@@ -250,7 +267,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def SetServiceDomains(
         self, request: pb.SetServiceDomainsRequest, context: Any
     ) -> pb.SetServiceDomainsResponse:
-        change = await self._store.transact(
+        change = await self._transact(
             lambda world, _history: ops.set_domains(
                 world, service=request.service, domains=list(request.domains)
             )

@@ -14,14 +14,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
 from xds_server.cli.client import (
     DEFAULT_SERVER,
     EXIT_OK,
+    EXIT_REFUSED,
     EXIT_USAGE,
     CliError,
     OperatorClient,
 )
+from xds_server.config import ServeConfig
 from xds_server.errors import InvalidRequest, StateError
 from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
 from xds_server.model.state import DEFAULT_SERVICE
@@ -264,22 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_option(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the control plane")
-    serve.set_defaults(handler=None)
-    serve.add_argument(
-        "--api-listen",
-        default="127.0.0.1:18001",
-        metavar="HOST:PORT",
-        help="operator API address (default 127.0.0.1:18001)",
-    )
-    serve.add_argument(
-        "--state",
-        default="./xds-state.db",
-        type=Path,
-        metavar="FILE",
-        help="SQLite state file (default ./xds-state.db)",
-    )
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _add_local_commands(commands)
 
     apply = _command(
         commands, "apply", cmd_apply, "register a deployment and tag it", ("text", "yaml", "json")
@@ -418,21 +406,106 @@ def _serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from xds_server.logs import configure_logging
-    from xds_server.server import ServeConfig, serve
+    from xds_server.server import serve
 
     configure_logging(args.log_level)
+    config = ServeConfig(
+        state_path=args.state,
+        api_listen=args.api_listen,
+        xds_listen=args.xds_listen,
+        envoy_listen=args.envoy_listen,
+    )
     try:
-        asyncio.run(serve(ServeConfig(api_listen=args.api_listen, state_path=args.state)))
+        _parsed(parse_endpoint, config.envoy_listen)
+        asyncio.run(serve(config))
     except (StateError, OSError) as error:
         print(f"xdsctl serve: {error}", file=sys.stderr)
-        return 1
+        return EXIT_REFUSED
     return EXIT_OK
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    options = BootstrapOptions(
+        node_id=args.node_id,
+        node_cluster=args.node_cluster,
+        xds=args.xds,
+        admin=args.admin,
+        delta=args.delta,
+        keepalive_interval_s=args.keepalive_interval,
+    )
+    try:
+        document = bootstrap(options)
+    except InvalidRequest as error:
+        raise CliError(str(error), EXIT_USAGE) from error
+    sys.stdout.write(render.structured(document, "yaml"))
+    return EXIT_OK
+
+
+def _add_local_commands(commands: Any) -> None:
+    """Commands that run here rather than call the server: serve, bootstrap."""
+    defaults = ServeConfig()
+    serve = commands.add_parser("serve", help="run the control plane")
+    serve.set_defaults(local=_serve)
+    for flag, default, what in (
+        ("--api-listen", defaults.api_listen, "operator API address"),
+        ("--xds-listen", defaults.xds_listen, "ADS (xDS) address for Envoy"),
+        ("--envoy-listen", defaults.envoy_listen, "address of the HTTP listener Envoy opens"),
+    ):
+        serve.add_argument(
+            flag, default=default, metavar="HOST:PORT", help=f"{what} (default {default})"
+        )
+    serve.add_argument(
+        "--state",
+        default=defaults.state_path,
+        type=Path,
+        metavar="FILE",
+        help=f"SQLite state file (default {defaults.state_path})",
+    )
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for this server")
+    boot.set_defaults(local=_bootstrap)
+    plain = BootstrapOptions()
+    boot.add_argument(
+        "--node-id",
+        default=plain.node_id,
+        help=f"this Envoy's node id, unique per Envoy (default {plain.node_id})",
+    )
+    boot.add_argument(
+        "--node-cluster",
+        default=plain.node_cluster,
+        help=f"node cluster (default {plain.node_cluster})",
+    )
+    boot.add_argument(
+        "--xds",
+        default=plain.xds,
+        metavar="HOST:PORT",
+        help=f"the control plane's xDS address (default {plain.xds})",
+    )
+    boot.add_argument(
+        "--admin",
+        default=plain.admin,
+        metavar="HOST:PORT",
+        help=f"Envoy's admin address (default {plain.admin})",
+    )
+    boot.add_argument("--delta", action="store_true", help="use delta xDS (DELTA_GRPC)")
+    boot.add_argument(
+        "--keepalive-interval",
+        type=int,
+        default=plain.keepalive_interval_s,
+        metavar="SECONDS",
+        help=f"HTTP/2 keepalive to the control plane (default {plain.keepalive_interval_s})",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.handler is None:
-        return _serve(args)
+    if getattr(args, "local", None) is not None:
+        try:
+            return args.local(args)
+        except CliError as error:
+            print(f"xdsctl: error: {error}", file=sys.stderr)
+            return error.exit_code
     server = getattr(args, "server", None) or os.environ.get("XDSCTL_SERVER") or DEFAULT_SERVER
     client = OperatorClient(server)
     try:

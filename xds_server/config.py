@@ -1,0 +1,14 @@
+"""The server's settings, with their defaults in one place (flags and docs read them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    state_path: Path = Path("./xds-state.db")
+    api_listen: str = "127.0.0.1:18001"
+    xds_listen: str = "127.0.0.1:18000"
+    envoy_listen: str = "0.0.0.0:10000"

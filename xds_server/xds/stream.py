@@ -1,0 +1,241 @@
+"""What SotW and delta ADS streams share: the event loop, node memory, per-type state.
+
+A stream waits on one queue fed by two sources: the client's requests (read by
+a task of its own) and the cache's change notices (coalesced: one pending
+notice at most). After each event it plans every type in push order and sends
+what changed, keeping at most one unanswered response per type; whatever
+arrived meanwhile is folded into the next plan when the ACK comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+
+from xds_server.xds.cache import SnapshotCache
+from xds_server.xds.planner import Held, plan_clusters, plan_endpoints, plan_routes
+from xds_server.xds.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    ROUTE,
+    SHORT_NAMES,
+    Resource,
+    ResourceSet,
+)
+from xds_server.xds.status import NodeRecord, NodeRegistry
+
+log = structlog.get_logger(__name__)
+
+_WAKE = object()
+_END = object()
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol; the stream ends with this status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Pending:
+    """A response sent and not yet ACKed or NACKed."""
+
+    nonce: str
+    target: ResourceSet
+    resources: list[Resource]
+    removed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TypeState:
+    """One resource type on one stream."""
+
+    type_url: str
+    requested: bool = False
+    wildcard: bool = False
+    names: set[str] = field(default_factory=set)
+    # What the node holds: name → Resource (None: a version never built
+    # here). None as a whole: unknown (SotW reported an unknown version).
+    held: dict[str, Resource | None] | None = None
+    held_version: str = ""
+    pending: Pending | None = None
+    last_nonce: str = ""
+    # Answer the next plan even if the node already holds it (a re-request).
+    must_answer: bool = False
+
+
+class AdsStream:
+    """The protocol-independent half of an ADS stream; see ``SotwStream``/``DeltaStream``."""
+
+    mode = "?"
+
+    def __init__(self, cache: SnapshotCache, registry: NodeRegistry, peer: str) -> None:
+        self.cache = cache
+        self.registry = registry
+        self.peer = peer
+        self.node: NodeRecord | None = None
+        self.types = {type_url: TypeState(type_url) for type_url in PUSH_ORDER}
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._woken = False
+        self._nonces = itertools.count(1)
+
+    # --- event loop ----------------------------------------------------------
+
+    def wake(self) -> None:
+        if not self._woken:
+            self._woken = True
+            self._queue.put_nowait(_WAKE)
+
+    async def run(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        reader = asyncio.create_task(self._read(requests))
+        unwatch = self.cache.watch(self.wake)
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is _END:
+                    return
+                if item is _WAKE:
+                    self._woken = False
+                else:
+                    self._identify(item)
+                    self.on_request(item)
+                for response in self._responses():
+                    await context.write(response)
+        except ProtocolError as error:
+            log.warning("xds.protocol_error", peer=self.peer, mode=self.mode, error=str(error))
+            await context.abort(error.code, str(error))
+        finally:
+            unwatch()
+            reader.cancel()
+            if self.node is not None:
+                self.registry.disconnect(self.node)
+                log.info("xds.disconnected", node=self.node.node_id, mode=self.mode)
+
+    async def _read(self, requests: AsyncIterator[Any]) -> None:
+        try:
+            async for request in requests:
+                self._queue.put_nowait(request)
+        except (asyncio.CancelledError, grpc.aio.AioRpcError):
+            pass
+        finally:
+            self._queue.put_nowait(_END)
+
+    def _identify(self, request: Any) -> None:
+        """Remember the node from the stream's first request (it may come only there)."""
+        if self.node is not None:
+            return
+        if not request.node.id:
+            raise ProtocolError(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first request of a stream must carry node.id"
+            )
+        self.node = self.registry.connect(request.node.id, request.node.cluster)
+        log.info("xds.connected", node=request.node.id, peer=self.peer, mode=self.mode)
+
+    def known_type(self, type_url: str) -> TypeState | None:
+        state = self.types.get(type_url)
+        if state is None:
+            log.info("xds.unknown_type", node=self.node_id, type_url=type_url[:200])
+        return state
+
+    @property
+    def node_id(self) -> str:
+        return self.node.node_id if self.node else ""
+
+    def next_nonce(self) -> str:
+        return str(next(self._nonces))
+
+    # --- planning --------------------------------------------------------------
+
+    def target(self, state: TypeState) -> ResourceSet | None:
+        """What this node should hold next for this type; None: nothing to send yet."""
+        snapshot = self.cache.snapshot
+        if snapshot is None or not state.requested:
+            return None
+        held_clusters: Held = self.types[CLUSTER].held
+        if state.type_url == CLUSTER:
+            resources = plan_clusters(snapshot, held_clusters, self.types[ROUTE].held)
+            return self.cache.resource_set(CLUSTER, resources)
+        if state.type_url == ENDPOINT:
+            return self.cache.resource_set(ENDPOINT, plan_endpoints(snapshot, state.names))
+        if state.type_url == LISTENER:
+            return snapshot.listeners
+        routes = plan_routes(snapshot, held_clusters)
+        if routes is None:
+            return None
+        return self.cache.resource_set(ROUTE, routes.only(state.names).resources.values())
+
+    def _responses(self) -> list[bytes]:
+        responses = []
+        for type_url in PUSH_ORDER:
+            state = self.types[type_url]
+            if state.pending is not None:
+                continue
+            target = self.target(state)
+            if target is None or self._rejected(type_url, target):
+                continue
+            built = self.respond(state, target)
+            if built is None:
+                continue
+            response, state.pending = built
+            state.last_nonce = state.pending.nonce
+            state.must_answer = False
+            log.debug(
+                "xds.response",
+                node=self.node_id,
+                type=SHORT_NAMES[type_url],
+                version=target.version,
+                nonce=state.last_nonce,
+                mode=self.mode,
+            )
+            responses.append(response)
+        return responses
+
+    def _rejected(self, type_url: str, target: ResourceSet) -> bool:
+        """Whether the node NACKed this very version before (never send it again)."""
+        return self.node is not None and target.version in self.registry.rejected(
+            self.node, type_url
+        )
+
+    def settle(self, state: TypeState, nonce: str, error: str) -> bool:
+        """Handle an ACK or NACK of the pending response; False if ``nonce`` is not it."""
+        pending = state.pending
+        if pending is None or nonce != pending.nonce:
+            return False
+        state.pending = None
+        assert self.node is not None
+        if error:
+            self.registry.nack(self.node, state.type_url, pending.target.version, error)
+            return True
+        self.accept(state, pending)
+        self.registry.ack(self.node, state.type_url, pending.target.version)
+        log.debug(
+            "xds.ack",
+            node=self.node_id,
+            type=SHORT_NAMES[state.type_url],
+            version=pending.target.version,
+            nonce=nonce,
+        )
+        return True
+
+    # --- protocol-specific -----------------------------------------------------
+
+    def on_request(self, request: Any) -> None:
+        raise NotImplementedError
+
+    def respond(self, state: TypeState, target: ResourceSet) -> tuple[bytes, Pending] | None:
+        """The response that moves the node to ``target``; None if it holds it already."""
+        raise NotImplementedError
+
+    def accept(self, state: TypeState, pending: Pending) -> None:
+        """The node ACKed ``pending``: update what it holds."""
+        raise NotImplementedError
