@@ -48,16 +48,28 @@ class CliResult:
 class ServerProcess:
     """One `xdsctl serve` on a free loopback port and a state file."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.state = state
         self.address = f"127.0.0.1:{free_port()}"
+        self.xds_address = f"127.0.0.1:{free_port()}"
+        self.extra_args = extra_args
         self.process: subprocess.Popen[str] | None = None
         self.log = state.with_suffix(".log")
 
     def start(self) -> ServerProcess:
         with self.log.open("a") as log:
             self.process = subprocess.Popen(
-                [*XDSCTL, "serve", "--api-listen", self.address, "--state", str(self.state)],
+                [
+                    *XDSCTL,
+                    "serve",
+                    "--api-listen",
+                    self.address,
+                    "--state",
+                    str(self.state),
+                    "--xds-listen",
+                    self.xds_address,
+                    *self.extra_args,
+                ],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from tests.test_ads_protocol import BLUE, GREEN, NEW_BLUE, world
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds.planner import live_references, plan_clusters, plan_routes
 from xds_server.xds.snapshot import snapshot_of
-
-from tests.test_ads_protocol import BLUE, GREEN, NEW_BLUE, world
 
 OLD, NEW = cluster_name("default", BLUE), cluster_name("default", NEW_BLUE)
 SNAPSHOT = snapshot_of(

