@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import http.server
 import json
 import shutil
 import subprocess
-import threading
 import time
 import urllib.request
 from collections import Counter
@@ -21,6 +19,7 @@ import yaml
 
 from tests.conftest import ServerProcess, free_port
 from xds_server.bootstrap import BootstrapOptions, bootstrap
+from xds_server.upstream import Upstream
 
 ENVOY = shutil.which("envoy")
 
@@ -39,61 +38,6 @@ def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "con
                 return last
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-@dataclass
-class Seen:
-    path: str
-    host: str
-    headers: dict[str, str]
-
-
-class Upstream:
-    """An HTTP server on loopback that answers with its name and records every request."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.delay = 0.0
-        self.requests: list[Seen] = []
-        self._lock = threading.Lock()
-        upstream = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # One write per response and no Nagle: otherwise every response
-            # waits ~40 ms for a delayed ACK between its header and body.
-            wbufsize = 65536
-            disable_nagle_algorithm = True
-
-            def do_GET(self) -> None:
-                with upstream._lock:
-                    upstream.requests.append(
-                        Seen(self.path, self.headers.get("Host", ""), dict(self.headers))
-                    )
-                if upstream.delay:
-                    time.sleep(upstream.delay)
-                body = upstream.name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.endpoint = f"127.0.0.1:{self.port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Envoy:
@@ -226,7 +170,7 @@ class Stack:
         try:
             connection.request("GET", path, headers={"Host": host})
             response = connection.getresponse()
-            return response.status, response.read().decode()
+            return response.status, response.read().decode().strip()
         finally:
             connection.close()
 
@@ -238,7 +182,7 @@ class Stack:
             for _ in range(count):
                 connection.request("GET", "/", headers={"Host": host})
                 response = connection.getresponse()
-                body = response.read().decode()
+                body = response.read().decode().strip()
                 seen[body if response.status == 200 else str(response.status)] += 1
         finally:
             connection.close()

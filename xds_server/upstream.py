@@ -1,0 +1,91 @@
+"""A tiny HTTP upstream that answers with its name: for the demo, Docker Compose and tests.
+
+Run one with ``python -m xds_server.upstream --name blue --listen 0.0.0.0:8080``.
+It records every request (path, Host, headers) and can be told to answer
+slowly, which the mirroring tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import threading
+import time
+from dataclasses import dataclass
+
+from xds_server.model.names import parse_endpoint
+
+
+@dataclass(frozen=True)
+class Seen:
+    path: str
+    host: str
+    headers: dict[str, str]
+
+
+class Upstream:
+    """An HTTP/1.1 server in a background thread; ``close()`` stops it."""
+
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.name = name
+        self.delay = 0.0
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer((host, port), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.endpoint = f"{host}:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handler(self) -> type[http.server.BaseHTTPRequestHandler]:
+        upstream = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One write per response and no Nagle: otherwise every response
+            # waits ~40 ms for a delayed ACK between its header and body.
+            wbufsize = 65536
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                upstream.record(Seen(self.path, self.headers.get("Host", ""), dict(self.headers)))
+                if upstream.delay:
+                    time.sleep(upstream.delay)
+                body = f"{upstream.name}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        return Handler
+
+    def record(self, seen: Seen) -> None:
+        with self._lock:
+            self.requests.append(seen)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.requests)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An HTTP server that answers with its name.")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--listen", default="0.0.0.0:8080", metavar="HOST:PORT")
+    args = parser.parse_args()
+    listen = parse_endpoint(args.listen)
+    upstream = Upstream(args.name, listen.host, listen.port)
+    print(f"upstream {args.name} listening on {upstream.endpoint}", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
