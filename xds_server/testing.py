@@ -97,6 +97,14 @@ class ScriptedAdsClient:
         self._sent_node = True
         return self.node if send else None
 
+    async def _send(self, request: Any, with_node: bool | None, error: str) -> None:
+        node = self._node(with_node)
+        if node is not None:
+            request.node.CopyFrom(node)
+        if error:
+            request.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
+        await self._call.write(request)
+
     async def request(
         self,
         type_url: str,
@@ -115,12 +123,7 @@ class ScriptedAdsClient:
             version_info=version,
             response_nonce=nonce,
         )
-        node = self._node(with_node)
-        if node is not None:
-            request.node.CopyFrom(node)
-        if error:
-            request.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
-        await self._call.write(request)
+        await self._send(request, with_node, error)
 
     async def delta_request(
         self,
@@ -142,12 +145,7 @@ class ScriptedAdsClient:
             initial_resource_versions=initial_versions or {},
             response_nonce=nonce,
         )
-        node = self._node(with_node)
-        if node is not None:
-            request.node.CopyFrom(node)
-        if error:
-            request.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
-        await self._call.write(request)
+        await self._send(request, with_node, error)
 
     async def receive(self, timeout: float = 5.0) -> Received:
         """The next response; raises TimeoutError if none comes in time."""

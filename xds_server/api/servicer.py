@@ -33,6 +33,7 @@ from xds_server.errors import (
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
+from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, World
 from xds_server.store.base import ChangeFunction, Store
 from xds_server.v1 import operator_pb2 as pb
@@ -105,7 +106,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         actor = metadata.get(ACTOR_METADATA_KEY) or context.peer()
         return ops.Context(actor=str(actor), now=_now(), command=command, new_id=self._new_id)
 
-    async def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
+    def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
         for entry in change.history:
             log.info(
                 "operator.change",
@@ -135,7 +136,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 if_revision=convert.if_revision(request),
             )
         )
-        await self._audit(change, "Apply", ctx)
+        self._audit(change, "Apply", ctx)
         result = change.result
         return pb.ApplyResponse(
             deployment=convert.deployment_to_pb(result.deployment),
@@ -146,9 +147,22 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
 
     async def _traffic_change(
-        self, change: ops.Change[ops.TrafficResult], method: str, ctx: ops.Context
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        command: str,
+        service_name: str,
+        operation: Callable[
+            [World, HistoryReader, ops.Context, str], ops.Change[ops.TrafficResult]
+        ],
     ) -> pb.TrafficChange:
-        await self._audit(change, method, ctx)
+        """The shared path of set, promote and rollback: commit, audit, reply with the traffic."""
+        ctx = self._context(context, command)
+        service = _service_name(service_name)
+        change = await self._transact(
+            lambda world, history: operation(world, history, ctx, service)
+        )
+        self._audit(change, method, ctx)
         return pb.TrafficChange(
             traffic=convert.traffic_to_pb(change.result.traffic),
             warnings=change.result.warnings,
@@ -156,57 +170,60 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def SetTraffic(self, request: pb.SetTrafficRequest, context: Any) -> pb.TrafficChange:
-        ctx = self._context(context, describe_set_traffic(request))
-        service = _service_name(request.service)
         mirrors = convert.mirrors_from_pb(request.mirrors)
-        change = await self._transact(
-            lambda world, _history: ops.set_traffic(
+        return await self._traffic_change(
+            context,
+            "SetTraffic",
+            describe_set_traffic(request),
+            request.service,
+            lambda world, _history, ctx, service: ops.set_traffic(
                 world,
                 ctx,
                 service=service,
                 weights=[(w.tag, w.weight) for w in request.weights],
                 mirrors=mirrors,
                 if_revision=convert.if_revision(request),
-            )
+            ),
         )
-        return await self._traffic_change(change, "SetTraffic", ctx)
 
     @_refusals_as_status
     async def PromoteTraffic(
         self, request: pb.PromoteTrafficRequest, context: Any
     ) -> pb.TrafficChange:
-        ctx = self._context(context, describe_promote(request))
-        service = _service_name(request.service)
-        change = await self._transact(
-            lambda world, _history: ops.promote(
+        return await self._traffic_change(
+            context,
+            "PromoteTraffic",
+            describe_promote(request),
+            request.service,
+            lambda world, _history, ctx, service: ops.promote(
                 world,
                 ctx,
                 service=service,
                 to_tag=request.to_tag or None,
                 if_revision=convert.if_revision(request),
-            )
+            ),
         )
-        return await self._traffic_change(change, "PromoteTraffic", ctx)
 
     @_refusals_as_status
     async def RollbackTraffic(
         self, request: pb.RollbackTrafficRequest, context: Any
     ) -> pb.TrafficChange:
-        ctx = self._context(context, describe_rollback(request))
-        service = _service_name(request.service)
         if request.to_revision < 0:
             raise InvalidRequest(f"--to-revision must be 1 or more (got {request.to_revision})")
-        change = await self._transact(
-            lambda world, history: ops.rollback(
+        return await self._traffic_change(
+            context,
+            "RollbackTraffic",
+            describe_rollback(request),
+            request.service,
+            lambda world, history, ctx, service: ops.rollback(
                 world,
                 history,
                 ctx,
                 service=service,
                 to_revision=request.to_revision or None,
                 if_revision=convert.if_revision(request),
-            )
+            ),
         )
-        return await self._traffic_change(change, "RollbackTraffic", ctx)
 
     @_refusals_as_status
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: Any) -> pb.Traffic:
