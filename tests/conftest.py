@@ -68,6 +68,9 @@ class ServerProcess:
                     str(self.state),
                     "--xds-listen",
                     self.xds_address,
+                    # Debug: each xDS response and ACK in the log, for diagnosis.
+                    "--log-level",
+                    "debug",
                     *self.extra_args,
                 ],
                 stdout=log,

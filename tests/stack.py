@@ -7,6 +7,7 @@ import http.client
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -202,3 +203,38 @@ class Stack:
             self.server.stop()
         for upstream in self.upstreams.values():
             upstream.close()
+
+
+class LoadLoop:
+    """Requests in a loop on a background thread, counting every outcome."""
+
+    def __init__(self, stack: Stack, clients: int = 2) -> None:
+        self.stack = stack
+        self.outcomes: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = self.stack.request()
+                outcome = body if status == 200 else f"status {status}"
+            except OSError as error:
+                outcome = f"error {type(error).__name__}"
+            with self._lock:
+                self.outcomes[outcome] += 1
+
+    def __enter__(self) -> LoadLoop:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def failures(self) -> dict[str, int]:
+        with self._lock:
+            return {k: v for k, v in self.outcomes.items() if k.startswith(("status", "error"))}

@@ -16,7 +16,8 @@ from xds_server.testing import Received, ScriptedAdsClient
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds import keepalive
 from xds_server.xds.cache import SnapshotCache
-from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from xds_server.xds.planner import plan_clusters
+from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, ResourceSet
 from xds_server.xds.service import AggregatedDiscoveryService
 from xds_server.xds.snapshot import snapshot_of
 from xds_server.xds.status import NodeRegistry
@@ -309,6 +310,30 @@ class TestSotw:
                 await client.ack(union)
                 await client.request(ROUTE, ["routes"], version="also-unknown")
                 rds = await client.receive()
+                await client.ack(rds, ["routes"])
+                final = await client.receive()
+                assert list(final.resources) == [GREEN_CLUSTER]
+
+        run(test)
+
+    def test_recognises_a_version_built_by_another_process(self) -> None:
+        """A node already holding this server's target under a version new to it is not stuck.
+
+        After a crash mid-push the node may hold the union the previous process
+        sent; the restarted one computes the same union, sends no CDS, and
+        still moves the routes on and shrinks the clusters.
+        """
+
+        async def test() -> None:
+            scaled = world({"green": 100}, {"blue": BLUE, "green": GREEN})
+            snapshot = snapshot_of(scaled, TranslateOptions())
+            union = ResourceSet.of(CLUSTER, plan_clusters(snapshot, None, None))
+            async with ads(scaled) as h, h.client() as client:
+                await client.request(CLUSTER, version=union.version)
+                await client.expect_silence()
+                await client.request(ROUTE, ["routes"], version="from-the-old-process")
+                rds = await client.receive()
+                assert route_clusters(rds) == [GREEN_CLUSTER]
                 await client.ack(rds, ["routes"])
                 final = await client.receive()
                 assert list(final.resources) == [GREEN_CLUSTER]

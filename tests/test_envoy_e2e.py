@@ -6,7 +6,6 @@ Every test runs in SotW and in delta mode.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import Stack, wait_until
+from tests.stack import LoadLoop, Stack, wait_until
 from xds_server.translate import cluster_name
 
 
@@ -44,41 +43,6 @@ def apply(stack: Stack, *args: str) -> str:
 def within_4_sigma(hits: int, total: int, share: float) -> bool:
     sigma = math.sqrt(total * share * (1 - share))
     return abs(hits - total * share) <= 4 * sigma
-
-
-class LoadLoop:
-    """Requests in a loop on a background thread, counting every outcome."""
-
-    def __init__(self, stack: Stack, clients: int = 2) -> None:
-        self.stack = stack
-        self.outcomes: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                status, body = self.stack.request()
-                outcome = body if status == 200 else f"status {status}"
-            except OSError as error:
-                outcome = f"error {type(error).__name__}"
-            with self._lock:
-                self.outcomes[outcome] += 1
-
-    def __enter__(self) -> LoadLoop:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def failures(self) -> dict[str, int]:
-        with self._lock:
-            return {k: v for k, v in self.outcomes.items() if k.startswith(("status", "error"))}
 
 
 def test_blue_green_walkthrough(stack: Stack) -> None:

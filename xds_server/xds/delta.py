@@ -13,6 +13,8 @@ from xds_server.xds.stream import AdsStream, Pending, TypeState
 @dataclass
 class DeltaTypeState(TypeState):
     held: dict = field(default_factory=dict)  # never unknown: delta reports names
+    # Versions the node reported on (re)connect, for those this process never built.
+    reported: dict[str, str] = field(default_factory=dict)
     # Names (re-)subscribed since the last response: sent even if unchanged.
     resend: set[str] = field(default_factory=set)
 
@@ -38,9 +40,10 @@ class DeltaStream(AdsStream):
             state.wildcard = request.type_url in WILDCARD_TYPES and not subscribe
             # What the node already holds (on a reconnect): no response for it
             # unless it changed. A version never built here stays unknown.
+            state.reported = dict(request.initial_resource_versions)
             state.held = {
                 name: self.cache.known_resource(request.type_url, name, version)
-                for name, version in request.initial_resource_versions.items()
+                for name, version in state.reported.items()
             }
             # A node that holds nothing waits for a first response to finish
             # initialising, even an empty one.
@@ -64,6 +67,11 @@ class DeltaStream(AdsStream):
         assert isinstance(state, DeltaTypeState)
         held = state.held
         scope = target.names if state.wildcard else state.names & target.names
+        for name in scope:
+            # A version new to this process that is the one wanted: recognised.
+            wanted = target.resources[name]
+            if held.get(name) is None and state.reported.get(name) == wanted.version:
+                held[name] = wanted
         changed = [
             target.resources[name]
             for name in sorted(scope)

@@ -49,8 +49,13 @@ class SotwStream(AdsStream):
         state.held = dict(known.resources) if known is not None else None
 
     def respond(self, state: TypeState, target: ResourceSet) -> tuple[bytes, Pending] | None:
-        if target.version == state.held_version and not state.must_answer:
-            return None
+        if target.version == state.held_version:
+            # The node holds exactly this set; if its version was new to this
+            # process (another process built it), now its content is known.
+            if state.held is None:
+                state.held = dict(target.resources)
+            if not state.must_answer:
+                return None
         nonce = self.next_nonce()
         pending = Pending(nonce=nonce, target=target, resources=list(target.resources.values()))
         return target.sotw_response(nonce), pending

@@ -108,6 +108,14 @@ class AdsStream:
                     self._woken = False
                 else:
                     self._identify(item)
+                    log.debug(
+                        "xds.request",
+                        node=self.node_id,
+                        type=SHORT_NAMES.get(item.type_url, item.type_url[:100]),
+                        nonce=item.response_nonce,
+                        nack=bool(item.error_detail.message),
+                        mode=self.mode,
+                    )
                     self.on_request(item)
                 for response in self._responses():
                     await context.write(response)
