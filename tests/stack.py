@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import http.client
 import json
@@ -238,3 +239,44 @@ class LoadLoop:
     def failures(self) -> dict[str, int]:
         with self._lock:
             return {k: v for k, v in self.outcomes.items() if k.startswith(("status", "error"))}
+
+
+class InProcessControlPlane:
+    """A ControlPlane on an event loop in a background thread, so a test can reach below
+    the operator API into the snapshot cache and the node registry."""
+
+    def __init__(self, workdir: Path, listen_port: int) -> None:
+        from xds_server.config import ServeConfig
+        from xds_server.server import ControlPlane
+
+        self.api_address = f"127.0.0.1:{free_port()}"
+        self.xds_address = f"127.0.0.1:{free_port()}"
+        self.plane = ControlPlane(
+            ServeConfig(
+                state_path=workdir / "state.db",
+                api_listen=self.api_address,
+                xds_listen=self.xds_address,
+                envoy_listen=f"127.0.0.1:{listen_port}",
+            )
+        )
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.run(self.plane.start())
+
+    def run(self, coroutine: Any, timeout: float = 30.0) -> Any:
+        """Run ``coroutine`` on the plane's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run a plain function on the plane's loop (the cache is not thread-safe)."""
+
+        async def wrapped() -> Any:
+            return function()
+
+        return self.run(wrapped())
+
+    def stop(self) -> None:
+        self.run(self.plane.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

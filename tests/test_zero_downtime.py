@@ -67,11 +67,19 @@ class Operator:
         endpoint = pb.Endpoint(host="127.0.0.1", port=port)
         self.stub.SetEndpoints(pb.SetEndpointsRequest(id=deployment_id, endpoints=[endpoint]))
 
-    def expected(self) -> tuple[dict[str, int], set[str]]:
-        """The route weights and active clusters Envoy should converge to."""
-        traffic = self.traffic()
-        weights = {cluster_name("default", t.deployment_id): t.weight for t in traffic.tags}
-        return weights, set(weights)
+    def expected(self) -> tuple[dict[str, dict[str, int]], set[str]]:
+        """Per routed service its cluster weights, and every active cluster: where Envoy
+        should converge to."""
+        routes: dict[str, dict[str, int]] = {}
+        clusters: set[str] = set()
+        for service in self.stub.ListServices(pb.ListServicesRequest(), timeout=10).services:
+            request = pb.GetTrafficRequest(service=service.name)
+            traffic = self.stub.GetTraffic(request, timeout=10)
+            weights = {cluster_name(service.name, t.deployment_id): t.weight for t in traffic.tags}
+            clusters |= set(weights)
+            if service.domains and weights:
+                routes[service.name] = weights
+        return routes, clusters
 
     def close(self) -> None:
         self.channel.close()
@@ -79,8 +87,8 @@ class Operator:
 
 def converged(envoy: Envoy, operator: Operator) -> bool:
     """Envoy routes exactly as the policy says and holds exactly its clusters (all stages done)."""
-    weights, clusters = operator.expected()
-    return envoy.route_weights().get("default") == weights and envoy.active_clusters() == clusters
+    routes, clusters = operator.expected()
+    return envoy.route_weights() == routes and envoy.active_clusters() == clusters
 
 
 class Release:
@@ -310,7 +318,8 @@ def test_operator_mistakes_never_reach_envoy(stack: Stack) -> None:
     try:
         wait_until(lambda: converged(envoy, operator), what="convergence")
         time.sleep(0.5)
-        config = envoy.admin_get("/config_dump")
+        dynamic = ("dynamic_active_clusters", "dynamic_route_configs", "dynamic_listeners")
+        config = [envoy.config_dump(resource) for resource in dynamic]
         attempts = (
             "cluster_manager.cds.update_attempt",
             "http.ingress_http.rds.routes.update_attempt",
@@ -323,7 +332,7 @@ def test_operator_mistakes_never_reach_envoy(stack: Stack) -> None:
             time.sleep(0.5)
             release.check_split()
         assert load.failures() == {}, load.outcomes
-        assert envoy.admin_get("/config_dump") == config
+        assert [envoy.config_dump(resource) for resource in dynamic] == config
         for name in attempts:
             assert envoy.stats()[name] == stats[name], name
     finally:

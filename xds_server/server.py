@@ -24,10 +24,14 @@ from xds_server.xds import keepalive
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.publisher import SnapshotPublisher
 from xds_server.xds.service import AggregatedDiscoveryService
+from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
+# An Envoy request is a few KB; anything near this is hostile and refused
+# (RESOURCE_EXHAUSTED) before it is parsed.
+XDS_LIMITS = [("grpc.max_receive_message_length", 4 * 1024 * 1024)]
 
 
 def translate_options(config: ServeConfig) -> TranslateOptions:
@@ -54,6 +58,7 @@ class ControlPlane:
 
     config: ServeConfig
     cache: SnapshotCache = field(default_factory=SnapshotCache)
+    registry: NodeRegistry = field(default_factory=NodeRegistry)
     store: SqliteStore | None = None
     _servers: list[grpc.aio.Server] = field(default_factory=list)
 
@@ -69,8 +74,10 @@ class ControlPlane:
                 OperatorServicer(self.store, on_change=publisher.publish), api
             )
             _listen(api, self.config.api_listen, "--api-listen")
-            xds = grpc.aio.server(options=keepalive.server_options())
-            xds.add_generic_rpc_handlers((AggregatedDiscoveryService(self.cache).handler(),))
+            xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
+            xds.add_generic_rpc_handlers(
+                (AggregatedDiscoveryService(self.cache, self.registry).handler(),)
+            )
             _listen(xds, self.config.xds_listen, "--xds-listen")
         except BaseException:
             await self.store.close()

@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 _WAKE = object()
 _END = object()
+# Requests read ahead of processing, at most: a client that floods requests
+# while not reading responses is slowed by gRPC flow control, not buffered.
+MAX_QUEUED_REQUESTS = 64
 
 
 class ProtocolError(Exception):
@@ -86,6 +89,8 @@ class AdsStream:
         self.node: NodeRecord | None = None
         self.types = {type_url: TypeState(type_url) for type_url in PUSH_ORDER}
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._woken = False
         self._nonces = itertools.count(1)
 
@@ -102,6 +107,8 @@ class AdsStream:
         try:
             while True:
                 item = await self._queue.get()
+                if self._queue.qsize() <= MAX_QUEUED_REQUESTS // 2:
+                    self._drained.set()
                 if item is _END:
                     return
                 if item is _WAKE:
@@ -133,6 +140,9 @@ class AdsStream:
         try:
             async for request in requests:
                 self._queue.put_nowait(request)
+                if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
+                    self._drained.clear()
+                    await self._drained.wait()
         except (asyncio.CancelledError, grpc.aio.AioRpcError):
             pass
         finally:
