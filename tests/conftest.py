@@ -52,6 +52,7 @@ class ServerProcess:
         self.state = state
         self.address = f"127.0.0.1:{free_port()}"
         self.xds_address = f"127.0.0.1:{free_port()}"
+        self.metrics_address = f"127.0.0.1:{free_port()}"
         self.extra_args = extra_args
         self.process: subprocess.Popen[str] | None = None
         self.log = state.with_suffix(".log")
@@ -68,6 +69,8 @@ class ServerProcess:
                     str(self.state),
                     "--xds-listen",
                     self.xds_address,
+                    "--metrics-listen",
+                    self.metrics_address,
                     # Debug: each xDS response and ACK in the log, for diagnosis.
                     "--log-level",
                     "debug",

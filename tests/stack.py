@@ -144,16 +144,19 @@ class Stack:
     envoys: list[Envoy] = field(default_factory=list)
     upstreams: dict[str, Upstream] = field(default_factory=dict)
 
-    def start_server(self) -> ServerProcess:
+    def start_server(self, extra_args: tuple[str, ...] = ()) -> ServerProcess:
         self.server = ServerProcess(
             self.workdir / "state.db",
-            extra_args=("--envoy-listen", f"127.0.0.1:{self.listen_port}"),
+            extra_args=("--envoy-listen", f"127.0.0.1:{self.listen_port}", *extra_args),
         ).start()
         return self.server
 
-    def start_envoy(self, node_id: str = "envoy-1", **kwargs: Any) -> Envoy:
+    def start_envoy(
+        self, node_id: str = "envoy-1", delta: bool | None = None, **kwargs: Any
+    ) -> Envoy:
         assert self.server is not None
-        envoy = Envoy(self.workdir, self.server.xds_address, node_id, delta=self.delta, **kwargs)
+        mode = self.delta if delta is None else delta
+        envoy = Envoy(self.workdir, self.server.xds_address, node_id, delta=mode, **kwargs)
         self.envoys.append(envoy)
         return envoy
 
@@ -257,6 +260,7 @@ class InProcessControlPlane:
                 api_listen=self.api_address,
                 xds_listen=self.xds_address,
                 envoy_listen=f"127.0.0.1:{listen_port}",
+                metrics_listen=f"127.0.0.1:{free_port()}",
             )
         )
         self.loop = asyncio.new_event_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -195,3 +196,25 @@ class TestProcess:
         result = run_xdsctl("serve", "--state", str(bad), "--api-listen", address)
         assert result.returncode == 1
         assert f"state file {bad} is not usable" in result.stderr
+
+
+class TestAuditLog:
+    def test_every_change_is_an_audit_record(self, server: ServerProcess) -> None:
+        """Each change logs actor, command and before/after; refusals and endpoint moves too."""
+        deployment = server.xdsctl("apply", "--endpoint", "10.0.0.5:80", "-o", "json").json()
+        server.xdsctl("apply", "--bluegreen", "--endpoint", "10.0.0.6:80")
+        server.xdsctl("traffic", "set", "--tags", "blue=60,green=40")
+        server.xdsctl(
+            "deployments", "set-endpoints", deployment["deployment_id"], "--endpoint", "10.0.0.7:80"
+        )
+        events = [
+            json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+        ]
+        changes = [e for e in events if e["event"] == "operator.change"]
+        traffic = next(e for e in changes if e["method"] == "SetTraffic")
+        assert traffic["before"]["weights"] == {"blue": 100, "green": 0}
+        assert traffic["after"]["weights"] == {"blue": 60, "green": 40}
+        assert "@" in traffic["actor"] and traffic["revision"] == 3
+        moved = next(e for e in changes if e["method"] == "SetEndpoints")
+        assert (moved["before"], moved["after"]) == (["10.0.0.5:80"], ["10.0.0.7:80"])
+        assert [e["revision"] for e in changes if "revision" in e] == [1, 2, 3]

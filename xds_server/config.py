@@ -12,3 +12,6 @@ class ServeConfig:
     api_listen: str = "127.0.0.1:18001"
     xds_listen: str = "127.0.0.1:18000"
     envoy_listen: str = "0.0.0.0:10000"
+    metrics_listen: str = "127.0.0.1:9102"
+    # How long a disconnected Envoy stays listed in `xdsctl status`.
+    node_grace_seconds: float = 60.0

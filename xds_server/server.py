@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass, field
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 import structlog
+from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from xds_server.api.servicer import OperatorServicer
 from xds_server.config import ServeConfig
+from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
+from xds_server.model.state import World
 from xds_server.store.sqlite import SqliteStore
 from xds_server.translate import TranslateOptions
-from xds_server.v1 import operator_pb2_grpc
+from xds_server.v1 import operator_pb2, operator_pb2_grpc
 from xds_server.xds import keepalive
 from xds_server.xds.cache import SnapshotCache
+from xds_server.xds.csds import ClientStatusService
 from xds_server.xds.publisher import SnapshotPublisher
 from xds_server.xds.service import AggregatedDiscoveryService
 from xds_server.xds.status import NodeRegistry
@@ -32,6 +39,10 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 # An Envoy request is a few KB; anything near this is hostile and refused
 # (RESOURCE_EXHAUSTED) before it is parsed.
 XDS_LIMITS = [("grpc.max_receive_message_length", 4 * 1024 * 1024)]
+# How long the per-change summary waits for the fleet before naming laggards.
+SUMMARY_AFTER_SECONDS = 60.0
+OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["Operator"].full_name
+CSDS_SERVICE = csds_pb2.DESCRIPTOR.services_by_name["ClientStatusDiscoveryService"].full_name
 
 
 def translate_options(config: ServeConfig) -> TranslateOptions:
@@ -58,46 +69,105 @@ class ControlPlane:
 
     config: ServeConfig
     cache: SnapshotCache = field(default_factory=SnapshotCache)
-    registry: NodeRegistry = field(default_factory=NodeRegistry)
+    metrics: Metrics = field(default_factory=Metrics)
+    registry: NodeRegistry = field(init=False)
     store: SqliteStore | None = None
+    ready: bool = False
     _servers: list[grpc.aio.Server] = field(default_factory=list)
+    _http: WSGIServer | None = None
+    _health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
+    _summary: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.registry = NodeRegistry(
+            grace_seconds=self.config.node_grace_seconds, on_event=self.metrics.on_xds_event
+        )
+
+    def _published(self, world: World) -> None:
+        self.metrics.on_publish(world)
+        self.registry.notify()
+        # One summary per change; a newer change supersedes the pending one.
+        if self._summary is not None:
+            self._summary.cancel()
+        self._summary = asyncio.get_running_loop().create_task(self._summarise())
+
+    async def _summarise(self) -> None:
+        """Log once the fleet has the change (or who lags after a while)."""
+        result = await self.registry.wait_for_sync(SUMMARY_AFTER_SECONDS)
+        if result.done:
+            log.info("xds.change_applied", envoys=result.envoys, seconds=round(result.seconds, 3))
+        else:
+            log.warning(
+                "xds.change_incomplete",
+                envoys=result.envoys,
+                seconds=round(result.seconds, 3),
+                lagging={record.node_id: sync.reason for record, sync in result.lagging[:20]},
+            )
+
+    def _operator_server(self, publisher: SnapshotPublisher) -> grpc.aio.Server:
+        assert self.store is not None
+        api = grpc.aio.server()
+        servicer = OperatorServicer(
+            self.store, on_change=publisher.publish, fleet=self.registry, metrics=self.metrics
+        )
+        operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
+        csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
+            ClientStatusService(self.registry), api
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, api)
+        names = (OPERATOR_SERVICE, CSDS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, api)
+        _listen(api, self.config.api_listen, "--api-listen")
+        return api
 
     async def start(self) -> None:
         options = translate_options(self.config)
+        metrics_at = parse_endpoint(self.config.metrics_listen)
         self.store = await SqliteStore.open(self.config.state_path)
         try:
-            publisher = SnapshotPublisher(self.cache, options)
-            await publisher.publish(await self.store.load())
-
-            api = grpc.aio.server()
-            operator_pb2_grpc.add_OperatorServicer_to_server(
-                OperatorServicer(self.store, on_change=publisher.publish), api
+            self._http = serve_http(
+                metrics_at.host, metrics_at.port, self.metrics, lambda: self.ready
             )
-            _listen(api, self.config.api_listen, "--api-listen")
+            publisher = SnapshotPublisher(self.cache, options, after=self._published)
+            await publisher.publish(await self.store.load())
+            api = self._operator_server(publisher)
             xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
             xds.add_generic_rpc_handlers(
                 (AggregatedDiscoveryService(self.cache, self.registry).handler(),)
             )
             _listen(xds, self.config.xds_listen, "--xds-listen")
         except BaseException:
-            await self.store.close()
+            await self._close_side_resources()
             raise
         for server in (api, xds):
             await server.start()
             self._servers.append(server)
+        for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.ready = True
         log.info(
             "server.started",
             api_listen=self.config.api_listen,
             xds_listen=self.config.xds_listen,
             envoy_listen=self.config.envoy_listen,
+            metrics_listen=self.config.metrics_listen,
             state=str(self.config.state_path),
         )
 
-    async def stop(self) -> None:
-        log.info("server.stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
-        await asyncio.gather(*(s.stop(SHUTDOWN_GRACE_SECONDS) for s in self._servers))
+    async def _close_side_resources(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
         if self.store is not None:
             await self.store.close()
+
+    async def stop(self) -> None:
+        log.info("server.stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
+        self.ready = False
+        if self._summary is not None:
+            self._summary.cancel()
+        await asyncio.gather(*(s.stop(SHUTDOWN_GRACE_SECONDS) for s in self._servers))
+        await self._close_side_resources()
         log.info("server.stopped")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable
 
 from xds_server.model.names import parse_percent, validate_endpoint
@@ -15,6 +16,8 @@ from xds_server.model.state import (
     Service,
 )
 from xds_server.v1 import operator_pb2 as pb
+from xds_server.xds.resources import SHORT_NAMES
+from xds_server.xds.status import NodeRecord, Sync
 
 
 def endpoints_from_pb(messages: Iterable[pb.Endpoint]) -> list[Endpoint]:
@@ -78,3 +81,43 @@ def history_to_pb(entry: HistoryEntry) -> pb.HistoryEntry:
 
 def service_to_pb(service: Service) -> pb.Service:
     return pb.Service(name=service.name, domains=service.domains, revision=service.revision)
+
+
+def _rfc3339(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
+
+
+def node_status_to_pb(record: NodeRecord, sync: Sync | None = None) -> pb.NodeStatus:
+    """A node's status; ``sync`` saves computing it twice when the caller has it."""
+    stream = record.stream
+    sync = sync or record.sync()
+    return pb.NodeStatus(
+        node_id=record.node_id,
+        cluster=record.cluster,
+        peer=stream.peer if stream else "",
+        mode=stream.mode if stream else "",
+        connected=record.connected,
+        connected_since=_rfc3339(record.connected_since),
+        disconnected_at=_rfc3339(record.disconnected_at),
+        in_sync=sync.in_sync,
+        reason=sync.reason,
+        types=[
+            pb.TypeStatus(
+                type=SHORT_NAMES[view.type_url],
+                acked_version=view.acked,
+                current_version=view.current,
+            )
+            for view in (stream.type_views() if stream else [])
+        ],
+        nacks=[
+            pb.NackStatus(
+                type=SHORT_NAMES.get(type_url, type_url),
+                version=nack.version,
+                message=nack.message,
+                time=_rfc3339(nack.at),
+            )
+            for type_url, nack in sorted(record.last_nack.items())
+        ],
+    )

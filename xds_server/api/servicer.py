@@ -31,13 +31,15 @@ from xds_server.errors import (
     XdsServerError,
 )
 from xds_server.ids import DeploymentIdGenerator
+from xds_server.metrics import Metrics
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
-from xds_server.model.state import DEFAULT_SERVICE, World
+from xds_server.model.state import DEFAULT_SERVICE, Picture, World
 from xds_server.store.base import ChangeFunction, Store
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
+from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -49,25 +51,44 @@ _STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
 }
 
 T = TypeVar("T")
+MAX_WAIT_SECONDS = 3600.0
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
 
 
 def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply]:
-    """Turn a refused request into its gRPC status, with the model's message."""
+    """Turn a refused request into its gRPC status, with the model's message; count both."""
 
     @functools.wraps(method)
     async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Reply:
         try:
-            return await method(self, request, context)
+            reply = await method(self, request, context)
         except XdsServerError as error:
             code = _STATUS_OF_ERROR.get(type(error), grpc.StatusCode.INTERNAL)
             log.info("operator.refused", method=method.__name__, code=code.name, error=str(error))
+            self._count(method.__name__, code.name.lower())
             await context.abort(code, str(error))
             raise  # abort() raises; this line only satisfies type checkers
+        self._count(method.__name__, "ok")
+        return reply
 
     return wrapper
+
+
+def picture_summary(picture: Picture) -> dict[str, Any]:
+    """A picture as plain fields for an audit record."""
+    return {
+        "weights": dict(picture.policy.weights),
+        "mirrors": {m.tag: m.percent for m in picture.policy.mirrors},
+        "bindings": dict(picture.bindings),
+    }
+
+
+def _endpoints_of(world: World, deployment_id: str) -> list[str] | None:
+    """A deployment's endpoints for the audit log; None once it is gone."""
+    deployment = world.deployments.get(deployment_id)
+    return [str(e) for e in deployment.endpoints] if deployment else None
 
 
 def _service_name(name: str) -> str:
@@ -86,10 +107,18 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         store: Store,
         on_change: Callable[[World], Awaitable[None]] | None = None,
         new_id: Callable[[], str] | None = None,
+        fleet: NodeRegistry | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._on_change = on_change
         self._new_id = new_id or DeploymentIdGenerator()
+        self._fleet = fleet or NodeRegistry()
+        self._metrics = metrics
+
+    def _count(self, method: str, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.on_operator_request(method, result)
 
     async def _transact(self, change: ChangeFunction[T]) -> ops.Change[T]:
         """Commit a change, then hand the new world on (to the xDS snapshot) before replying.
@@ -107,6 +136,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         return ops.Context(actor=str(actor), now=_now(), command=command, new_id=self._new_id)
 
     def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
+        """One audit record per revision: who, what, and the picture before and after."""
         for entry in change.history:
             log.info(
                 "operator.change",
@@ -115,6 +145,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 command=ctx.command,
                 service=entry.service,
                 revision=entry.revision,
+                before=picture_summary(entry.before),
+                after=picture_summary(entry.after),
             )
 
     @_refusals_as_status
@@ -259,39 +291,103 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         world = await self._store.load()
         return convert.deployment_to_pb(ops.get_deployment(world, request.id))
 
+    async def _audited(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        subject: str,
+        change: ChangeFunction[T],
+        view: Callable[[World], Any],
+    ) -> ops.Change[T]:
+        """Commit a change that has no revision, logging ``view`` of the world before and after."""
+        before: list[Any] = []
+
+        def recorded(world: World, history: HistoryReader) -> ops.Change[T]:
+            before.append(view(world))
+            return change(world, history)
+
+        committed = await self._transact(recorded)
+        log.info(
+            "operator.change",
+            method=method,
+            actor=self._context(context, method).actor,
+            subject=subject,
+            before=before[0],
+            after=view(committed.world),
+        )
+        return committed
+
     @_refusals_as_status
     async def SetEndpoints(self, request: pb.SetEndpointsRequest, context: Any) -> pb.Deployment:
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        change = await self._transact(
+        change = await self._audited(
+            context,
+            "SetEndpoints",
+            request.id,
             lambda world, _history: ops.set_endpoints(
                 world, deployment_id=request.id, endpoints=endpoints
-            )
+            ),
+            lambda world: _endpoints_of(world, request.id),
         )
-        log.info("operator.endpoints_set", deployment=request.id, endpoints=len(endpoints))
         return convert.deployment_to_pb(change.result)
 
     @_refusals_as_status
     async def DeleteDeployment(
         self, request: pb.DeleteDeploymentRequest, context: Any
     ) -> pb.Deployment:
-        change = await self._transact(
-            lambda world, _history: ops.delete_deployment(world, deployment_id=request.id)
+        change = await self._audited(
+            context,
+            "DeleteDeployment",
+            request.id,
+            lambda world, _history: ops.delete_deployment(world, deployment_id=request.id),
+            lambda world: _endpoints_of(world, request.id),
         )
-        log.info("operator.deployment_deleted", deployment=request.id)
         return convert.deployment_to_pb(change.result)
 
     @_refusals_as_status
     async def SetServiceDomains(
         self, request: pb.SetServiceDomainsRequest, context: Any
     ) -> pb.SetServiceDomainsResponse:
-        change = await self._transact(
+        change = await self._audited(
+            context,
+            "SetServiceDomains",
+            request.service,
             lambda world, _history: ops.set_domains(
                 world, service=request.service, domains=list(request.domains)
-            )
+            ),
+            lambda world: (
+                list(world.services[request.service].domains)
+                if request.service in world.services
+                else None
+            ),
         )
-        log.info("operator.domains_set", service=request.service, domains=list(request.domains))
         return pb.SetServiceDomainsResponse(
             service=convert.service_to_pb(change.result.service), created=change.result.created
+        )
+
+    @_refusals_as_status
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        return pb.GetStatusResponse(
+            nodes=[convert.node_status_to_pb(r) for r in self._fleet.nodes()]
+        )
+
+    @_refusals_as_status
+    async def WaitForSync(
+        self, request: pb.WaitForSyncRequest, context: Any
+    ) -> pb.WaitForSyncResponse:
+        if not 0 < request.timeout_seconds <= MAX_WAIT_SECONDS:
+            raise InvalidRequest(
+                f"--timeout must be above 0 and at most {MAX_WAIT_SECONDS:.0f}s "
+                f"(got {request.timeout_seconds:g}s)"
+            )
+        if request.min_envoys < 0:
+            raise InvalidRequest(f"--min-envoys must be 0 or more (got {request.min_envoys})")
+        result = await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
+        return pb.WaitForSyncResponse(
+            done=result.done,
+            seconds=result.seconds,
+            envoys=result.envoys,
+            lagging=[convert.node_status_to_pb(r, s) for r, s in result.lagging],
         )
 
     @_refusals_as_status

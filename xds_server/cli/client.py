@@ -52,9 +52,11 @@ class OperatorClient:
         self.stub = operator_pb2_grpc.OperatorStub(self._channel)
         self._metadata = ((ACTOR_METADATA_KEY, actor()),)
 
-    def call(self, method: Callable[..., Reply], request: object) -> Reply:
+    def call(
+        self, method: Callable[..., Reply], request: object, timeout: float = CALL_TIMEOUT_SECONDS
+    ) -> Reply:
         try:
-            return method(request, timeout=CALL_TIMEOUT_SECONDS, metadata=self._metadata)
+            return method(request, timeout=timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise self._cli_error(error) from error
 

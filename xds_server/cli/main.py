@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
 from xds_server.cli.client import (
     DEFAULT_SERVER,
+    EXIT_NOT_CONFIRMED,
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
@@ -73,6 +75,7 @@ def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
     elif args.bluegreen:
         request.bluegreen = True
     reply = client.call(client.stub.Apply, request)
+    args.committed_revision = reply.revision
     _warn(reply.warnings)
     deployment = reply.deployment
     if args.output == "text":
@@ -93,6 +96,7 @@ def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
 
 
 def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> str:
+    args.committed_revision = reply.traffic.revision
     _warn(reply.warnings)
     return render.structured(render.traffic_data(reply.traffic), args.output)
 
@@ -182,6 +186,89 @@ def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> 
     return _deployment_output(args, client.call(client.stub.DeleteDeployment, request))
 
 
+def _node_data(node: pb.NodeStatus) -> dict[str, Any]:
+    return {
+        "node_id": node.node_id,
+        "cluster": node.cluster,
+        "connected": node.connected,
+        "mode": node.mode or None,
+        "peer": node.peer or None,
+        "connected_since": node.connected_since or None,
+        "disconnected_at": node.disconnected_at or None,
+        "in_sync": node.in_sync,
+        "reason": node.reason or None,
+        "types": {
+            t.type: {"acked": t.acked_version, "current": t.current_version} for t in node.types
+        },
+        "nacks": [
+            {"type": n.type, "version": n.version, "error": n.message, "time": n.time}
+            for n in node.nacks
+        ],
+    }
+
+
+def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
+    connected = [n for n in nodes if n.connected]
+    in_sync = sum(n.in_sync for n in connected)
+    if not connected:
+        return "no Envoy is connected"
+    return f"{in_sync}/{len(connected)} Envoys in sync with the current config"
+
+
+def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
+    nodes = client.call(client.stub.GetStatus, pb.GetStatusRequest()).nodes
+    if args.output != "table":
+        data = {"summary": sync_summary(nodes), "nodes": [_node_data(n) for n in nodes]}
+        return render.structured(data, args.output)
+    rows = [
+        (
+            n.node_id,
+            n.cluster or "-",
+            n.mode or "-",
+            n.peer or "-",
+            n.connected_since if n.connected else f"gone {n.disconnected_at}",
+            "in sync" if n.in_sync else (n.reason if n.connected else "disconnected"),
+        )
+        for n in nodes
+    ]
+    headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
+    return render.table(headers, rows) + sync_summary(nodes) + "\n"
+
+
+MAX_DURATION_SECONDS = 3600.0
+
+
+def parse_duration(text: str) -> float:
+    """``30s``, ``500ms``, ``2m`` or plain seconds."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 30s, 500ms or 2m")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    seconds = value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1h")
+    return seconds
+
+
+def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
+    """--wait: block until every connected Envoy holds the change, or exit 4 naming who lags."""
+    request = pb.WaitForSyncRequest(timeout_seconds=args.timeout, min_envoys=args.min_envoys)
+    # The call itself may take the whole timeout: give gRPC a little more.
+    reply = client.call(client.stub.WaitForSync, request, timeout=args.timeout + 10)
+    if reply.done:
+        if reply.envoys == 0:
+            print("no Envoy is connected: nothing to wait for", file=sys.stderr)
+        else:
+            print(f"on all {reply.envoys} Envoys after {reply.seconds:.2f}s", file=sys.stderr)
+        return
+    revision = getattr(args, "committed_revision", None)
+    committed = f"committed as revision {revision}" if revision else "committed"
+    lagging = ", ".join(f"{n.node_id} ({n.reason})" for n in reply.lagging)
+    if not lagging:
+        lagging = f"only {reply.envoys} Envoys connected, --min-envoys asks for {args.min_envoys}"
+    raise CliError(f"{committed}, not yet on: {lagging}", EXIT_NOT_CONFIRMED)
+
+
 def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.SetServiceDomainsRequest(service=args.name, domains=args.domain)
     reply = client.call(client.stub.SetServiceDomains, request)
@@ -240,6 +327,28 @@ def _command(
     return parser
 
 
+def _wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="return once every connected Envoy has the change (exit 4 if not in time)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="how long --wait waits, e.g. 30s, 500ms, 2m (default 30s)",
+    )
+    parser.add_argument(
+        "--min-envoys",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --wait, fail unless at least N Envoys are connected and have it",
+    )
+
+
 def _if_revision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--if-revision",
@@ -286,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--bluegreen", action="store_true", help="bind it to the colour opposite to the serving tag"
     )
     _if_revision(apply)
+    _wait_options(apply)
 
     traffic = commands.add_parser("traffic", help="see and move traffic").add_subparsers(
         dest="traffic_command", required=True, metavar="COMMAND"
@@ -307,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="shadow a share of requests to a listed tag",
     )
     _if_revision(traffic_set)
+    _wait_options(traffic_set)
     _command(traffic, "get", cmd_traffic_get, "show weights and mirrors", ("yaml", "json"))
     promote = _command(
         traffic,
@@ -317,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("--to", metavar="TAG", help="the tag to send all traffic to")
     _if_revision(promote)
+    _wait_options(promote)
     rollback = _command(
         traffic, "rollback", cmd_traffic_rollback, "restore an earlier revision", ("yaml", "json")
     )
@@ -327,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the revision to restore (default: before the latest change)",
     )
     _if_revision(rollback)
+    _wait_options(rollback)
     history = _command(
         traffic, "history", cmd_traffic_history, "list every change", ("table", "yaml", "json")
     )
@@ -360,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     set_endpoints.add_argument("id")
     _endpoint_option(set_endpoints)
+    _wait_options(set_endpoints)
     delete = _command(
         deployments,
         "delete",
@@ -369,6 +483,15 @@ def build_parser() -> argparse.ArgumentParser:
         service=False,
     )
     delete.add_argument("id")
+
+    _command(
+        commands,
+        "status",
+        cmd_status,
+        "every Envoy and whether it has the current config",
+        ("table", "yaml", "json"),
+        service=False,
+    )
 
     services = commands.add_parser("services", help="services and their domains").add_subparsers(
         dest="services_command", required=True, metavar="COMMAND"
@@ -414,9 +537,12 @@ def _serve(args: argparse.Namespace) -> int:
         api_listen=args.api_listen,
         xds_listen=args.xds_listen,
         envoy_listen=args.envoy_listen,
+        metrics_listen=args.metrics_listen,
+        node_grace_seconds=args.node_grace,
     )
     try:
-        _parsed(parse_endpoint, config.envoy_listen)
+        for address in (config.envoy_listen, config.metrics_listen):
+            _parsed(parse_endpoint, address)
         asyncio.run(serve(config))
     except (StateError, OSError) as error:
         print(f"xdsctl serve: {error}", file=sys.stderr)
@@ -471,6 +597,7 @@ def _add_local_commands(commands: Any) -> None:
         ("--api-listen", defaults.api_listen, "operator API address"),
         ("--xds-listen", defaults.xds_listen, "ADS (xDS) address for Envoy"),
         ("--envoy-listen", defaults.envoy_listen, "address of the HTTP listener Envoy opens"),
+        ("--metrics-listen", defaults.metrics_listen, "/metrics, /healthz and /readyz"),
     ):
         serve.add_argument(
             flag, default=default, metavar="HOST:PORT", help=f"{what} (default {default})"
@@ -481,6 +608,13 @@ def _add_local_commands(commands: Any) -> None:
         type=Path,
         metavar="FILE",
         help=f"SQLite state file (default {defaults.state_path})",
+    )
+    serve.add_argument(
+        "--node-grace",
+        type=parse_duration,
+        default=defaults.node_grace_seconds,
+        metavar="DURATION",
+        help="how long a disconnected Envoy stays in `xdsctl status` (default 60s)",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
 
@@ -544,6 +678,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = OperatorClient(server)
     try:
         sys.stdout.write(args.handler(args, client))
+        sys.stdout.flush()
+        if getattr(args, "wait", False):
+            wait_for_envoys(args, client)
     except CliError as error:
         print(f"xdsctl: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -279,3 +279,81 @@ class ListServicesResponse(_message.Message):
     SERVICES_FIELD_NUMBER: _ClassVar[int]
     services: _containers.RepeatedCompositeFieldContainer[Service]
     def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TypeStatus(_message.Message):
+    __slots__ = ("type", "acked_version", "current_version")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACKED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    acked_version: str
+    current_version: str
+    def __init__(self, type: _Optional[str] = ..., acked_version: _Optional[str] = ..., current_version: _Optional[str] = ...) -> None: ...
+
+class NackStatus(_message.Message):
+    __slots__ = ("type", "version", "message", "time")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    version: str
+    message: str
+    time: str
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[str] = ..., message: _Optional[str] = ..., time: _Optional[str] = ...) -> None: ...
+
+class NodeStatus(_message.Message):
+    __slots__ = ("node_id", "cluster", "peer", "mode", "connected", "connected_since", "disconnected_at", "in_sync", "reason", "types", "nacks")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_SINCE_FIELD_NUMBER: _ClassVar[int]
+    DISCONNECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    NACKS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    cluster: str
+    peer: str
+    mode: str
+    connected: bool
+    connected_since: str
+    disconnected_at: str
+    in_sync: bool
+    reason: str
+    types: _containers.RepeatedCompositeFieldContainer[TypeStatus]
+    nacks: _containers.RepeatedCompositeFieldContainer[NackStatus]
+    def __init__(self, node_id: _Optional[str] = ..., cluster: _Optional[str] = ..., peer: _Optional[str] = ..., mode: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[str] = ..., disconnected_at: _Optional[str] = ..., in_sync: _Optional[bool] = ..., reason: _Optional[str] = ..., types: _Optional[_Iterable[_Union[TypeStatus, _Mapping]]] = ..., nacks: _Optional[_Iterable[_Union[NackStatus, _Mapping]]] = ...) -> None: ...
+
+class GetStatusResponse(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
+
+class WaitForSyncRequest(_message.Message):
+    __slots__ = ("timeout_seconds", "min_envoys")
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_ENVOYS_FIELD_NUMBER: _ClassVar[int]
+    timeout_seconds: float
+    min_envoys: int
+    def __init__(self, timeout_seconds: _Optional[float] = ..., min_envoys: _Optional[int] = ...) -> None: ...
+
+class WaitForSyncResponse(_message.Message):
+    __slots__ = ("done", "seconds", "envoys", "lagging")
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENVOYS_FIELD_NUMBER: _ClassVar[int]
+    LAGGING_FIELD_NUMBER: _ClassVar[int]
+    done: bool
+    seconds: float
+    envoys: int
+    lagging: _containers.RepeatedCompositeFieldContainer[NodeStatus]
+    def __init__(self, done: _Optional[bool] = ..., seconds: _Optional[float] = ..., envoys: _Optional[int] = ..., lagging: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...

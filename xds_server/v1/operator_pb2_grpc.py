@@ -94,6 +94,16 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.FromString,
                 _registered_method=True)
+        self.GetStatus = channel.unary_unary(
+                '/xds_server.v1.Operator/GetStatus',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.FromString,
+                _registered_method=True)
+        self.WaitForSync = channel.unary_unary(
+                '/xds_server.v1.Operator/WaitForSync',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -177,6 +187,20 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatus(self, request, context):
+        """Every connected Envoy (and those recently gone) and whether it is in sync.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WaitForSync(self, request, context):
+        """Waits until every connected Envoy holds the current config (--wait).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +263,16 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ListServices,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'GetStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatus,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'WaitForSync': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitForSync,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +599,60 @@ class Operator:
             '/xds_server.v1.Operator/ListServices',
             xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/GetStatus',
+            xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitForSync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/WaitForSync',
+            xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -8,6 +8,7 @@ version a node reports.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -41,6 +42,7 @@ class SnapshotCache:
 
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
+        self.published_at = 0.0
         self._watchers: set[Callable[[], None]] = set()
         self._sets = _Lru()
         self._resources = _Lru()
@@ -64,6 +66,7 @@ class SnapshotCache:
         for resource in [*snapshot.endpoints.values(), *snapshot.standby_clusters.values()]:
             self._resources.remember((resource.type_url, resource.name, resource.version), resource)
         self._snapshot = snapshot
+        self.published_at = time.time()
         log.info(
             "xds.snapshot",
             cds=snapshot.clusters.version,

@@ -86,6 +86,7 @@ class DeltaStream(AdsStream):
         ]
         state.resend.clear()
         if not changed and not removed and not state.must_answer:
+            state.held_version = target.version  # it holds exactly the target
             return None
         nonce = self.next_nonce()
         pending = Pending(nonce=nonce, target=target, resources=changed, removed=removed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -17,11 +18,18 @@ log = structlog.get_logger(__name__)
 class SnapshotPublisher:
     """Translate, serialise and publish: the step between the store and the streams."""
 
-    def __init__(self, cache: SnapshotCache, options: TranslateOptions) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        options: TranslateOptions,
+        after: Callable[[World], None] | None = None,
+    ) -> None:
         self.cache = cache
         self.options = options
+        self._after = after or (lambda _world: None)
 
     async def publish(self, world: World) -> None:
         started = time.perf_counter()
         self.cache.set_snapshot(snapshot_of(world, self.options))
         log.debug("xds.published", seconds=round(time.perf_counter() - started, 6))
+        self._after(world)

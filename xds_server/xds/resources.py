@@ -45,6 +45,7 @@ class Resource:
     type_url: str
     name: str
     version: str
+    packed: any_pb2.Any = field(repr=False)
     sotw_fragment: bytes = field(repr=False)
     delta_fragment: bytes = field(repr=False)
     references: frozenset[str] = frozenset()
@@ -62,6 +63,7 @@ class Resource:
             type_url=type_url,
             name=name,
             version=version,
+            packed=packed,
             sotw_fragment=discovery_pb2.DiscoveryResponse(resources=[packed]).SerializeToString(),
             delta_fragment=discovery_pb2.DeltaDiscoveryResponse(
                 resources=[discovery_pb2.Resource(name=name, version=version, resource=packed)]

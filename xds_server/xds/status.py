@@ -1,15 +1,54 @@
-"""What each node has accepted and rejected, kept across its reconnects."""
+"""The fleet's view: per node what it accepted and rejected, whether it is in sync, and waiting.
+
+Records are kept by node id across reconnects (a NACKed version is never
+resent, whichever stream asks). A node whose last stream closed stays listed
+as disconnected for a grace period, then is forgotten.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from xds_server.xds.resources import SHORT_NAMES
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_GRACE_SECONDS = 60.0
+WAIT_BATCH_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class Sync:
+    """Whether a node holds the current config; if not, why (and whether it rejected it)."""
+
+    in_sync: bool
+    reason: str = ""
+    rejected: bool = False
+
+
+@dataclass(frozen=True)
+class TypeView:
+    type_url: str
+    acked: str
+    current: str
+
+
+class StreamView(Protocol):
+    """What the registry needs from a live stream (``AdsStream`` provides it)."""
+
+    mode: str
+    peer: str
+
+    def sync(self) -> Sync: ...
+
+    def type_views(self) -> list[TypeView]: ...
 
 
 @dataclass
@@ -21,36 +60,91 @@ class Nack:
 
 @dataclass
 class NodeRecord:
-    """One node's view: the last version it ACKed per type and what it rejected."""
+    """One node: identity, its live streams, what it ACKed and rejected."""
 
     node_id: str
     cluster: str = ""
     acked: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, set[str]] = field(default_factory=dict)
     last_nack: dict[str, Nack] = field(default_factory=dict)
-    streams: int = 0
+    streams: list[StreamView] = field(default_factory=list)
+    connected_since: float = 0.0
+    disconnected_at: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.streams)
+
+    @property
+    def stream(self) -> StreamView | None:
+        """The newest live stream (a node normally has one)."""
+        return self.streams[-1] if self.streams else None
+
+    def sync(self) -> Sync:
+        stream = self.stream
+        return stream.sync() if stream is not None else Sync(False, "disconnected")
+
+
+@dataclass(frozen=True)
+class WaitResult:
+    done: bool
+    seconds: float
+    envoys: int
+    lagging: list[tuple[NodeRecord, Sync]]
 
 
 class NodeRegistry:
-    """ACK and NACK records by node id, shared by every stream of that node."""
+    """ACK and NACK records by node id, shared by every stream; wakes waiters on any news."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        on_event: Callable[[str, str, str, float | None], None] | None = None,
+    ) -> None:
         self._nodes: dict[str, NodeRecord] = {}
+        self.grace_seconds = grace_seconds
+        self._news = asyncio.Event()
+        # (event, type_url or mode, node, seconds) for metrics: "ack", "nack",
+        # "response", "connect", "disconnect".
+        self._on_event = on_event or (lambda *_: None)
 
-    def connect(self, node_id: str, cluster: str) -> NodeRecord:
+    def _notify(self) -> None:
+        self._news.set()
+        self._news = asyncio.Event()
+
+    def notify(self) -> None:
+        """Wake waiters (e.g. when a new snapshot was published)."""
+        self._notify()
+
+    def connect(self, node_id: str, cluster: str, stream: StreamView) -> NodeRecord:
         record = self._nodes.setdefault(node_id, NodeRecord(node_id=node_id))
         record.cluster = cluster
-        record.streams += 1
+        if not record.streams:
+            record.connected_since = time.time()
+        record.streams.append(stream)
+        record.disconnected_at = None
+        self._on_event("connect", stream.mode, node_id, None)
+        self._notify()
         return record
 
-    def disconnect(self, record: NodeRecord) -> None:
-        record.streams -= 1
+    def disconnect(self, record: NodeRecord, stream: StreamView) -> None:
+        if stream in record.streams:
+            record.streams.remove(stream)
+        if not record.streams:
+            record.disconnected_at = time.time()
+        self._on_event("disconnect", stream.mode, record.node_id, None)
+        self._notify()
 
     def get(self, node_id: str) -> NodeRecord | None:
         return self._nodes.get(node_id)
 
-    def ack(self, record: NodeRecord, type_url: str, version: str) -> None:
+    def response(self, record: NodeRecord, type_url: str) -> None:
+        self._on_event("response", type_url, record.node_id, None)
+
+    def ack(self, record: NodeRecord, type_url: str, version: str, seconds: float) -> None:
         record.acked[type_url] = version
+        self._on_event("ack", type_url, record.node_id, seconds)
+        self._notify()
 
     def nack(self, record: NodeRecord, type_url: str, version: str, message: str) -> None:
         """Remember the rejection, so that version is never sent to this node again."""
@@ -63,6 +157,39 @@ class NodeRegistry:
             version=version,
             error=message,
         )
+        self._on_event("nack", type_url, record.node_id, None)
+        self._notify()
 
     def rejected(self, record: NodeRecord, type_url: str) -> set[str]:
         return record.rejected.get(type_url, set())
+
+    def nodes(self) -> list[NodeRecord]:
+        """Connected nodes and those disconnected within the grace period, by id."""
+        cutoff = time.time() - self.grace_seconds
+        for node_id, record in list(self._nodes.items()):
+            if record.disconnected_at is not None and record.disconnected_at < cutoff:
+                del self._nodes[node_id]
+        return sorted(self._nodes.values(), key=lambda r: r.node_id)
+
+    def connected(self) -> list[NodeRecord]:
+        return [r for r in self.nodes() if r.connected]
+
+    async def wait_for_sync(self, timeout: float, min_envoys: int = 0) -> WaitResult:
+        """Until every connected node is in sync (and at least ``min_envoys`` are), a node
+        rejected the current config, or ``timeout`` passed."""
+        started = time.monotonic()
+        while True:
+            nodes = self.connected()
+            lagging = [(r, s) for r in nodes if not (s := r.sync()).in_sync]
+            elapsed = time.monotonic() - started
+            if not lagging and len(nodes) >= min_envoys:
+                return WaitResult(True, elapsed, len(nodes), [])
+            remaining = timeout - elapsed
+            if remaining <= 0 or any(s.rejected for _, s in lagging):
+                return WaitResult(False, elapsed, len(nodes), lagging)
+            news = self._news
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), min(remaining, 1.0))
+            # ACKs come in bursts (one per node): look again once per batch,
+            # not once per ACK.
+            await asyncio.sleep(min(WAIT_BATCH_SECONDS, max(remaining, 0)))

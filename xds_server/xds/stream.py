@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ from xds_server.xds.resources import (
     Resource,
     ResourceSet,
 )
-from xds_server.xds.status import NodeRecord, NodeRegistry
+from xds_server.xds.status import NodeRecord, NodeRegistry, Sync, TypeView
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +58,9 @@ class Pending:
     target: ResourceSet
     resources: list[Resource]
     removed: list[str] = field(default_factory=list)
+    # When the snapshot behind it was published: ACK time minus this is the
+    # change-to-ACK latency.
+    published_at: float = 0.0
 
 
 @dataclass
@@ -133,7 +137,7 @@ class AdsStream:
             unwatch()
             reader.cancel()
             if self.node is not None:
-                self.registry.disconnect(self.node)
+                self.registry.disconnect(self.node, self)
                 log.info("xds.disconnected", node=self.node.node_id, mode=self.mode)
 
     async def _read(self, requests: AsyncIterator[Any]) -> None:
@@ -156,7 +160,7 @@ class AdsStream:
             raise ProtocolError(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first request of a stream must carry node.id"
             )
-        self.node = self.registry.connect(request.node.id, request.node.cluster)
+        self.node = self.registry.connect(request.node.id, request.node.cluster, self)
         log.info("xds.connected", node=request.node.id, peer=self.peer, mode=self.mode)
 
     def known_type(self, type_url: str) -> TypeState | None:
@@ -205,8 +209,11 @@ class AdsStream:
             if built is None:
                 continue
             response, state.pending = built
+            state.pending.published_at = self.cache.published_at
             state.last_nonce = state.pending.nonce
             state.must_answer = False
+            if self.node is not None:
+                self.registry.response(self.node, type_url)
             log.debug(
                 "xds.response",
                 node=self.node_id,
@@ -235,7 +242,8 @@ class AdsStream:
             self.registry.nack(self.node, state.type_url, pending.target.version, error)
             return True
         self.accept(state, pending)
-        self.registry.ack(self.node, state.type_url, pending.target.version)
+        latency = time.time() - pending.published_at
+        self.registry.ack(self.node, state.type_url, pending.target.version, latency)
         log.debug(
             "xds.ack",
             node=self.node_id,
@@ -244,6 +252,48 @@ class AdsStream:
             nonce=nonce,
         )
         return True
+
+    # --- status --------------------------------------------------------------------
+
+    def _required(self) -> list[str]:
+        """The types a fully configured node must hold (EDS only if a cluster uses it)."""
+        snapshot = self.cache.snapshot
+        needs_eds = snapshot is not None and any(
+            r.references for r in snapshot.clusters.resources.values()
+        )
+        return [t for t in PUSH_ORDER if t != ENDPOINT or needs_eds]
+
+    def sync(self) -> Sync:
+        """Whether this node holds the current config at its final stage, and if not why."""
+        snapshot = self.cache.snapshot
+        if snapshot is None:
+            return Sync(False, "the server has no config yet")
+        for type_url in self._required():
+            state = self.types[type_url]
+            short = SHORT_NAMES[type_url]
+            if not state.requested:
+                return Sync(False, f"has not asked for {short} yet")
+            target = self.target(state)
+            if target is None:
+                return Sync(False, f"{short} held back until its clusters are ACKed")
+            if self._rejected(type_url, target):
+                nack = self.node.last_nack.get(type_url) if self.node else None
+                message = nack.message if nack else "rejected"
+                return Sync(False, f"NACKed {short} {target.version}: {message}", rejected=True)
+            if state.pending is not None or target.version != state.held_version:
+                return Sync(False, f"has not ACKed {short} {target.version} yet")
+            if type_url == CLUSTER and target.version != snapshot.clusters.version:
+                return Sync(False, "cds still holds old clusters while routes move")
+        return Sync(True)
+
+    def type_views(self) -> list[TypeView]:
+        views = []
+        for type_url in PUSH_ORDER:
+            state = self.types[type_url]
+            target = self.target(state) if state.requested else None
+            current = target.version if target is not None else ""
+            views.append(TypeView(type_url, state.held_version, current))
+        return views
 
     # --- protocol-specific -----------------------------------------------------
 

@@ -1,0 +1,95 @@
+"""Prometheus metrics, and the small HTTP server for /metrics, /healthz and /readyz."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from xds_server.model.state import World
+from xds_server.xds.resources import SHORT_NAMES
+
+# Change-to-ACK latency: a change should reach a node in milliseconds to seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class Metrics:
+    """Every metric of one control plane, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connected = Gauge(
+            "xds_connected_envoys", "Connected ADS streams", ["mode"], registry=r
+        )
+        self.responses = Counter("xds_responses", "xDS responses sent", ["type"], registry=r)
+        self.acks = Counter("xds_acks", "ACKs received", ["type"], registry=r)
+        self.nacks = Counter("xds_nacks", "NACKs received", ["type"], registry=r)
+        self.ack_latency = Histogram(
+            "xds_change_to_ack_seconds",
+            "From publishing a change to a node's ACK of the response carrying it",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.revision = Gauge("xds_service_revision", "Current revision", ["service"], registry=r)
+        self.operator_requests = Counter(
+            "xds_operator_requests", "Operator API calls", ["method", "result"], registry=r
+        )
+        for mode in ("sotw", "delta"):
+            self.connected.labels(mode=mode)
+
+    def on_xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
+        """The node registry's hook: ``kind`` is a type URL, or a mode for (dis)connects."""
+        if event in ("connect", "disconnect"):
+            gauge = self.connected.labels(mode=kind)
+            gauge.inc() if event == "connect" else gauge.dec()
+            return
+        short = SHORT_NAMES.get(kind, "other")
+        if event == "response":
+            self.responses.labels(type=short).inc()
+        elif event == "ack":
+            self.acks.labels(type=short).inc()
+            if seconds is not None:
+                self.ack_latency.labels(type=short).observe(max(seconds, 0.0))
+        elif event == "nack":
+            self.nacks.labels(type=short).inc()
+
+    def on_publish(self, world: World) -> None:
+        for service in world.services.values():
+            self.revision.labels(service=service.name).set(service.revision)
+
+    def on_operator_request(self, method: str, result: str) -> None:
+        self.operator_requests.labels(method=method, result=result).inc()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve_http(host: str, port: int, metrics: Metrics, ready: Callable[[], bool]) -> WSGIServer:
+    """/metrics, /healthz (the process answers) and /readyz (state loaded, snapshot built)."""
+    prometheus = make_wsgi_app(metrics.registry)
+
+    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        if path == "/readyz":
+            ok = ready()
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
+            )
+            return [b"ready\n" if ok else b"not ready\n"]
+        if path == "/metrics":
+            return prometheus(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"try /metrics, /healthz or /readyz\n"]
+
+    server = make_server(host, port, app, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="metrics-http").start()
+    return server

@@ -1,0 +1,93 @@
+"""Client Status Discovery Service: each node's config and status, for standard tooling.
+
+Envoy does not serve CSDS itself; the control plane answers from what it knows
+each node holds (what it ACKed) and how that compares to the current config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import grpc
+from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
+
+from xds_server.xds.status import NodeRecord, NodeRegistry
+from xds_server.xds.stream import AdsStream
+
+GenericXdsConfig = csds_pb2.ClientConfig.GenericXdsConfig
+
+
+def _matches(record: NodeRecord, request: csds_pb2.ClientStatusRequest) -> bool:
+    """Node matchers on the node id: exact or prefix; no matcher matches every node."""
+    if not request.node_matchers:
+        return True
+    for matcher in request.node_matchers:
+        wanted = matcher.node_id
+        if wanted.exact and record.node_id == wanted.exact:
+            return True
+        if wanted.prefix and record.node_id.startswith(wanted.prefix):
+            return True
+        if not wanted.exact and not wanted.prefix:
+            return True
+    return False
+
+
+def client_config(record: NodeRecord, with_contents: bool = True) -> csds_pb2.ClientConfig:
+    """What the node holds, resource by resource, with SYNCED / STALE / ERROR per type."""
+    config = csds_pb2.ClientConfig(node=base_pb2.Node(id=record.node_id, cluster=record.cluster))
+    stream = cast(AdsStream | None, record.stream)
+    if stream is None:
+        return config
+    for type_url, state in stream.types.items():
+        if not state.requested:
+            continue
+        target = stream.target(state)
+        nack = record.last_nack.get(type_url)
+        rejected = target is not None and nack is not None and nack.version == target.version
+        synced = target is not None and target.version == state.held_version
+        status = csds_pb2.ERROR if rejected else csds_pb2.SYNCED if synced else csds_pb2.STALE
+        for name, resource in sorted((state.held or {}).items()):
+            entry = GenericXdsConfig(
+                type_url=type_url,
+                name=name,
+                version_info=resource.version if resource else "",
+                config_status=status,
+                client_status=dump_pb2.NACKED if rejected else dump_pb2.ACKED,
+            )
+            if with_contents and resource is not None:
+                entry.xds_config.CopyFrom(resource.packed)
+            if rejected and nack is not None:
+                entry.error_state.details = nack.message
+                entry.error_state.version_info = nack.version
+            config.generic_xds_configs.append(entry)
+    return config
+
+
+class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
+    """``envoy.service.status.v3.ClientStatusDiscoveryService`` from the node registry."""
+
+    def __init__(self, registry: NodeRegistry) -> None:
+        self.registry = registry
+
+    def _status(self, request: csds_pb2.ClientStatusRequest) -> csds_pb2.ClientStatusResponse:
+        return csds_pb2.ClientStatusResponse(
+            config=[
+                client_config(record, not request.exclude_resource_contents)
+                for record in self.registry.nodes()
+                if _matches(record, request)
+            ]
+        )
+
+    async def FetchClientStatus(
+        self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext
+    ) -> csds_pb2.ClientStatusResponse:
+        return self._status(request)
+
+    async def StreamClientStatus(
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
+        async for request in request_iterator:
+            yield self._status(request)
