@@ -162,3 +162,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))
+
+
+@pytest.fixture(params=["sotw", "delta"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A Stack (tests/stack.py) for one test, once in SotW and once in delta mode."""
+    from tests.stack import Stack  # tests.stack imports this module
+
+    built = Stack(workdir=tmp_path, delta=request.param == "delta")
+    try:
+        yield built
+    finally:
+        built.close()

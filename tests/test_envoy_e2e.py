@@ -8,22 +8,9 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.stack import LoadLoop, Stack, wait_until
 from xds_server.translate import cluster_name
-
-
-@pytest.fixture(params=["sotw", "delta"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    built = Stack(workdir=tmp_path, delta=request.param == "delta")
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 def started(stack: Stack, *names: str) -> Stack:

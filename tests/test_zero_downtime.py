@@ -10,11 +10,8 @@ from __future__ import annotations
 import random
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
-import pytest
 
 from tests.stack import Envoy, LoadLoop, Stack, wait_until
 from tests.test_cli_bad_input import BAD_INPUT
@@ -23,15 +20,6 @@ from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
 LOAD_CLIENTS = 4
-
-
-@pytest.fixture(params=["sotw", "delta"])
-def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
-    built = Stack(workdir=tmp_path, delta=request.param == "delta")
-    try:
-        yield built
-    finally:
-        built.close()
 
 
 class Operator:
@@ -174,14 +162,7 @@ KINDS = [
 
 def test_hundred_transitions_without_a_failed_request(stack: Stack) -> None:
     """100+ mixed changes under load: zero failures, and each settles to the policy."""
-    stack.start_server()
-    assert stack.server is not None
-    envoy = stack.start_envoy()
-    wait_until(envoy.is_live, what="Envoy live")
-    operator = Operator(stack.server.address)
-    release = Release(stack, operator)
-    release.apply(tag="blue")
-    release.apply(bluegreen=True)
+    envoy, operator, release = _live(stack)
     wait_until(lambda: converged(envoy, operator), what="first convergence")
     rng = random.Random(4 if stack.delta else 3)
     done: list[str] = []
@@ -202,7 +183,8 @@ def test_hundred_transitions_without_a_failed_request(stack: Stack) -> None:
         operator.close()
 
 
-def _started_with_blue_green(stack: Stack) -> tuple[Envoy, Operator, Release]:
+def _live(stack: Stack) -> tuple[Envoy, Operator, Release]:
+    """Server and a live Envoy, with blue applied and green applied beside it."""
     stack.start_server()
     assert stack.server is not None
     envoy = stack.start_envoy()
@@ -211,6 +193,11 @@ def _started_with_blue_green(stack: Stack) -> tuple[Envoy, Operator, Release]:
     release = Release(stack, operator)
     release.apply(tag="blue")
     release.apply(bluegreen=True)
+    return envoy, operator, release
+
+
+def _started_with_blue_green(stack: Stack) -> tuple[Envoy, Operator, Release]:
+    envoy, operator, release = _live(stack)
     operator.set({"blue": 70, "green": 30})
     wait_until(lambda: converged(envoy, operator), what="convergence")
     return envoy, operator, release
@@ -305,14 +292,9 @@ def test_envoy_first_control_plane_later(stack: Stack) -> None:
 def test_operator_mistakes_never_reach_envoy(stack: Stack) -> None:
     """Every refused command, sent under load, leaves Envoy's config and traffic untouched."""
     # The same state as the CLI bad-input tests, so each command fails as documented there.
-    stack.start_server()
+    envoy, operator, release = _live(stack)
     assert stack.server is not None
-    envoy = stack.start_envoy()
-    wait_until(envoy.is_live, what="Envoy live")
-    operator = Operator(stack.server.address)
-    release = Release(stack, operator)
-    ids = {"blue": release.apply(tag="blue")}
-    release.apply(bluegreen=True)
+    ids = {"blue": operator.traffic().tags[0].deployment_id}
     stack.xdsctl("apply", "--service", "shop", "--endpoint", stack.upstream("shop").endpoint)
     stack.xdsctl("services", "set", "shop", "--domain", "shop.example.com")
     try:
