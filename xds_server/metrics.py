@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -20,6 +21,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, str], Any] = {}
         r = self.registry
         self.connected = Gauge(
             "xds_connected_envoys", "Connected ADS streams", ["mode"], registry=r
@@ -49,13 +51,21 @@ class Metrics:
             return
         short = SHORT_NAMES.get(kind, "other")
         if event == "response":
-            self.responses.labels(type=short).inc()
+            self._child(self.responses, short).inc()
         elif event == "ack":
-            self.acks.labels(type=short).inc()
+            self._child(self.acks, short).inc()
             if seconds is not None:
-                self.ack_latency.labels(type=short).observe(max(seconds, 0.0))
+                self._child(self.ack_latency, short).observe(max(seconds, 0.0))
         elif event == "nack":
-            self.nacks.labels(type=short).inc()
+            self._child(self.nacks, short).inc()
+
+    def _child(self, metric: Any, type_name: str) -> Any:
+        """The labelled child, looked up once: this runs for every response and ACK."""
+        key = (id(metric), type_name)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(type=type_name)
+        return child
 
     def on_publish(self, world: World) -> None:
         for service in world.services.values():

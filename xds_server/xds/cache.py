@@ -43,6 +43,8 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._snapshot: Snapshot | None = None
         self.published_at = 0.0
+        # Bumped by every snapshot: lets streams cache what they derive from one.
+        self.generation = 0
         self._watchers: set[Callable[[], None]] = set()
         self._sets = _Lru()
         self._resources = _Lru()
@@ -67,6 +69,7 @@ class SnapshotCache:
             self._resources.remember((resource.type_url, resource.name, resource.version), resource)
         self._snapshot = snapshot
         self.published_at = time.time()
+        self.generation += 1
         log.info(
             "xds.snapshot",
             cds=snapshot.clusters.version,
@@ -89,6 +92,18 @@ class SnapshotCache:
         known = self._sets.get(key)
         if known is None:
             known = ResourceSet.of(type_url, items)
+            self._remember(known, key)
+        return known
+
+    def subset(self, resource_set: ResourceSet, names: Iterable[str]) -> ResourceSet:
+        """The named part of a set (RDS and EDS subscriptions), shared by every node asking."""
+        wanted = frozenset(names)
+        if resource_set.names <= wanted:
+            return resource_set
+        key = ("subset", resource_set.version, wanted)
+        known = self._sets.get(key)
+        if known is None:
+            known = resource_set.only(wanted)
             self._remember(known, key)
         return known
 

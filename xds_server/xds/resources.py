@@ -9,6 +9,7 @@ header (version, type, nonce): no stream ever serialises a resource again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class ResourceSet:
         listing = "\n".join(f"{name} {r.version}" for name, r in by_name.items())
         return cls(type_url=type_url, resources=by_name, version=_digest(listing.encode()))
 
-    @property
+    @functools.cached_property
     def names(self) -> frozenset[str]:
         return frozenset(self.resources)
 

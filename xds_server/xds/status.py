@@ -102,6 +102,9 @@ class NodeRegistry:
         on_event: Callable[[str, str, str, float | None], None] | None = None,
     ) -> None:
         self._nodes: dict[str, NodeRecord] = {}
+        # Live streams not known to be in sync: waiting is O(1) per look, not O(nodes).
+        self._unsynced: set[StreamView] = set()
+        self._nack_seen = False
         self.grace_seconds = grace_seconds
         self._news = asyncio.Event()
         # (event, type_url or mode, node, seconds) for metrics: "ack", "nack",
@@ -113,8 +116,18 @@ class NodeRegistry:
         self._news = asyncio.Event()
 
     def notify(self) -> None:
-        """Wake waiters (e.g. when a new snapshot was published)."""
+        """A new snapshot: no stream is in sync with it until it says so again."""
+        self._unsynced = {stream for r in self._nodes.values() for stream in r.streams}
         self._notify()
+
+    def set_synced(self, stream: StreamView, synced: bool) -> None:
+        """A stream's verdict after it handled an event (see ``AdsStream``)."""
+        if synced:
+            if stream in self._unsynced:
+                self._unsynced.discard(stream)
+                self._notify()
+        else:
+            self._unsynced.add(stream)
 
     def connect(self, node_id: str, cluster: str, stream: StreamView) -> NodeRecord:
         record = self._nodes.setdefault(node_id, NodeRecord(node_id=node_id))
@@ -122,6 +135,7 @@ class NodeRegistry:
         if not record.streams:
             record.connected_since = time.time()
         record.streams.append(stream)
+        self._unsynced.add(stream)
         record.disconnected_at = None
         self._on_event("connect", stream.mode, node_id, None)
         self._notify()
@@ -130,6 +144,7 @@ class NodeRegistry:
     def disconnect(self, record: NodeRecord, stream: StreamView) -> None:
         if stream in record.streams:
             record.streams.remove(stream)
+        self._unsynced.discard(stream)
         if not record.streams:
             record.disconnected_at = time.time()
         self._on_event("disconnect", stream.mode, record.node_id, None)
@@ -150,6 +165,7 @@ class NodeRegistry:
         """Remember the rejection, so that version is never sent to this node again."""
         record.rejected.setdefault(type_url, set()).add(version)
         record.last_nack[type_url] = Nack(version=version, message=message, at=time.time())
+        self._nack_seen = True
         log.warning(
             "xds.nack",
             node=record.node_id,
@@ -178,18 +194,26 @@ class NodeRegistry:
         """Until every connected node is in sync (and at least ``min_envoys`` are), a node
         rejected the current config, or ``timeout`` passed."""
         started = time.monotonic()
+        self._nack_seen = False
         while True:
-            nodes = self.connected()
-            lagging = [(r, s) for r in nodes if not (s := r.sync()).in_sync]
             elapsed = time.monotonic() - started
-            if not lagging and len(nodes) >= min_envoys:
-                return WaitResult(True, elapsed, len(nodes), [])
+            envoys = len(self.connected())
+            if not self._unsynced and envoys >= min_envoys:
+                return WaitResult(True, elapsed, envoys, [])
             remaining = timeout - elapsed
-            if remaining <= 0 or any(s.rejected for _, s in lagging):
-                return WaitResult(False, elapsed, len(nodes), lagging)
+            if remaining <= 0 or (self._nack_seen and self._any_rejected()):
+                return WaitResult(False, elapsed, envoys, self._lagging())
+            self._nack_seen = False
             news = self._news
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(news.wait(), min(remaining, 1.0))
             # ACKs come in bursts (one per node): look again once per batch,
             # not once per ACK.
             await asyncio.sleep(min(WAIT_BATCH_SECONDS, max(remaining, 0)))
+
+    def _any_rejected(self) -> bool:
+        return any(stream.sync().rejected for stream in self._unsynced)
+
+    def _lagging(self) -> list[tuple[NodeRecord, Sync]]:
+        """Every connected node not in sync, with why."""
+        return [(r, s) for r in self.connected() if not (s := r.sync()).in_sync]

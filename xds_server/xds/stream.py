@@ -97,6 +97,9 @@ class AdsStream:
         self._drained.set()
         self._woken = False
         self._nonces = itertools.count(1)
+        # sync() is asked for by every waiter, often: computed once per event.
+        self._sync: Sync | None = None
+        self._sync_generation = -1
 
     # --- event loop ----------------------------------------------------------
 
@@ -115,6 +118,7 @@ class AdsStream:
                     self._drained.set()
                 if item is _END:
                     return
+                self._sync = None  # anything that happens may change it
                 if item is _WAKE:
                     self._woken = False
                 else:
@@ -130,6 +134,7 @@ class AdsStream:
                     self.on_request(item)
                 for response in self._responses():
                     await context.write(response)
+                self._report_sync()
         except ProtocolError as error:
             log.warning("xds.protocol_error", peer=self.peer, mode=self.mode, error=str(error))
             await context.abort(error.code, str(error))
@@ -194,7 +199,7 @@ class AdsStream:
         routes = plan_routes(snapshot, held_clusters)
         if routes is None:
             return None
-        return self.cache.resource_set(ROUTE, routes.only(state.names).resources.values())
+        return self.cache.subset(routes, state.names)
 
     def _responses(self) -> list[bytes]:
         responses = []
@@ -263,8 +268,21 @@ class AdsStream:
         )
         return [t for t in PUSH_ORDER if t != ENDPOINT or needs_eds]
 
+    def _report_sync(self) -> None:
+        """Tell the registry whether this stream is in sync now (cheap while a push is on)."""
+        if self.node is None:
+            return
+        busy = any(state.pending is not None for state in self.types.values())
+        self.registry.set_synced(self, not busy and self.sync().in_sync)
+
     def sync(self) -> Sync:
         """Whether this node holds the current config at its final stage, and if not why."""
+        if self._sync is None or self._sync_generation != self.cache.generation:
+            self._sync = self._compute_sync()
+            self._sync_generation = self.cache.generation
+        return self._sync
+
+    def _compute_sync(self) -> Sync:
         snapshot = self.cache.snapshot
         if snapshot is None:
             return Sync(False, "the server has no config yet")

@@ -1,0 +1,389 @@
+"""Fleet simulator: N simulated Envoys on ADS; change → last ACK, ours vs the raw gRPC limit.
+
+    python3 bench/fleet.py --clients 100 1000 --changes 20 --json bench/results/fleet.json
+
+For each N it runs, in one go and on the same clients, (1) `xdsctl serve` and
+(2) a minimal grpcio asyncio server that broadcasts one pre-serialised
+RouteConfiguration response of the same size to every stream. Each simulated
+Envoy (in worker processes) speaks SotW ADS like Envoy: wildcard CDS, EDS by
+name, LDS, RDS by name, ACKing every response. A change is timed from the
+operator API call returning (ours) or the broadcast starting (raw) until the
+last client has received, and ACKed, the new route table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORKERS = 2
+STREAMS_PER_CHANNEL = 50  # simulated Envoys share HTTP/2 connections in groups
+
+
+def raise_open_files() -> None:
+    """Many streams need many descriptors: lift the soft limit to the hard one."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the simulated Envoys (worker processes) -------------------------------------
+
+
+async def _envoy(stub: Any, node_id: str, full: bool, report: Any) -> None:
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
+
+    call = stub.StreamAggregatedResources()
+    node = {"id": node_id, "cluster": "bench"}
+    first = True
+
+    async def send(
+        type_url: str, names: list[str] | None = None, version: str = "", nonce: str = ""
+    ) -> None:
+        nonlocal first
+        request = discovery_pb2.DiscoveryRequest(
+            type_url=type_url,
+            resource_names=names or [],
+            version_info=version,
+            response_nonce=nonce,
+        )
+        if first:
+            request.node.id, request.node.cluster = node["id"], node["cluster"]
+            first = False
+        await call.write(request)
+
+    names: dict[str, list[str]] = {ROUTE: ["routes"]}
+    if full:
+        await send(CLUSTER)
+    else:
+        await send(ROUTE, ["routes"])
+    while True:
+        response = await call.read()
+        if response is None or not hasattr(response, "type_url"):
+            return
+        type_url = response.type_url
+        if type_url == ROUTE:
+            report(response.version_info)
+        if type_url == CLUSTER and ENDPOINT not in names:
+            eds = []
+            for packed in response.resources:
+                cluster = cluster_pb2.Cluster()
+                packed.Unpack(cluster)
+                if cluster.type == cluster_pb2.Cluster.EDS:
+                    eds.append(cluster.name)
+            names[ENDPOINT] = eds
+            await send(CLUSTER, version=response.version_info, nonce=response.nonce)
+            if eds:
+                await send(ENDPOINT, eds)
+            await send(LISTENER)
+            continue
+        if type_url == LISTENER and ROUTE not in names.get("_asked", []):
+            names["_asked"] = [ROUTE]
+            await send(LISTENER, version=response.version_info, nonce=response.nonce)
+            await send(ROUTE, ["routes"])
+            continue
+        await send(
+            type_url, names.get(type_url), version=response.version_info, nonce=response.nonce
+        )
+
+
+def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) -> None:
+    """One process of simulated Envoys; reports per RDS version: count, first and last time."""
+    raise_open_files()
+
+    async def main() -> None:
+        import grpc
+        from envoy.service.discovery.v3 import ads_pb2_grpc
+
+        seen: dict[str, list[float]] = defaultdict(list)
+        expected = len(node_ids)
+
+        def report(version: str) -> None:
+            times = seen[version]
+            times.append(time.monotonic())
+            if len(times) == expected:
+                out.put((version, len(times), min(times), max(times)))
+
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(0, len(node_ids), STREAMS_PER_CHANNEL)
+        ]
+        tasks = [
+            asyncio.create_task(
+                _envoy(
+                    ads_pb2_grpc.AggregatedDiscoveryServiceStub(channels[i // STREAMS_PER_CHANNEL]),
+                    node_id,
+                    full,
+                    report,
+                )
+            )
+            for i, node_id in enumerate(node_ids)
+        ]
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        for task in tasks:
+            task.cancel()
+        for channel in channels:
+            await channel.close()
+
+    asyncio.run(main())
+
+
+class Fleet:
+    """N simulated Envoys over WORKERS processes."""
+
+    def __init__(self, address: str, clients: int, full: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.out = context.Queue()
+        self.stop = context.Event()
+        self.clients = clients
+        ids = [f"sim-{i}" for i in range(clients)]
+        shares = [ids[i::WORKERS] for i in range(WORKERS)]
+        self.expected_reports = sum(1 for share in shares if share)
+        self.processes = [
+            context.Process(target=_worker, args=(address, share, full, self.out, self.stop))
+            for share in shares
+            if share
+        ]
+        self.started = time.monotonic()
+        for process in self.processes:
+            process.start()
+
+    def wait_version(self, known: set[str], timeout: float = 300.0) -> tuple[str, float, float]:
+        """The next RDS version every client received: (version, first, last) times."""
+        reports: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            version, _count, first, last = self.out.get(timeout=deadline - time.monotonic())
+            if version in known:
+                continue
+            reports[version].append((first, last))
+            if len(reports[version]) == self.expected_reports:
+                known.add(version)
+                firsts, lasts = zip(*reports[version], strict=True)
+                return version, min(firsts), max(lasts)
+        raise TimeoutError("the fleet did not converge")
+
+    def close(self) -> None:
+        self.stop.set()
+        for process in self.processes:
+            process.join(timeout=20)
+            if process.is_alive():
+                process.kill()
+
+
+# --- the servers ---------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[float, int]:
+    """(CPU seconds, RSS KiB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    rss = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+    return cpu, rss
+
+
+def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
+    import grpc
+
+    from xds_server.v1 import operator_pb2 as pb
+    from xds_server.v1 import operator_pb2_grpc
+
+    api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xds_server.cli.main",
+            "serve",
+            "--state",
+            str(workdir / "state.db"),
+            "--api-listen",
+            api,
+            "--xds-listen",
+            xds,
+            "--metrics-listen",
+            f"127.0.0.1:{free_port()}",
+            "--log-level",
+            "warning",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "serve.log").open("wb"),
+        preexec_fn=raise_open_files,
+    )
+    channel = grpc.insecure_channel(api)
+    stub = operator_pb2_grpc.OperatorStub(channel)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stub.ListServices(pb.ListServicesRequest(), timeout=1)
+            break
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    for tag, port in (("blue", 8081), ("green", 8082)):
+        stub.Apply(
+            pb.ApplyRequest(
+                service="default",
+                deployment_tag=tag,
+                endpoints=[pb.Endpoint(host="127.0.0.1", port=port)],
+            )
+        )
+    stub.SetTraffic(
+        pb.SetTrafficRequest(
+            service="default",
+            weights=[pb.TagWeight(tag="blue", weight=99), pb.TagWeight(tag="green", weight=1)],
+        )
+    )
+
+    def change(i: int) -> float:
+        split = 2 + i % 90
+        stub.SetTraffic(
+            pb.SetTrafficRequest(
+                service="default",
+                weights=[
+                    pb.TagWeight(tag="blue", weight=100 - split),
+                    pb.TagWeight(tag="green", weight=split),
+                ],
+            )
+        )
+        return time.monotonic()
+
+    return process, xds, change
+
+
+def start_raw(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
+    xds = f"127.0.0.1:{free_port()}"
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("raw_broadcast.py")), xds],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=(workdir / "raw.log").open("wb"),
+        preexec_fn=raise_open_files,
+    )
+    assert process.stdout is not None and process.stdin is not None
+    assert process.stdout.readline().strip() == b"ready"
+
+    def change(i: int) -> float:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(f"{i}\n".encode())
+        process.stdin.flush()
+        return float(process.stdout.readline())
+
+    return process, xds, change
+
+
+def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        starter = start_ours if kind == "ours" else start_raw
+        server, xds, change = starter(Path(tmp))
+        try:
+            _, rss0 = _proc_stat(server.pid)
+            fleet = Fleet(xds, clients, full=kind == "ours")
+            known: set[str] = set()
+            fleet.wait_version(known)
+            accepted = time.monotonic() - fleet.started
+            time.sleep(2.0)
+            cpu_idle0, rss_idle = _proc_stat(server.pid)
+            time.sleep(3.0)
+            cpu_idle1, _ = _proc_stat(server.pid)
+            last, first = [], []
+            cpu_a, _ = _proc_stat(server.pid)
+            for i in range(changes):
+                t0 = change(i)
+                _version, t_first, t_last = fleet.wait_version(known)
+                last.append(t_last - t0)
+                first.append(t_first - t0)
+                time.sleep(0.05)
+            cpu_b, _ = _proc_stat(server.pid)
+            fleet.close()
+        finally:
+            server.send_signal(signal.SIGKILL)
+            server.wait()
+    last.sort()
+    return {
+        "kind": kind,
+        "clients": clients,
+        "changes": changes,
+        "last_p50_s": statistics.median(last),
+        "last_p99_s": last[min(len(last) - 1, int(len(last) * 0.99))],
+        "last_max_s": last[-1],
+        "first_p50_s": statistics.median(first),
+        "accept_all_s": accepted,
+        "rss_per_client_kib": (rss_idle - rss0) / clients,
+        "idle_cpu_s_per_s": (cpu_idle1 - cpu_idle0) / 3.0,
+        "cpu_s_per_change": (cpu_b - cpu_a) / changes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = []
+    header = (
+        f"{'N':>6} {'server':>6} {'last p50':>9} {'last p99':>9} {'max':>7} "
+        f"{'first p50':>9} {'accept':>7} {'KiB/cl':>7} {'idle cpu':>8} {'cpu/chg':>8}"
+    )
+    print(header)
+    for clients in args.clients:
+        pair = {}
+        for kind in ("raw", "ours"):
+            result = run(kind, clients, args.changes)
+            pair[kind] = result
+            results.append(result)
+            print(
+                f"{clients:>6} {kind:>6} {result['last_p50_s']:>9.3f} {result['last_p99_s']:>9.3f} "
+                f"{result['last_max_s']:>7.3f} {result['first_p50_s']:>9.3f} "
+                f"{result['accept_all_s']:>7.2f} {result['rss_per_client_kib']:>7.1f} "
+                f"{result['idle_cpu_s_per_s']:>8.3f} {result['cpu_s_per_change']:>8.3f}",
+                flush=True,
+            )
+        ratio_p50 = pair["ours"]["last_p50_s"] / pair["raw"]["last_p50_s"]
+        ratio_p99 = pair["ours"]["last_p99_s"] / pair["raw"]["last_p99_s"]
+        memory = pair["ours"]["rss_per_client_kib"] / max(pair["raw"]["rss_per_client_kib"], 1e-9)
+        print(
+            f"{clients:>6}  ratio ours/raw: p50 {ratio_p50:.2f}, p99 {ratio_p99:.2f}, "
+            f"memory per client {memory:.2f}",
+            flush=True,
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
