@@ -61,7 +61,8 @@ def measure(changes: int, gets: int) -> dict[str, Any]:
         config.write_text(yaml.safe_dump(bootstrap(options)))
         envoy = subprocess.Popen(
             [envoy_binary, "-c", str(config), "--disable-hot-restart", "-l", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 30
@@ -87,8 +88,9 @@ def measure(changes: int, gets: int) -> dict[str, Any]:
             env = {**os.environ, "XDSCTL_SERVER": api}
             for _ in range(gets):
                 began = time.monotonic()
-                subprocess.run(["xdsctl", "traffic", "get"], check=True, env=env,
-                               capture_output=True)
+                subprocess.run(
+                    ["xdsctl", "traffic", "get"], check=True, env=env, capture_output=True
+                )
                 walls.append(time.monotonic() - began)
         finally:
             envoy.terminate()
