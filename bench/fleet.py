@@ -34,7 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 WORKERS = 2
-STREAMS_PER_CHANNEL = 50  # simulated Envoys share HTTP/2 connections in groups
+# Simulated Envoys share HTTP/2 connections, this many streams each; a worker
+# process takes at most STREAMS_PER_WORKER (beyond about a thousand streams in
+# one process the grpcio client stalled here), so large N uses more workers.
+STREAMS_PER_CHANNEL = 100
+STREAMS_PER_WORKER = 600
 
 
 def raise_open_files() -> None:
@@ -133,15 +137,9 @@ def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) 
             grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(0, len(node_ids), STREAMS_PER_CHANNEL)
         ]
+        stubs = [ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel) for channel in channels]
         tasks = [
-            asyncio.create_task(
-                _envoy(
-                    ads_pb2_grpc.AggregatedDiscoveryServiceStub(channels[i // STREAMS_PER_CHANNEL]),
-                    node_id,
-                    full,
-                    report,
-                )
-            )
+            asyncio.create_task(_envoy(stubs[i // STREAMS_PER_CHANNEL], node_id, full, report))
             for i, node_id in enumerate(node_ids)
         ]
         while not stop.is_set():
@@ -163,7 +161,8 @@ class Fleet:
         self.stop = context.Event()
         self.clients = clients
         ids = [f"sim-{i}" for i in range(clients)]
-        shares = [ids[i::WORKERS] for i in range(WORKERS)]
+        workers = max(WORKERS, -(-clients // STREAMS_PER_WORKER))
+        shares = [ids[i::workers] for i in range(workers)]
         self.expected_reports = sum(1 for share in shares if share)
         self.processes = [
             context.Process(target=_worker, args=(address, share, full, self.out, self.stop))
