@@ -74,8 +74,13 @@ def test_envoy_nack_is_recorded_not_resent_and_recovered(tmp_path: Path, mode: s
             plane.call(lambda: plane.plane.cache.set_snapshot(broken, check=False))
             rejected = "http.ingress_http.rds.routes.update_rejected"
             wait_until(lambda: envoy.stats()[rejected] == 1, what="Envoy NACKs")
-            record = plane.call(lambda: plane.plane.registry.get("envoy-1"))
-            nack = record.last_nack[ROUTE]
+            # Envoy counts the rejection before its NACK reaches the server.
+            nack = wait_until(
+                lambda: plane.call(
+                    lambda: plane.plane.registry.get("envoy-1").last_nack.get(ROUTE)
+                ),
+                what="the server records the NACK",
+            )
             assert nack.version == broken.routes.version
             assert "Sum of weights" in nack.message
             # The other node takes it (it does not validate), unhindered.
