@@ -18,6 +18,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import resource
 import signal
 import socket
@@ -35,10 +36,14 @@ sys.path.insert(0, str(ROOT))
 
 WORKERS = 2
 # Simulated Envoys share HTTP/2 connections, this many streams each; a worker
-# process takes at most STREAMS_PER_WORKER (beyond about a thousand streams in
-# one process the grpcio client stalled here), so large N uses more workers.
+# process takes at most STREAMS_PER_WORKER.
 STREAMS_PER_CHANNEL = 100
-STREAMS_PER_WORKER = 600
+STREAMS_PER_WORKER = 5000
+# Each worker opens streams in batches of OPEN_BATCH, OPEN_PAUSE_S apart: when
+# thousands open in one instant, grpcio's client fails a few percent of them
+# (INTERNAL "Failed execute_batch", or CANCELLED), which stalled earlier runs.
+OPEN_BATCH = 50
+OPEN_PAUSE_S = 0.05
 
 
 def raise_open_files() -> None:
@@ -56,7 +61,22 @@ def free_port() -> int:
 # --- the simulated Envoys (worker processes) -------------------------------------
 
 
-async def _envoy(stub: Any, node_id: str, full: bool, report: Any) -> None:
+async def _envoy(stub: Any, node_id: str, full: bool, report: Any, retries: list[int]) -> None:
+    """One simulated Envoy: like Envoy, it reopens a failed stream after a jittered backoff."""
+    import grpc
+
+    while True:
+        try:
+            await _ads_stream(stub, node_id, full, report)
+            return
+        except grpc.aio.AioRpcError:
+            # A burst of new streams makes grpc core refuse a few of them
+            # (CANCELLED / INTERNAL on the client); Envoy retries, so do we.
+            retries[0] += 1
+            await asyncio.sleep(0.1 + random.random() * 0.4)
+
+
+async def _ads_stream(stub: Any, node_id: str, full: bool, report: Any) -> None:
     from envoy.config.cluster.v3 import cluster_pb2
     from envoy.service.discovery.v3 import discovery_pb2
 
@@ -92,7 +112,7 @@ async def _envoy(stub: Any, node_id: str, full: bool, report: Any) -> None:
             return
         type_url = response.type_url
         if type_url == ROUTE:
-            report(response.version_info)
+            report(response.version_info, node_id)
         if type_url == CLUSTER and ENDPOINT not in names:
             eds = []
             for packed in response.resources:
@@ -124,24 +144,32 @@ def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) 
         import grpc
         from envoy.service.discovery.v3 import ads_pb2_grpc
 
-        seen: dict[str, list[float]] = defaultdict(list)
+        # Per RDS version, each node's first receipt (a reopened stream may get it twice).
+        seen: dict[str, dict[str, float]] = defaultdict(dict)
         expected = len(node_ids)
+        retries = [0]
 
-        def report(version: str) -> None:
+        def report(version: str, node_id: str) -> None:
             times = seen[version]
-            times.append(time.monotonic())
+            if node_id in times:
+                return
+            times[node_id] = time.monotonic()
             if len(times) == expected:
-                out.put((version, len(times), min(times), max(times)))
+                out.put((version, retries[0], min(times.values()), max(times.values())))
 
         channels = [
             grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
             for _ in range(0, len(node_ids), STREAMS_PER_CHANNEL)
         ]
         stubs = [ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel) for channel in channels]
-        tasks = [
-            asyncio.create_task(_envoy(stubs[i // STREAMS_PER_CHANNEL], node_id, full, report))
-            for i, node_id in enumerate(node_ids)
-        ]
+        tasks = []
+        for i, node_id in enumerate(node_ids):
+            stub = stubs[i // STREAMS_PER_CHANNEL]
+            tasks.append(asyncio.create_task(_envoy(stub, node_id, full, report, retries)))
+            if i % OPEN_BATCH == OPEN_BATCH - 1:
+                # A fleet does not open thousands of streams in one instant;
+                # pacing keeps grpc core from refusing most of a burst.
+                await asyncio.sleep(OPEN_PAUSE_S)
         while not stop.is_set():
             await asyncio.sleep(0.2)
         for task in tasks:
@@ -169,6 +197,7 @@ class Fleet:
             for share in shares
             if share
         ]
+        self.retries = 0  # streams reopened after an error, all workers, so far
         self.started = time.monotonic()
         for process in self.processes:
             process.start()
@@ -178,13 +207,14 @@ class Fleet:
         reports: dict[str, list[tuple[float, float]]] = defaultdict(list)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            version, _count, first, last = self.out.get(timeout=deadline - time.monotonic())
+            version, retries, first, last = self.out.get(timeout=deadline - time.monotonic())
             if version in known:
                 continue
-            reports[version].append((first, last))
+            reports[version].append((first, last, retries))
             if len(reports[version]) == self.expected_reports:
                 known.add(version)
-                firsts, lasts = zip(*reports[version], strict=True)
+                firsts, lasts, retried = zip(*reports[version], strict=True)
+                self.retries = sum(retried)
                 return version, min(firsts), max(lasts)
         raise TimeoutError("the fleet did not converge")
 
@@ -326,6 +356,7 @@ def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
                 first.append(t_first - t0)
                 time.sleep(0.05)
             cpu_b, _ = _proc_stat(server.pid)
+            retries = fleet.retries
             fleet.close()
         finally:
             server.send_signal(signal.SIGKILL)
@@ -340,6 +371,7 @@ def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
         "last_max_s": last[-1],
         "first_p50_s": statistics.median(first),
         "accept_all_s": accepted,
+        "stream_retries": retries,
         "rss_per_client_kib": (rss_idle - rss0) / clients,
         "idle_cpu_s_per_s": (cpu_idle1 - cpu_idle0) / 3.0,
         "cpu_s_per_change": (cpu_b - cpu_a) / changes,

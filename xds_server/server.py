@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from xds_server.api.servicer import OperatorServicer
 from xds_server.config import ServeConfig
+from xds_server.heap import HeapSettler
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
@@ -77,15 +78,22 @@ class ControlPlane:
     _http: WSGIServer | None = None
     _health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     _summary: asyncio.Task[None] | None = None
+    _heap: HeapSettler = field(default_factory=HeapSettler)
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
-            grace_seconds=self.config.node_grace_seconds, on_event=self.metrics.on_xds_event
+            grace_seconds=self.config.node_grace_seconds, on_event=self._xds_event
         )
+
+    def _xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
+        self.metrics.on_xds_event(event, kind, node, seconds)
+        if event in ("connect", "disconnect"):
+            self._heap.poke()
 
     def _published(self, world: World) -> None:
         self.metrics.on_publish(world)
         self.registry.notify()
+        self._heap.poke()
         # One summary per change; a newer change supersedes the pending one.
         if self._summary is not None:
             self._summary.cancel()
@@ -166,6 +174,7 @@ class ControlPlane:
         self.ready = False
         if self._summary is not None:
             self._summary.cancel()
+        self._heap.close()
         await asyncio.gather(*(s.stop(SHUTDOWN_GRACE_SECONDS) for s in self._servers))
         await self._close_side_resources()
         log.info("server.stopped")

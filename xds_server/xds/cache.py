@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from xds_server.errors import XdsServerError
-from xds_server.xds.resources import Resource, ResourceSet
+from xds_server.xds.resources import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    PUSH_ORDER,
+    ROUTE,
+    Resource,
+    ResourceSet,
+)
 from xds_server.xds.snapshot import Snapshot
 
 log = structlog.get_logger(__name__)
@@ -37,6 +45,19 @@ class _Lru(OrderedDict):  # type: ignore[type-arg]
             self.popitem(last=False)
 
 
+def plan_inputs(snapshot: Snapshot) -> dict[str, object]:
+    """Per type, what of the snapshot its plan reads (``xds_server.xds.planner``), by version."""
+    return {
+        CLUSTER: (
+            snapshot.clusters.version,
+            frozenset((r.name, r.version) for r in snapshot.standby_clusters.values()),
+        ),
+        ENDPOINT: frozenset((r.name, r.version) for r in snapshot.endpoints.values()),
+        LISTENER: snapshot.listeners.version,
+        ROUTE: snapshot.routes.version,
+    }
+
+
 class SnapshotCache:
     """Holds the current snapshot and wakes every watching stream when it changes."""
 
@@ -45,6 +66,11 @@ class SnapshotCache:
         self.published_at = 0.0
         # Bumped by every snapshot: lets streams cache what they derive from one.
         self.generation = 0
+        # Per type, a counter bumped when a snapshot changes what that type's
+        # plan reads (see ``plan_inputs``): a weight change leaves the cluster,
+        # endpoint and listener plans of every stream valid.
+        self.input_stamps: dict[str, int] = dict.fromkeys(PUSH_ORDER, 0)
+        self._inputs: dict[str, object] = {}
         self._watchers: set[Callable[[], None]] = set()
         self._sets = _Lru()
         self._resources = _Lru()
@@ -67,6 +93,10 @@ class SnapshotCache:
             self._remember(resource_set)
         for resource in [*snapshot.endpoints.values(), *snapshot.standby_clusters.values()]:
             self._resources.remember((resource.type_url, resource.name, resource.version), resource)
+        for type_url, inputs in plan_inputs(snapshot).items():
+            if self._inputs.get(type_url) != inputs:
+                self._inputs[type_url] = inputs
+                self.input_stamps[type_url] += 1
         self._snapshot = snapshot
         self.published_at = time.time()
         self.generation += 1

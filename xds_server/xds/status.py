@@ -107,13 +107,17 @@ class NodeRegistry:
         self._nack_seen = False
         self.grace_seconds = grace_seconds
         self._news = asyncio.Event()
+        self._listening = 0  # waiters blocked on _news
+        self._connected_count = 0  # nodes with at least one live stream
         # (event, type_url or mode, node, seconds) for metrics: "ack", "nack",
         # "response", "connect", "disconnect".
         self._on_event = on_event or (lambda *_: None)
 
     def _notify(self) -> None:
-        self._news.set()
-        self._news = asyncio.Event()
+        # Called for every ACK: only worth a new Event when someone listens.
+        if self._listening:
+            self._news.set()
+            self._news = asyncio.Event()
 
     def notify(self) -> None:
         """A new snapshot: no stream is in sync with it until it says so again."""
@@ -134,6 +138,7 @@ class NodeRegistry:
         record.cluster = cluster
         if not record.streams:
             record.connected_since = time.time()
+            self._connected_count += 1
         record.streams.append(stream)
         self._unsynced.add(stream)
         record.disconnected_at = None
@@ -144,6 +149,8 @@ class NodeRegistry:
     def disconnect(self, record: NodeRecord, stream: StreamView) -> None:
         if stream in record.streams:
             record.streams.remove(stream)
+            if not record.streams:
+                self._connected_count -= 1
         self._unsynced.discard(stream)
         if not record.streams:
             record.disconnected_at = time.time()
@@ -197,7 +204,7 @@ class NodeRegistry:
         self._nack_seen = False
         while True:
             elapsed = time.monotonic() - started
-            envoys = len(self.connected())
+            envoys = self._connected_count
             if not self._unsynced and envoys >= min_envoys:
                 return WaitResult(True, elapsed, envoys, [])
             remaining = timeout - elapsed
@@ -205,8 +212,12 @@ class NodeRegistry:
                 return WaitResult(False, elapsed, envoys, self._lagging())
             self._nack_seen = False
             news = self._news
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), min(remaining, 1.0))
+            self._listening += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(news.wait(), min(remaining, 1.0))
+            finally:
+                self._listening -= 1
             # ACKs come in bursts (one per node): look again once per batch,
             # not once per ACK.
             await asyncio.sleep(min(WAIT_BATCH_SECONDS, max(remaining, 0)))

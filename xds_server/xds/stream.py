@@ -40,6 +40,15 @@ _END = object()
 # Requests read ahead of processing, at most: a client that floods requests
 # while not reading responses is slowed by gRPC flow control, not buffered.
 MAX_QUEUED_REQUESTS = 64
+# The types whose plan reads a type's state (see ``AdsStream.target``): which
+# plans to redo when that state changes. CDS keeps what the held routes still
+# use; RDS waits until the held clusters cover its references.
+_PLANS_READING = {
+    CLUSTER: (CLUSTER, ROUTE),
+    ENDPOINT: (ENDPOINT,),
+    LISTENER: (LISTENER,),
+    ROUTE: (CLUSTER, ROUTE),
+}
 
 
 class ProtocolError(Exception):
@@ -100,6 +109,10 @@ class AdsStream:
         # sync() is asked for by every waiter, often: computed once per event.
         self._sync: Sync | None = None
         self._sync_generation = -1
+        # Plans by type, with the cache's input stamp they were made from; an
+        # entry is dropped when stream state it reads changes. A change or an
+        # ACK touches one or two types, so most look-ups are hits.
+        self._plans: dict[str, tuple[int, ResourceSet | None]] = {}
 
     # --- event loop ----------------------------------------------------------
 
@@ -132,6 +145,7 @@ class AdsStream:
                         mode=self.mode,
                     )
                     self.on_request(item)
+                    self._state_changed(item.type_url)
                 for response in self._responses():
                     await context.write(response)
                 self._report_sync()
@@ -185,6 +199,19 @@ class AdsStream:
 
     def target(self, state: TypeState) -> ResourceSet | None:
         """What this node should hold next for this type; None: nothing to send yet."""
+        stamp = self.cache.input_stamps[state.type_url]
+        known = self._plans.get(state.type_url)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        plan = self._plan(state)
+        self._plans[state.type_url] = (stamp, plan)
+        return plan
+
+    def _state_changed(self, type_url: str) -> None:
+        for reader in _PLANS_READING.get(type_url, ()):
+            self._plans.pop(reader, None)
+
+    def _plan(self, state: TypeState) -> ResourceSet | None:
         snapshot = self.cache.snapshot
         if snapshot is None or not state.requested:
             return None
@@ -211,6 +238,7 @@ class AdsStream:
             if target is None or self._rejected(type_url, target):
                 continue
             built = self.respond(state, target)
+            self._state_changed(type_url)  # respond may learn what the node holds
             if built is None:
                 continue
             response, state.pending = built
