@@ -378,42 +378,66 @@ def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
     }
 
 
+def _print_run(result: dict[str, Any]) -> None:
+    print(
+        f"{result['clients']:>6} {result['kind']:>6} {result['last_p50_s']:>9.3f} "
+        f"{result['last_p99_s']:>9.3f} {result['last_max_s']:>7.3f} "
+        f"{result['first_p50_s']:>9.3f} {result['accept_all_s']:>7.2f} "
+        f"{result['stream_retries']:>7} {result['rss_per_client_kib']:>7.1f} "
+        f"{result['idle_cpu_s_per_s']:>8.3f} {result['cpu_s_per_change']:>8.3f}",
+        flush=True,
+    )
+
+
+def ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Ours ÷ raw for one N: per round (raw and ours run back to back), then the median."""
+    raws = [r for r in runs if r["kind"] == "raw"]
+    ours = [r for r in runs if r["kind"] == "ours"]
+
+    def median_ratio(key: str) -> float:
+        return statistics.median(o[key] / r[key] for r, o in zip(raws, ours, strict=True))
+
+    return {
+        "clients": runs[0]["clients"],
+        "rounds": len(ours),
+        "p50": median_ratio("last_p50_s"),
+        "p99": median_ratio("last_p99_s"),
+        "memory_per_client": median_ratio("rss_per_client_kib"),
+        "cpu_per_change": median_ratio("cpu_s_per_change"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="raw/ours pairs per N")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    results = []
-    header = (
+    results, summary = [], []
+    print(
         f"{'N':>6} {'server':>6} {'last p50':>9} {'last p99':>9} {'max':>7} "
-        f"{'first p50':>9} {'accept':>7} {'KiB/cl':>7} {'idle cpu':>8} {'cpu/chg':>8}"
+        f"{'first p50':>9} {'accept':>7} {'retries':>7} {'KiB/cl':>7} {'idle cpu':>8} "
+        f"{'cpu/chg':>8}"
     )
-    print(header)
     for clients in args.clients:
-        pair = {}
-        for kind in ("raw", "ours"):
-            result = run(kind, clients, args.changes)
-            pair[kind] = result
-            results.append(result)
-            print(
-                f"{clients:>6} {kind:>6} {result['last_p50_s']:>9.3f} {result['last_p99_s']:>9.3f} "
-                f"{result['last_max_s']:>7.3f} {result['first_p50_s']:>9.3f} "
-                f"{result['accept_all_s']:>7.2f} {result['rss_per_client_kib']:>7.1f} "
-                f"{result['idle_cpu_s_per_s']:>8.3f} {result['cpu_s_per_change']:>8.3f}",
-                flush=True,
-            )
-        ratio_p50 = pair["ours"]["last_p50_s"] / pair["raw"]["last_p50_s"]
-        ratio_p99 = pair["ours"]["last_p99_s"] / pair["raw"]["last_p99_s"]
-        memory = pair["ours"]["rss_per_client_kib"] / max(pair["raw"]["rss_per_client_kib"], 1e-9)
+        runs = []
+        for _round in range(args.rounds):
+            for kind in ("raw", "ours"):
+                runs.append(run(kind, clients, args.changes))
+                _print_run(runs[-1])
+        results.extend(runs)
+        summary.append(ratios(runs))
         print(
-            f"{clients:>6}  ratio ours/raw: p50 {ratio_p50:.2f}, p99 {ratio_p99:.2f}, "
-            f"memory per client {memory:.2f}",
+            f"{clients:>6}  ours/raw (median of {args.rounds} rounds): "
+            f"p50 {summary[-1]['p50']:.2f}, p99 {summary[-1]['p99']:.2f}, "
+            f"memory per client {summary[-1]['memory_per_client']:.2f}, "
+            f"cpu per change {summary[-1]['cpu_per_change']:.2f}",
             flush=True,
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"runs": results, "ratios": summary}, indent=2))
 
 
 if __name__ == "__main__":

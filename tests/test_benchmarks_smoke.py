@@ -25,12 +25,16 @@ def _run(script: str, *args: str, out: Path) -> object:
 def test_fleet_benchmark_runs(tmp_path: Path) -> None:
     """The fleet simulator converges against both servers and reports every figure."""
     results = _run("fleet.py", "--clients", "10", "--changes", "2", out=tmp_path / "f.json")
-    assert [(r["kind"], r["clients"], r["changes"]) for r in results] == [
+    assert isinstance(results, dict)
+    assert [(r["kind"], r["clients"], r["changes"]) for r in results["runs"]] == [
         ("raw", 10, 2),
         ("ours", 10, 2),
     ]
-    for result in results:
+    for result in results["runs"]:
         assert {"last_p50_s", "last_p99_s", "rss_per_client_kib", "cpu_s_per_change"} <= set(result)
+    [ratios] = results["ratios"]
+    assert ratios["clients"] == 10 and ratios["rounds"] == 1
+    assert {"p50", "p99", "memory_per_client", "cpu_per_change"} <= set(ratios)
 
 
 def test_envoy_latency_benchmark_runs(tmp_path: Path) -> None:
