@@ -42,3 +42,24 @@ def test_envoy_latency_benchmark_runs(tmp_path: Path) -> None:
     result = _run("envoy_latency.py", "--changes", "3", "--gets", "2", out=tmp_path / "e.json")
     assert result["changes"] == 3
     assert {"change_to_envoy_p99_ms", "traffic_get_p50_ms"} <= set(result)
+
+
+def test_dataplane_benchmark_runs(tmp_path: Path) -> None:
+    """wrk through the static Envoy, ours, and ours with a slow mirror: every case answers."""
+    result = _run(
+        "dataplane.py",
+        "--seconds",
+        "1",
+        "--rounds",
+        "1",
+        "--connections",
+        "4",
+        out=tmp_path / "d.json",
+    )
+    assert isinstance(result, dict)
+    assert set(result["medians"]) == {"static", "ours", "ours+mirror"}
+    for case, figures in result["medians"].items():
+        assert figures["rps"] > 0, case
+        # Every request got a 2xx: each case really routed to the upstream.
+        assert figures["non_2xx"] == 0, case
+    assert {"throughput_ours_over_static", "p99_mirror_over_plain"} <= set(result)
