@@ -48,8 +48,12 @@ class CliResult:
 class ServerProcess:
     """One `xdsctl serve` on a free loopback port and a state file."""
 
-    def __init__(self, state: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, state: Path, extra_args: tuple[str, ...] = (), store_url: str | None = None
+    ) -> None:
         self.state = state
+        # A postgresql:// URL replaces the state file (the log still goes beside it).
+        self.store_args = ("--store", store_url) if store_url else ("--state", str(state))
         self.address = f"127.0.0.1:{free_port()}"
         self.xds_address = f"127.0.0.1:{free_port()}"
         self.metrics_address = f"127.0.0.1:{free_port()}"
@@ -65,8 +69,7 @@ class ServerProcess:
                     "serve",
                     "--api-listen",
                     self.address,
-                    "--state",
-                    str(self.state),
+                    *self.store_args,
                     "--xds-listen",
                     self.xds_address,
                     "--metrics-listen",
@@ -174,3 +177,15 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         yield built
     finally:
         built.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """One throwaway PostgreSQL cluster for the session (tests/pg.py)."""
+    from tests.pg import PostgresCluster, require_postgres
+
+    cluster = PostgresCluster(require_postgres())
+    try:
+        yield cluster
+    finally:
+        cluster.close()

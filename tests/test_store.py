@@ -1,19 +1,23 @@
-"""The SQLite store: round trips, atomic refusals, serialised writers, migrations."""
+"""Both stores (SQLite and PostgreSQL): round trips, atomic refusals, serialised
+writers, the change sequence, export/import, migrations."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from xds_server.errors import InvalidRequest, StateError
+from xds_server.errors import InvalidRequest, PreconditionFailed, StateError
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors
 from xds_server.model.state import World
+from xds_server.store.base import StateDump, Store
+from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 _ids = itertools.count(1)
@@ -35,8 +39,24 @@ def _set(tags: list[tuple[str, int]], mirror: str = "", **kwargs: Any) -> Any:
     )
 
 
-async def _populated(path: Path) -> SqliteStore:
-    store = await SqliteStore.open(path)
+Opener = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens the same store (a file, or a fresh database) each time it is called."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore.open(tmp_path / "state.db")
+    url = request.getfixturevalue("postgres").database()
+    return lambda: PostgresStore.open(url)
+
+
+async def _populated(opener: Opener) -> Store:
+    return await _populate(await opener())
+
+
+async def _populate(store: Store) -> Store:
+    """Four changes: two deployments, a canary with a mirror, a second service."""
     await store.transact(_apply(deployment_tag="blue", labels=[("version", "v1")]))
     await store.transact(
         _apply(
@@ -50,15 +70,15 @@ async def _populated(path: Path) -> SqliteStore:
     return store
 
 
-class TestSqliteStore:
-    def test_round_trip(self, tmp_path: Path) -> None:
+class TestStore:
+    def test_round_trip(self, open_store: Opener) -> None:
         """What was written reads back identical, in a new process-like open too."""
 
         async def run() -> tuple[World, World, list[Any]]:
-            store = await _populated(tmp_path / "state.db")
+            store = await _populated(open_store)
             in_memory = await store.load()
             await store.close()
-            reopened = await SqliteStore.open(tmp_path / "state.db")
+            reopened = await open_store()
             try:
                 return in_memory, await reopened.load(), await reopened.history("default")
             finally:
@@ -72,11 +92,11 @@ class TestSqliteStore:
         assert [e.revision for e in history] == [3, 2, 1]
         assert history[0].before.policy.weights == (("blue", 100), ("green", 0))
 
-    def test_refused_change_writes_nothing(self, tmp_path: Path) -> None:
+    def test_refused_change_writes_nothing(self, open_store: Opener) -> None:
         """A change function that raises leaves the file as it was."""
 
         async def run() -> tuple[World, World]:
-            store = await _populated(tmp_path / "state.db")
+            store = await _populated(open_store)
             before = await store.load()
             with pytest.raises(InvalidRequest):
                 await store.transact(_set([("blue", 90), ("green", 20)]))
@@ -87,11 +107,11 @@ class TestSqliteStore:
         before, after = asyncio.run(run())
         assert after == before
 
-    def test_concurrent_writers_are_serialised(self, tmp_path: Path) -> None:
+    def test_concurrent_writers_are_serialised(self, open_store: Opener) -> None:
         """Twenty racing compare-and-set writes: exactly one wins per revision."""
 
         async def run() -> tuple[int, int, World]:
-            store = await _populated(tmp_path / "state.db")
+            store = await _populated(open_store)
             results = await asyncio.gather(
                 *(
                     store.transact(_set([("blue", 100 - i), ("green", i)], if_revision=3))
@@ -109,11 +129,90 @@ class TestSqliteStore:
         assert (wins, conflicts) == (1, 19)
         assert world.services["default"].revision == 4
 
-    def test_tag_moves_between_rows(self, tmp_path: Path) -> None:
+    def test_separate_openings_are_serialised(self, open_store: Opener) -> None:
+        """Like replicas: two stores on the same data, racing --if-revision writes."""
+
+        async def run() -> tuple[list[Any], World, list[Any]]:
+            first = await _populated(open_store)
+            second = await open_store()
+            results = await asyncio.gather(
+                *(
+                    (first, second)[i % 2].transact(
+                        _set([("blue", 100 - i), ("green", i)], if_revision=3)
+                    )
+                    for i in range(20)
+                ),
+                return_exceptions=True,
+            )
+            world, history = await second.load(), await first.history("default")
+            await first.close()
+            await second.close()
+            return results, world, history
+
+        results, world, history = asyncio.run(run())
+        assert sum(not isinstance(r, Exception) for r in results) == 1
+        assert all(isinstance(r, ops.RevisionConflict) for r in results if isinstance(r, Exception))
+        assert world.services["default"].revision == 4
+        assert [e.revision for e in history] == [4, 3, 2, 1]
+
+    def test_every_change_bumps_the_sequence(self, open_store: Opener) -> None:
+        """The sequence counts committed changes; a refused one leaves it."""
+
+        async def run() -> tuple[int, int, int, int]:
+            store = await open_store()
+            empty = await store.sequence()
+            store = await _populate(store)
+            populated = await store.sequence()
+            with pytest.raises(InvalidRequest):
+                await store.transact(_set([("blue", 90), ("green", 20)]))
+            _world, versioned = await store.load_versioned()
+            await store.close()
+            return empty, populated, await _reopened_sequence(open_store), versioned
+
+        empty, populated, reopened, versioned = asyncio.run(run())
+        assert (empty, populated, reopened, versioned) == (0, 4, 4, 4)
+
+    def test_export_then_import_elsewhere(self, open_store: Opener, tmp_path: Path) -> None:
+        """An export imported into an empty store of the other engine reads back identical."""
+
+        async def run() -> tuple[StateDump, StateDump]:
+            source = await _populated(open_store)
+            dump = await source.export()
+            await source.close()
+            target = await SqliteStore.open(tmp_path / "copy.db")
+            await target.import_state(dump, replace=False)
+            copied = await target.export()
+            await target.close()
+            return dump, copied
+
+        dump, copied = asyncio.run(run())
+        assert copied == dump
+        assert [e.revision for e in dump.history if e.service == "default"] == [3, 2, 1]
+
+    def test_import_into_a_non_empty_store_needs_replace(self, open_store: Opener) -> None:
+        """Importing over existing state is refused unless replacing; replacing is total."""
+
+        async def run() -> tuple[World, StateDump]:
+            store = await _populated(open_store)
+            before = await store.load()
+            other = StateDump(world=World(), history=())
+            with pytest.raises(PreconditionFailed, match="--replace"):
+                await store.import_state(other, replace=False)
+            unchanged = await store.load()
+            assert unchanged == before
+            await store.import_state(other, replace=True)
+            after = await store.export()
+            await store.close()
+            return before, after
+
+        _before, after = asyncio.run(run())
+        assert after == StateDump(world=World(), history=())
+
+    def test_tag_moves_between_rows(self, open_store: Opener) -> None:
         """An in-place release moves a tag without tripping the unique index."""
 
         async def run() -> World:
-            store = await _populated(tmp_path / "state.db")
+            store = await _populated(open_store)
             await store.transact(_apply(deployment_tag="blue"))
             await store.transact(lambda w, h: ops.rollback(w, h, CTX, service="default"))
             world = await store.load()
@@ -123,6 +222,8 @@ class TestSqliteStore:
         world = asyncio.run(run())
         assert [d.tag for d in world.deployments_of("default")] == ["blue", "green", None]
 
+
+class TestSqliteFile:
     def test_schema_version_recorded(self, tmp_path: Path) -> None:
         """The file carries the schema version it was migrated to."""
         asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
@@ -148,3 +249,11 @@ class TestSqliteStore:
 async def _close(opening: Any) -> None:
     store = await opening
     await store.close()
+
+
+async def _reopened_sequence(opener: Opener) -> int:
+    store = await opener()
+    try:
+        return await store.sequence()
+    finally:
+        await store.close()

@@ -9,6 +9,11 @@ from pathlib import Path
 @dataclass(frozen=True)
 class ServeConfig:
     state_path: Path = Path("./xds-state.db")
+    # A postgresql:// URL: the shared store for HA replicas (instead of state_path).
+    store_url: str | None = None
+    # With PostgreSQL: how often a replica compares its state with the
+    # database even without a change notice (a last resort).
+    resync_seconds: float = 30.0
     api_listen: str = "127.0.0.1:18001"
     xds_listen: str = "127.0.0.1:18000"
     envoy_listen: str = "0.0.0.0:10000"

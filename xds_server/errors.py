@@ -6,6 +6,7 @@ The hierarchy, with the gRPC status the operator API answers for each::
     ├── InvalidRequest       the request breaks a rule           INVALID_ARGUMENT
     ├── NotFound             unknown service, deployment, ...    NOT_FOUND
     ├── PreconditionFailed   the current state does not allow it FAILED_PRECONDITION
+    │   └── StoreUnavailable the database cannot be reached      FAILED_PRECONDITION
     ├── RevisionConflict     --if-revision did not match         ABORTED
     └── StateError           the state file cannot be used       (server start-up)
 
@@ -34,6 +35,10 @@ class NotFound(XdsServerError):
 
 class PreconditionFailed(XdsServerError):
     """Well formed, but the current state does not allow it."""
+
+
+class StoreUnavailable(PreconditionFailed):
+    """The database did not answer in time; nothing was written."""
 
 
 class RevisionConflict(XdsServerError):

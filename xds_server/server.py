@@ -20,10 +20,13 @@ from grpc_reflection.v1alpha import reflection
 
 from xds_server.api.servicer import OperatorServicer
 from xds_server.config import ServeConfig
+from xds_server.follower import StateFollower
 from xds_server.heap import HeapSettler
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
+from xds_server.store.base import Store
+from xds_server.store.postgres import PostgresStore, redact
 from xds_server.store.sqlite import SqliteStore
 from xds_server.translate import TranslateOptions
 from xds_server.v1 import operator_pb2, operator_pb2_grpc
@@ -72,13 +75,14 @@ class ControlPlane:
     cache: SnapshotCache = field(default_factory=SnapshotCache)
     metrics: Metrics = field(default_factory=Metrics)
     registry: NodeRegistry = field(init=False)
-    store: SqliteStore | None = None
+    store: Store | None = None
     ready: bool = False
     _servers: list[grpc.aio.Server] = field(default_factory=list)
     _http: WSGIServer | None = None
     _health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     _summary: asyncio.Task[None] | None = None
     _heap: HeapSettler = field(default_factory=HeapSettler)
+    _follow: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
@@ -112,11 +116,11 @@ class ControlPlane:
                 lagging={record.node_id: sync.reason for record, sync in result.lagging[:20]},
             )
 
-    def _operator_server(self, publisher: SnapshotPublisher) -> grpc.aio.Server:
+    def _operator_server(self, follower: StateFollower) -> grpc.aio.Server:
         assert self.store is not None
         api = grpc.aio.server()
         servicer = OperatorServicer(
-            self.store, on_change=publisher.publish, fleet=self.registry, metrics=self.metrics
+            self.store, on_change=follower.after_commit, fleet=self.registry, metrics=self.metrics
         )
         operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -131,14 +135,15 @@ class ControlPlane:
     async def start(self) -> None:
         options = translate_options(self.config)
         metrics_at = parse_endpoint(self.config.metrics_listen)
-        self.store = await SqliteStore.open(self.config.state_path)
+        self.store = await _open_store(self.config)
         try:
             self._http = serve_http(
                 metrics_at.host, metrics_at.port, self.metrics, lambda: self.ready
             )
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
-            await publisher.publish(await self.store.load())
-            api = self._operator_server(publisher)
+            follower = StateFollower(self.store, publisher.publish)
+            await follower.refresh()
+            api = self._operator_server(follower)
             xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
             xds.add_generic_rpc_handlers(
                 (AggregatedDiscoveryService(self.cache, self.registry).handler(),)
@@ -150,6 +155,10 @@ class ControlPlane:
         for server in (api, xds):
             await server.start()
             self._servers.append(server)
+        if isinstance(self.store, PostgresStore):
+            self._follow = asyncio.get_running_loop().create_task(
+                self.store.follow(follower.refresh, self.config.resync_seconds)
+            )
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
@@ -159,7 +168,7 @@ class ControlPlane:
             xds_listen=self.config.xds_listen,
             envoy_listen=self.config.envoy_listen,
             metrics_listen=self.config.metrics_listen,
-            state=str(self.config.state_path),
+            store=_store_name(self.config),
         )
 
     async def _close_side_resources(self) -> None:
@@ -175,9 +184,22 @@ class ControlPlane:
         if self._summary is not None:
             self._summary.cancel()
         self._heap.close()
+        if self._follow is not None:
+            self._follow.cancel()
         await asyncio.gather(*(s.stop(SHUTDOWN_GRACE_SECONDS) for s in self._servers))
         await self._close_side_resources()
         log.info("server.stopped")
+
+
+async def _open_store(config: ServeConfig) -> Store:
+    if config.store_url:
+        return await PostgresStore.open(config.store_url)
+    return await SqliteStore.open(config.state_path)
+
+
+def _store_name(config: ServeConfig) -> str:
+    """Where the state lives, safe to log (no password)."""
+    return redact(config.store_url) if config.store_url else str(config.state_path)
 
 
 async def serve(config: ServeConfig) -> None:

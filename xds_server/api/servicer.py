@@ -37,6 +37,7 @@ from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, Picture, World
 from xds_server.store.base import ChangeFunction, Store
+from xds_server.store.document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 from xds_server.xds.status import NodeRegistry
@@ -57,6 +58,14 @@ Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
 
 
+def _status_of(error: XdsServerError) -> grpc.StatusCode:
+    """The status of the error's class or its nearest mapped ancestor."""
+    for kind in type(error).__mro__:
+        if kind in _STATUS_OF_ERROR:
+            return _STATUS_OF_ERROR[kind]
+    return grpc.StatusCode.INTERNAL
+
+
 def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply]:
     """Turn a refused request into its gRPC status, with the model's message; count both."""
 
@@ -65,7 +74,7 @@ def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply
         try:
             reply = await method(self, request, context)
         except XdsServerError as error:
-            code = _STATUS_OF_ERROR.get(type(error), grpc.StatusCode.INTERNAL)
+            code = _status_of(error)
             log.info("operator.refused", method=method.__name__, code=code.name, error=str(error))
             self._count(method.__name__, code.name.lower())
             await context.abort(code, str(error))
@@ -388,6 +397,35 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             seconds=result.seconds,
             envoys=result.envoys,
             lagging=[convert.node_status_to_pb(r, s) for r, s in result.lagging],
+        )
+
+    @_refusals_as_status
+    async def ExportState(
+        self, request: pb.ExportStateRequest, context: Any
+    ) -> pb.ExportStateResponse:
+        return pb.ExportStateResponse(document=state_to_json(await self._store.export()))
+
+    @_refusals_as_status
+    async def ImportState(
+        self, request: pb.ImportStateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ImportStateResponse:
+        dump = state_from_json(request.document)
+        await self._store.import_state(dump, replace=request.replace)
+        ctx = self._context(context, "state import")
+        log.info(
+            "operator.state_imported",
+            actor=ctx.actor,
+            replace=request.replace,
+            services=len(dump.world.services),
+            deployments=len(dump.world.deployments),
+            history_entries=len(dump.history),
+        )
+        if self._on_change is not None:
+            await self._on_change(dump.world)
+        return pb.ImportStateResponse(
+            services=len(dump.world.services),
+            deployments=len(dump.world.deployments),
+            history_entries=len(dump.history),
         )
 
     @_refusals_as_status

@@ -286,6 +286,30 @@ def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
     return render.structured([render.service_data(s) for s in services], args.output)
 
 
+def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> str:
+    return client.call(client.stub.ExportState, pb.ExportStateRequest()).document
+
+
+def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
+    try:
+        document = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {args.file}: {error.strerror}", EXIT_USAGE) from error
+    request = pb.ImportStateRequest(document=document, replace=args.replace)
+    reply = client.call(client.stub.ImportState, request)
+    if args.output == "text":
+        return (
+            f"imported {reply.services} services, {reply.deployments} deployments, "
+            f"{reply.history_entries} history entries\n"
+        )
+    data = {
+        "services": reply.services,
+        "deployments": reply.deployments,
+        "history_entries": reply.history_entries,
+    }
+    return render.structured(data, args.output)
+
+
 # --- the parser --------------------------------------------------------------
 
 
@@ -513,6 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DOMAIN",
         help="a domain (repeatable), e.g. shop.example.com",
     )
+    state = commands.add_parser(
+        "state", help="export or import everything (backups, moving to PostgreSQL)"
+    ).add_subparsers(dest="state_command", required=True, metavar="COMMAND")
+    _command(state, "export", cmd_state_export, "print the whole state as JSON", service=False)
+    state_import = _command(
+        state,
+        "import",
+        cmd_state_import,
+        "load a `state export` document as the whole state",
+        ("text", "yaml", "json"),
+        service=False,
+    )
+    state_import.add_argument("file", metavar="FILE", help="the exported JSON ('-': stdin)")
+    state_import.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite a store that already holds services (refused otherwise)",
+    )
     _command(
         services,
         "list",
@@ -532,8 +574,16 @@ def _serve(args: argparse.Namespace) -> int:
     from xds_server.server import serve
 
     configure_logging(args.log_level)
+    if args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
+        print(
+            "xdsctl serve: --store takes a postgresql://HOST:PORT/DB URL; "
+            "for a SQLite file use --state FILE",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     config = ServeConfig(
         state_path=args.state,
+        store_url=args.store,
         api_listen=args.api_listen,
         xds_listen=args.xds_listen,
         envoy_listen=args.envoy_listen,
@@ -602,12 +652,19 @@ def _add_local_commands(commands: Any) -> None:
         serve.add_argument(
             flag, default=default, metavar="HOST:PORT", help=f"{what} (default {default})"
         )
-    serve.add_argument(
+    store = serve.add_mutually_exclusive_group()
+    store.add_argument(
         "--state",
         default=defaults.state_path,
         type=Path,
         metavar="FILE",
         help=f"SQLite state file (default {defaults.state_path})",
+    )
+    store.add_argument(
+        "--store",
+        metavar="postgresql://HOST:PORT/DB",
+        help="PostgreSQL database shared by several replicas, instead of --state; "
+        "credentials as for libpq (PGPASSWORD, ~/.pgpass, PG* variables)",
     )
     serve.add_argument(
         "--node-grace",

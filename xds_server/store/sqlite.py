@@ -10,93 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
 from xds_server.errors import StateError
 from xds_server.model.operations import Change
-from xds_server.model.state import (
-    Deployment,
-    DeploymentState,
-    HistoryEntry,
-    Service,
-    TrafficPolicy,
-    World,
-)
-from xds_server.store import codec
-from xds_server.store.base import ChangeFunction
+from xds_server.model.state import HistoryEntry, World
+from xds_server.store import rows
+from xds_server.store.base import ChangeFunction, StateDump
+from xds_server.store.rows import SCHEMA_VERSION
 
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
-# Migration N brings the schema from version N to N + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE services (
-        name     TEXT PRIMARY KEY,
-        revision INTEGER NOT NULL,
-        weights  TEXT NOT NULL,
-        mirrors  TEXT NOT NULL
-    );
-    CREATE TABLE domains (
-        domain   TEXT PRIMARY KEY,
-        service  TEXT NOT NULL REFERENCES services(name),
-        position INTEGER NOT NULL
-    );
-    CREATE TABLE deployments (
-        id         TEXT PRIMARY KEY,
-        service    TEXT NOT NULL REFERENCES services(name),
-        created_at TEXT NOT NULL,
-        endpoints  TEXT NOT NULL,
-        labels     TEXT NOT NULL,
-        tag        TEXT,
-        state      TEXT NOT NULL CHECK (state IN ('active', 'scaled_down'))
-    );
-    CREATE UNIQUE INDEX deployments_service_tag ON deployments (service, tag)
-        WHERE tag IS NOT NULL;
-    CREATE TABLE history (
-        service  TEXT NOT NULL REFERENCES services(name),
-        revision INTEGER NOT NULL,
-        time     TEXT NOT NULL,
-        actor    TEXT NOT NULL,
-        command  TEXT NOT NULL,
-        before   TEXT NOT NULL,
-        after    TEXT NOT NULL,
-        PRIMARY KEY (service, revision)
-    );
-    """,
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
-
-class _ConnectionHistory:
-    """Reads history inside the running transaction (for rollback)."""
+class _SqliteDb:
+    """``rows.Db`` over a sqlite3 connection (``?`` placeholders are native)."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
-    def entry(self, service: str, revision: int) -> HistoryEntry | None:
-        row = self._connection.execute(
-            "SELECT * FROM history WHERE service = ? AND revision = ?", (service, revision)
-        ).fetchone()
-        return _history_entry(row) if row else None
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[rows.Row]:
+        return self._connection.execute(sql, params).fetchall()
 
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._connection.execute(sql, params)
 
-def _history_entry(row: sqlite3.Row) -> HistoryEntry:
-    return HistoryEntry(
-        service=row["service"],
-        revision=row["revision"],
-        time=row["time"],
-        actor=row["actor"],
-        command=row["command"],
-        before=codec.decode_picture(row["before"]),
-        after=codec.decode_picture(row["after"]),
-    )
+    def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._connection.executemany(sql, rows)
 
 
 class SqliteStore:
@@ -118,35 +64,58 @@ class SqliteStore:
             raise
         return cls(connection, executor)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _run(self, work: Callable[[rows.Db], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, work, self._connection)
+        return await loop.run_in_executor(self._executor, work, _SqliteDb(self._connection))
 
-    async def load(self) -> World:
-        return await self._run(_read(_load_world))
+    async def _read(self, query: Callable[[rows.Db], T]) -> T:
+        """Run ``query`` in a read transaction: one consistent snapshot."""
 
-    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
-        def work(connection: sqlite3.Connection) -> Change[T]:
-            with _transaction(connection, "BEGIN IMMEDIATE"):
-                before = _load_world(connection)
-                result = change(before, _ConnectionHistory(connection))
-                _write_change(connection, before, result)
-            return result
+        def work(db: rows.Db) -> T:
+            with _transaction(self._connection, "BEGIN"):
+                return query(db)
 
         return await self._run(work)
 
-    async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
-        def query(connection: sqlite3.Connection) -> list[HistoryEntry]:
-            rows = connection.execute(
-                "SELECT * FROM history WHERE service = ? ORDER BY revision DESC LIMIT ?",
-                (service, -1 if limit is None else limit),
-            ).fetchall()
-            return [_history_entry(row) for row in rows]
+    async def _write(self, work: Callable[[rows.Db], T]) -> T:
+        """Run ``work`` in one write transaction (serialised, also across processes)."""
 
-        return await self._run(_read(query))
+        def transaction(db: rows.Db) -> T:
+            with _transaction(self._connection, "BEGIN IMMEDIATE"):
+                return work(db)
+
+        return await self._run(transaction)
+
+    async def load(self) -> World:
+        return await self._read(rows.load_world)
+
+    async def load_versioned(self) -> tuple[World, int]:
+        return await self._read(lambda db: (rows.load_world(db), rows.sequence(db)))
+
+    async def sequence(self) -> int:
+        return await self._run(rows.sequence)
+
+    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
+        def work(db: rows.Db) -> Change[T]:
+            rows.bump_sequence(db)
+            before = rows.load_world(db)
+            result = change(before, rows.DbHistory(db))
+            rows.write_change(db, before, result)
+            return result
+
+        return await self._write(work)
+
+    async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
+        return await self._read(lambda db: rows.history(db, service, limit))
+
+    async def export(self) -> StateDump:
+        return await self._read(rows.dump)
+
+    async def import_state(self, dump: StateDump, replace: bool) -> None:
+        await self._write(lambda db: rows.restore(db, dump, replace))
 
     async def close(self) -> None:
-        await self._run(lambda connection: connection.close())
+        await self._run(lambda _db: self._connection.close())
         self._executor.shutdown()
 
 
@@ -179,9 +148,8 @@ def _migrate(connection: sqlite3.Connection, path: str) -> None:
                 f"xds_server knows ({SCHEMA_VERSION}): run the newer version"
             )
         for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step].split(";"):
-                if statement.strip():
-                    connection.execute(statement)
+            for statement in rows.statements(rows.MIGRATIONS[step]):
+                connection.execute(statement)
             log.info("store.migrated", path=path, schema_version=step + 1)
         # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -199,112 +167,3 @@ class _transaction:
 
     def __exit__(self, kind: object, error: object, traceback: object) -> None:
         self._connection.execute("COMMIT" if kind is None else "ROLLBACK")
-
-
-def _read(query: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
-    """Wrap a query in a read transaction so it sees one consistent snapshot."""
-
-    def work(connection: sqlite3.Connection) -> T:
-        with _transaction(connection, "BEGIN"):
-            return query(connection)
-
-    return work
-
-
-def _load_world(connection: sqlite3.Connection) -> World:
-    domains: dict[str, list[str]] = {}
-    for row in connection.execute("SELECT domain, service FROM domains ORDER BY position"):
-        domains.setdefault(row["service"], []).append(row["domain"])
-    services = {
-        row["name"]: Service(
-            name=row["name"],
-            domains=tuple(domains.get(row["name"], ())),
-            revision=row["revision"],
-            policy=TrafficPolicy(
-                weights=codec.decode_pairs(row["weights"]),
-                mirrors=codec.decode_mirrors(row["mirrors"]),
-            ),
-        )
-        for row in connection.execute("SELECT * FROM services")
-    }
-    deployments = {
-        row["id"]: Deployment(
-            id=row["id"],
-            service=row["service"],
-            created_at=row["created_at"],
-            endpoints=codec.decode_endpoints(row["endpoints"]),
-            labels=codec.decode_pairs(row["labels"]),
-            tag=row["tag"],
-            state=DeploymentState(row["state"]),
-        )
-        for row in connection.execute("SELECT * FROM deployments")
-    }
-    return World(services=services, deployments=deployments)
-
-
-def _write_change(connection: sqlite3.Connection, before: World, change: Change[T]) -> None:
-    """Persist what differs between ``before`` and ``change.world``, plus history.
-
-    Changed rows are deleted before any is inserted, so a tag or a domain that
-    moves between two rows never trips a unique index half way.
-    """
-    after = change.world
-    changed_services = [s for n, s in after.services.items() if before.services.get(n) != s]
-    changed_deployments = [
-        d for i, d in after.deployments.items() if before.deployments.get(i) != d
-    ]
-    removed_deployments = [i for i in before.deployments if i not in after.deployments]
-
-    for service in changed_services:
-        connection.execute("DELETE FROM domains WHERE service = ?", (service.name,))
-    for deployment_id in [d.id for d in changed_deployments] + removed_deployments:
-        connection.execute("DELETE FROM deployments WHERE id = ?", (deployment_id,))
-
-    for service in changed_services:
-        connection.execute(
-            "INSERT INTO services (name, revision, weights, mirrors) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, "
-            "weights = excluded.weights, mirrors = excluded.mirrors",
-            (
-                service.name,
-                service.revision,
-                codec.encode_pairs(service.policy.weights),
-                codec.encode_mirrors(service.policy.mirrors),
-            ),
-        )
-        connection.executemany(
-            "INSERT INTO domains (domain, service, position) VALUES (?, ?, ?)",
-            [(domain, service.name, i) for i, domain in enumerate(service.domains)],
-        )
-    connection.executemany(
-        "INSERT INTO deployments (id, service, created_at, endpoints, labels, tag, state) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                d.id,
-                d.service,
-                d.created_at,
-                codec.encode_endpoints(d.endpoints),
-                codec.encode_pairs(d.labels),
-                d.tag,
-                d.state.value,
-            )
-            for d in changed_deployments
-        ],
-    )
-    connection.executemany(
-        "INSERT INTO history (service, revision, time, actor, command, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                e.service,
-                e.revision,
-                e.time,
-                e.actor,
-                e.command,
-                codec.encode_picture(e.before),
-                codec.encode_picture(e.after),
-            )
-            for e in change.history
-        ],
-    )

@@ -357,3 +357,31 @@ class WaitForSyncResponse(_message.Message):
     envoys: int
     lagging: _containers.RepeatedCompositeFieldContainer[NodeStatus]
     def __init__(self, done: _Optional[bool] = ..., seconds: _Optional[float] = ..., envoys: _Optional[int] = ..., lagging: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
+
+class ExportStateRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExportStateResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    def __init__(self, document: _Optional[str] = ...) -> None: ...
+
+class ImportStateRequest(_message.Message):
+    __slots__ = ("document", "replace")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    document: str
+    replace: bool
+    def __init__(self, document: _Optional[str] = ..., replace: _Optional[bool] = ...) -> None: ...
+
+class ImportStateResponse(_message.Message):
+    __slots__ = ("services", "deployments", "history_entries")
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENTS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    services: int
+    deployments: int
+    history_entries: int
+    def __init__(self, services: _Optional[int] = ..., deployments: _Optional[int] = ..., history_entries: _Optional[int] = ...) -> None: ...

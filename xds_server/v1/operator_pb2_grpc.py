@@ -104,6 +104,16 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.FromString,
                 _registered_method=True)
+        self.ExportState = channel.unary_unary(
+                '/xds_server.v1.Operator/ExportState',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ExportStateRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ExportStateResponse.FromString,
+                _registered_method=True)
+        self.ImportState = channel.unary_unary(
+                '/xds_server.v1.Operator/ImportState',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -201,6 +211,20 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportState(self, request, context):
+        """Everything the store holds, as one JSON document (backups, moving engines).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportState(self, request, context):
+        """Replaces the whole state with an exported document, validated first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +297,16 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.WaitForSync,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.SerializeToString,
+            ),
+            'ExportState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportState,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ExportStateRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ExportStateResponse.SerializeToString,
+            ),
+            'ImportState': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportState,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -653,6 +687,60 @@ class Operator:
             '/xds_server.v1.Operator/WaitForSync',
             xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.WaitForSyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ExportState',
+            xds__server_dot_v1_dot_operator__pb2.ExportStateRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ExportStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ImportState',
+            xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,266 @@
+"""The SQL both stores share: the schema, reading the world, writing a change's diff.
+
+SQLite and PostgreSQL run the same statements through ``Db``, a thin
+adapter over a DB-API connection that takes ``?`` placeholders (the
+PostgreSQL store rewrites them to ``%s``). Both stores run this code on
+worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from xds_server.errors import PreconditionFailed
+from xds_server.model.operations import Change
+from xds_server.model.state import (
+    Deployment,
+    DeploymentState,
+    HistoryEntry,
+    Service,
+    TrafficPolicy,
+    World,
+)
+from xds_server.store import codec
+from xds_server.store.base import StateDump
+
+T = TypeVar("T")
+
+Row = Mapping[str, Any]
+
+# The schema, identical on both engines. Migration N brings it from version N
+# to N + 1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE services (
+        name     TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        weights  TEXT NOT NULL,
+        mirrors  TEXT NOT NULL
+    );
+    CREATE TABLE domains (
+        domain   TEXT PRIMARY KEY,
+        service  TEXT NOT NULL REFERENCES services(name),
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE deployments (
+        id         TEXT PRIMARY KEY,
+        service    TEXT NOT NULL REFERENCES services(name),
+        created_at TEXT NOT NULL,
+        endpoints  TEXT NOT NULL,
+        labels     TEXT NOT NULL,
+        tag        TEXT,
+        state      TEXT NOT NULL CHECK (state IN ('active', 'scaled_down'))
+    );
+    CREATE UNIQUE INDEX deployments_service_tag ON deployments (service, tag)
+        WHERE tag IS NOT NULL;
+    CREATE TABLE history (
+        service  TEXT NOT NULL REFERENCES services(name),
+        revision INTEGER NOT NULL,
+        time     TEXT NOT NULL,
+        actor    TEXT NOT NULL,
+        command  TEXT NOT NULL,
+        before   TEXT NOT NULL,
+        after    TEXT NOT NULL,
+        PRIMARY KEY (service, revision)
+    );
+    """,
+    # One global change sequence, bumped by every write: replicas compare it
+    # to what they have loaded, and on PostgreSQL its row lock serialises
+    # writers across replicas.
+    """
+    CREATE TABLE change_sequence (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL
+    );
+    INSERT INTO change_sequence (id, seq) VALUES (1, 0);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Db(Protocol):
+    """What the shared statements need from a connection."""
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def run_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None: ...
+
+
+def statements(script: str) -> list[str]:
+    """A migration's statements (none of ours contains a ``;`` inside a literal)."""
+    return [statement for statement in script.split(";") if statement.strip()]
+
+
+def bump_sequence(db: Db) -> int:
+    """Start a change: the next global sequence number (on PostgreSQL, also a lock)."""
+    return int(db.all("UPDATE change_sequence SET seq = seq + 1 RETURNING seq")[0]["seq"])
+
+
+def sequence(db: Db) -> int:
+    return int(db.all("SELECT seq FROM change_sequence")[0]["seq"])
+
+
+class DbHistory:
+    """Reads history inside the running transaction (for rollback)."""
+
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    def entry(self, service: str, revision: int) -> HistoryEntry | None:
+        rows = self._db.all(
+            "SELECT * FROM history WHERE service = ? AND revision = ?", (service, revision)
+        )
+        return history_entry(rows[0]) if rows else None
+
+
+def history_entry(row: Row) -> HistoryEntry:
+    return HistoryEntry(
+        service=row["service"],
+        revision=row["revision"],
+        time=row["time"],
+        actor=row["actor"],
+        command=row["command"],
+        before=codec.decode_picture(row["before"]),
+        after=codec.decode_picture(row["after"]),
+    )
+
+
+def history(db: Db, service: str, limit: int | None) -> list[HistoryEntry]:
+    """A service's entries, newest first (every service's when ``service`` is empty)."""
+    where = "WHERE service = ?" if service else ""
+    rows = db.all(
+        f"SELECT * FROM history {where} ORDER BY service, revision DESC",
+        (service,) if service else (),
+    )
+    entries = [history_entry(row) for row in rows]
+    return entries if limit is None else entries[:limit]
+
+
+def load_world(db: Db) -> World:
+    domains: dict[str, list[str]] = {}
+    for row in db.all("SELECT domain, service FROM domains ORDER BY position"):
+        domains.setdefault(row["service"], []).append(row["domain"])
+    services = {
+        row["name"]: Service(
+            name=row["name"],
+            domains=tuple(domains.get(row["name"], ())),
+            revision=row["revision"],
+            policy=TrafficPolicy(
+                weights=codec.decode_pairs(row["weights"]),
+                mirrors=codec.decode_mirrors(row["mirrors"]),
+            ),
+        )
+        for row in db.all("SELECT * FROM services")
+    }
+    deployments = {
+        row["id"]: Deployment(
+            id=row["id"],
+            service=row["service"],
+            created_at=row["created_at"],
+            endpoints=codec.decode_endpoints(row["endpoints"]),
+            labels=codec.decode_pairs(row["labels"]),
+            tag=row["tag"],
+            state=DeploymentState(row["state"]),
+        )
+        for row in db.all("SELECT * FROM deployments")
+    }
+    return World(services=services, deployments=deployments)
+
+
+def write_change(db: Db, before: World, change: Change[T]) -> None:
+    """Persist what differs between ``before`` and ``change.world``, plus history.
+
+    Changed rows are deleted before any is inserted, so a tag or a domain that
+    moves between two rows never trips a unique index half way.
+    """
+    write_diff(db, before, change.world)
+    write_history(db, change.history)
+
+
+def write_diff(db: Db, before: World, after: World) -> None:
+    changed_services = [s for n, s in after.services.items() if before.services.get(n) != s]
+    changed_deployments = [
+        d for i, d in after.deployments.items() if before.deployments.get(i) != d
+    ]
+    removed_deployments = [i for i in before.deployments if i not in after.deployments]
+
+    for service in changed_services:
+        db.run("DELETE FROM domains WHERE service = ?", (service.name,))
+    for deployment_id in [d.id for d in changed_deployments] + removed_deployments:
+        db.run("DELETE FROM deployments WHERE id = ?", (deployment_id,))
+
+    for service in changed_services:
+        db.run(
+            "INSERT INTO services (name, revision, weights, mirrors) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, "
+            "weights = excluded.weights, mirrors = excluded.mirrors",
+            (
+                service.name,
+                service.revision,
+                codec.encode_pairs(service.policy.weights),
+                codec.encode_mirrors(service.policy.mirrors),
+            ),
+        )
+        db.run_many(
+            "INSERT INTO domains (domain, service, position) VALUES (?, ?, ?)",
+            [(domain, service.name, i) for i, domain in enumerate(service.domains)],
+        )
+    db.run_many(
+        "INSERT INTO deployments (id, service, created_at, endpoints, labels, tag, state) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                d.id,
+                d.service,
+                d.created_at,
+                codec.encode_endpoints(d.endpoints),
+                codec.encode_pairs(d.labels),
+                d.tag,
+                d.state.value,
+            )
+            for d in changed_deployments
+        ],
+    )
+
+
+def write_history(db: Db, entries: Iterable[HistoryEntry]) -> None:
+    db.run_many(
+        "INSERT INTO history (service, revision, time, actor, command, before, after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.service,
+                e.revision,
+                e.time,
+                e.actor,
+                e.command,
+                codec.encode_picture(e.before),
+                codec.encode_picture(e.after),
+            )
+            for e in entries
+        ],
+    )
+
+
+def dump(db: Db) -> StateDump:
+    """The whole state (call inside one read transaction)."""
+    return StateDump(world=load_world(db), history=tuple(history(db, "", None)))
+
+
+def restore(db: Db, state: StateDump, replace: bool) -> None:
+    """Make ``state`` the whole state (call inside one write transaction)."""
+    bump_sequence(db)
+    held = db.all("SELECT name FROM services ORDER BY name")
+    if held and not replace:
+        names = ", ".join(row["name"] for row in held)
+        raise PreconditionFailed(
+            f"the store already holds services ({names}): import only into an empty "
+            "store, or pass --replace to overwrite everything"
+        )
+    for table in ("history", "domains", "deployments", "services"):
+        db.run(f"DELETE FROM {table}")
+    write_diff(db, World(), state.world)
+    write_history(db, state.history)
