@@ -13,7 +13,8 @@ few bytes:
 - ``ours+mirror``: the same with ``green=0`` and 5 % mirrored to ``green``, a
   slow upstream (an Envoy listener that answers after a 200 ms fault delay).
 
-Each round runs the three back to back; the table shows medians over rounds,
+Each round runs the three back to back (static and ours in alternating order);
+the table shows medians over rounds,
 and the ratios ours ÷ static (throughput) and mirror ÷ no mirror (primary p99).
 """
 
@@ -358,12 +359,17 @@ def _rounds(
     ours_url = f"http://127.0.0.1:{ours_listen}/"
     _wait_ok(static_url)
     runs: dict[str, list[dict[str, float]]] = {"static": [], "ours": [], "ours+mirror": []}
-    for _ in range(rounds):
-        runs["static"].append(_wrk(static_url, seconds, connections))
-        _xdsctl(api, "traffic", "set", "--service", "default", "--tags", "blue=100,green=0")
-        _wait_ok(ours_url)
-        time.sleep(1.0)
-        runs["ours"].append(_wrk(ours_url, seconds, connections))
+    for round_number in range(rounds):
+        # Alternate which Envoy goes first, so neither gains from running second.
+        order = ("static", "ours") if round_number % 2 == 0 else ("ours", "static")
+        for case in order:
+            if case == "static":
+                runs["static"].append(_wrk(static_url, seconds, connections))
+                continue
+            _xdsctl(api, "traffic", "set", "--service", "default", "--tags", "blue=100,green=0")
+            _wait_ok(ours_url)
+            time.sleep(1.0)
+            runs["ours"].append(_wrk(ours_url, seconds, connections))
         _xdsctl(
             api,
             "traffic",

@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from xds_server.heap import SETTLE_SECONDS  # noqa: E402
+
 WORKERS = 2
 # Simulated Envoys share HTTP/2 connections, this many streams each; a worker
 # process takes at most STREAMS_PER_WORKER.
@@ -343,7 +345,9 @@ def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
             known: set[str] = set()
             fleet.wait_version(known)
             accepted = time.monotonic() - fleet.started
-            time.sleep(2.0)
+            # Idle means settled: after activity our server collects and
+            # freezes its heap once (xds_server.heap), SETTLE_SECONDS later.
+            time.sleep(SETTLE_SECONDS + 2.0)
             cpu_idle0, rss_idle = _proc_stat(server.pid)
             time.sleep(3.0)
             cpu_idle1, _ = _proc_stat(server.pid)
@@ -435,9 +439,9 @@ def main() -> None:
             f"cpu per change {summary[-1]['cpu_per_change']:.2f}",
             flush=True,
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"runs": results, "ratios": summary}, indent=2))
+        if args.json:  # after each N, so a long run stopped early keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"runs": results, "ratios": summary}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import XDSCTL, free_port, run_xdsctl
 from tests.stack import ENVOY, wait_until
@@ -53,12 +54,43 @@ def test_envoy_accepts_the_bootstrap(name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
+    """Every replica in xds_cluster, a keepalive short enough to leave a hung one in ~3 s,
+    and Envoy accepts it."""
+    result = run_xdsctl("bootstrap", "--xds", "10.0.0.1:18000,xds-2.internal:18000")
+    assert result.returncode == 0, result.stderr
+    [cluster] = yaml.safe_load(result.stdout)["static_resources"]["clusters"]
+    assert cluster["type"] == "STRICT_DNS"  # one replica is a host name
+    endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    assert [e["endpoint"]["address"]["socket_address"] for e in endpoints] == [
+        {"address": "10.0.0.1", "port_value": 18000},
+        {"address": "xds-2.internal", "port_value": 18000},
+    ]
+    options = cluster["typed_extension_protocol_options"]
+    http2 = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    keepalive = http2["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"]
+    assert keepalive == {"interval": "2s", "timeout": "1s"}
+    config = tmp_path / "envoy.yaml"
+    config.write_text(result.stdout)
+    assert ENVOY is not None
+    validated = subprocess.run(
+        [ENVOY, "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--keepalive-interval", "0"], "--keepalive-interval must be at least 1s"),
         (["--xds", "nowhere"], "endpoint 'nowhere' has no port"),
         (["--node-id", ""], "--node-id must not be empty"),
+        (["--xds", "10.0.0.1:18000,10.0.0.1:18000"], "--xds lists a replica twice"),
+        (["--xds", ","], "--xds needs at least one HOST:PORT"),
+        (["--xds", "10.0.0.1:18000,nowhere"], "endpoint 'nowhere' has no port"),
     ],
 )
 def test_bootstrap_refuses_bad_flags(args: list[str], message: str) -> None:

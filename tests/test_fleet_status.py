@@ -91,6 +91,7 @@ def test_status_and_disconnect(fleet: Stack) -> None:
     table = fleet.xdsctl("status").stdout
     assert table.splitlines()[0].split() == ["NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC"]
     assert table.rstrip().endswith("3/3 Envoys in sync with the current config")
+    assert "\nstore: available\n" in table  # a single SQLite file: always reachable
 
     fleet.envoys[1].stop()
     gone = wait_until(
@@ -217,8 +218,9 @@ def test_metrics_health_and_reflection(fleet: Stack) -> None:
         (("method", "SetTraffic"), ("result", "invalid_argument")),
     )
     assert _metrics(fleet)[bad] == 1
+    assert _metrics(fleet)[("xds_store_available", ())] == 1
 
-    for path, expected in (("/healthz", "ok"), ("/readyz", "ready")):
+    for path, expected in (("/healthz", "ok"), ("/readyz", "ready\nstore: available")):
         url = f"http://{fleet.server.metrics_address}{path}"
         with urllib.request.urlopen(url, timeout=5) as response:
             assert response.read().decode().strip() == expected

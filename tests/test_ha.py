@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +178,140 @@ def test_export_from_sqlite_import_into_postgresql(postgres: Any, tmp_path: Path
     finally:
         source.stop()
         target.stop()
+
+
+APPLIED_COUNTERS = (
+    "cluster_manager.cds.update_success",
+    "cluster_manager.cluster_added",
+    "cluster_manager.cluster_modified",
+    "listener_manager.lds.update_success",
+    "http.ingress_http.rds.routes.update_success",
+)
+
+
+def _connected_nodes(server: ServerProcess) -> set[str]:
+    status = json.loads(_ok(server, "status", "-o", "json").stdout)
+    return {n["node_id"] for n in status["nodes"] if n["connected"]}
+
+
+def _ha_stack(postgres: Any, tmp_path: Path, url: str | None = None) -> tuple[Any, list[Any]]:
+    """Two replicas on one database, blue (100) and green (0) registered, one Envoy
+    whose bootstrap lists both replicas."""
+    from tests.stack import Stack
+
+    url = url or postgres.database()
+    stack = Stack(workdir=tmp_path, delta=False)
+    listen = ("--envoy-listen", f"127.0.0.1:{stack.listen_port}")
+    replicas = [
+        ServerProcess(tmp_path / f"replica-{i}.db", extra_args=listen, store_url=url).start()
+        for i in (1, 2)
+    ]
+    first = replicas[0]
+    blue, green = stack.upstream("blue"), stack.upstream("green")
+    _ok(first, "apply", "--deployment-tag", "blue", "--endpoint", blue.endpoint)
+    _ok(first, "apply", "--bluegreen", "--endpoint", green.endpoint)
+    _ok(first, "traffic", "set", "--tags", "blue=100,green=0")
+    xds = ",".join(server.xds_address for server in replicas)
+    stack.envoys.append(Envoy(tmp_path, xds, "envoy-a", delta=False))
+    stack.wait_all("blue")
+    return stack, replicas
+
+
+@pytest.mark.parametrize("failure", ["killed", "hung"])
+def test_envoy_fails_over_to_the_other_replica(postgres: Any, tmp_path: Path, failure: str) -> None:
+    """The replica Envoy uses is killed (-9) or hung (SIGSTOP) under load: zero failed
+    requests, nothing applied again after the switch, and a later change reaches it."""
+    from tests.stack import LoadLoop
+
+    stack, replicas = _ha_stack(postgres, tmp_path)
+    [envoy] = stack.envoys
+    used = next(s for s in replicas if "envoy-a" in _connected_nodes(s))
+    other = next(s for s in replicas if s is not used)
+    assert used.process is not None
+    try:
+        before = envoy.stats()
+        with LoadLoop(stack, clients=2) as load:
+            if failure == "killed":
+                used.signal(signal.SIGKILL)
+            else:
+                used.process.send_signal(signal.SIGSTOP)
+            wait_until(
+                lambda: "envoy-a" in _connected_nodes(other),
+                timeout=30,
+                what="Envoy on the other replica",
+            )
+            time.sleep(1.0)
+            after = envoy.stats()
+            for name in APPLIED_COUNTERS:
+                assert after[name] == before[name], name
+            _ok(other, "traffic", "set", "--tags", "blue=0,green=100")
+            stack.wait_all("green")
+        assert load.failures() == {}, load.outcomes
+    finally:
+        if failure == "hung":
+            used.process.send_signal(signal.SIGCONT)
+        stack.close()
+        for server in replicas:
+            server.stop()
+
+
+def test_database_outage(tmp_path: Path) -> None:
+    """PostgreSQL stops under load: Envoy serves on, a write fails within about 2 s naming
+    the database, reads answer from the replica's snapshot; afterwards both replicas
+    resync and new changes (endpoints, domains) reach Envoy."""
+    from tests.pg import PostgresCluster, require_postgres
+    from tests.stack import LoadLoop
+
+    cluster = PostgresCluster(require_postgres())  # its own: this test stops it
+    stack, replicas = _ha_stack(cluster, tmp_path, url=cluster.database())
+    first, second = replicas
+    try:
+        with LoadLoop(stack, clients=2) as load:
+            cluster.stop()
+            started = time.monotonic()
+            refused = first.xdsctl("traffic", "set", "--tags", "blue=0,green=100")
+            elapsed = time.monotonic() - started
+            assert refused.returncode == 1, refused
+            assert "database unavailable" in refused.stderr
+            assert elapsed < 5.0, elapsed
+            read = _ok(second, "traffic", "get", "-o", "json")
+            assert {t["tag"]: t["weight"] for t in json.loads(read.stdout)["tags"]} == {
+                "blue": 100,
+                "green": 0,
+            }
+            status = json.loads(_ok(first, "status", "-o", "json").stdout)
+            assert status["store"].startswith("unavailable since"), status["store"]
+            time.sleep(2.0)
+            cluster.start()
+            cluster.wait_ready()
+            # Both replicas take writes again, and each change reaches the Envoy.
+            wait_until(
+                lambda: (
+                    first.xdsctl("traffic", "set", "--tags", "blue=0,green=100").returncode == 0
+                ),
+                timeout=30,
+                what="writes after the outage",
+            )
+            stack.wait_all("green")
+            moved = stack.upstream("green-2")
+            deployment = json.loads(_ok(second, "traffic", "get", "-o", "json").stdout)["tags"]
+            green_id = next(t["deployment_id"] for t in deployment if t["tag"] == "green")
+            _ok(second, "deployments", "set-endpoints", green_id, "--endpoint", moved.endpoint)
+            stack.wait_all("green-2")
+        assert load.failures() == {}, load.outcomes
+        # A domain change (the load loop, on example.com, is over) propagates too.
+        _ok(second, "services", "set", "default", "--domain", "shop.example.com")
+        wait_until(
+            lambda: (
+                stack.request(host="example.com")[0] == 404
+                and stack.request(host="shop.example.com") == (200, "green-2")
+            ),
+            what="the domain change",
+        )
+        status = json.loads(_ok(first, "status", "-o", "json").stdout)
+        assert status["store"] == "available"
+    finally:
+        stack.close()
+        for server in replicas:
+            server.stop()
+        cluster.close()

@@ -16,11 +16,26 @@ XDS_CLUSTER = "xds_cluster"
 class BootstrapOptions:
     node_id: str = "envoy"
     node_cluster: str = "xds-server"
+    # One replica's HOST:PORT, or several, comma-separated.
     xds: str = "127.0.0.1:18000"
     admin: str = "127.0.0.1:9901"
     delta: bool = False
-    keepalive_interval_s: int = keepalive.PING_INTERVAL_S
-    keepalive_timeout_s: int = keepalive.PING_TIMEOUT_S
+    # None: the default for one replica, or the shorter failover one for several.
+    keepalive_interval_s: int | None = None
+    keepalive_timeout_s: int | None = None
+
+    def replicas(self) -> list[str]:
+        return [address.strip() for address in self.xds.split(",") if address.strip()]
+
+    def keepalive(self) -> tuple[int, int]:
+        """(interval, timeout) in seconds for the HTTP/2 pings to the control plane."""
+        several = len(self.replicas()) > 1
+        interval = keepalive.FAILOVER_PING_INTERVAL_S if several else keepalive.PING_INTERVAL_S
+        timeout = keepalive.FAILOVER_PING_TIMEOUT_S if several else keepalive.PING_TIMEOUT_S
+        return (
+            interval if self.keepalive_interval_s is None else self.keepalive_interval_s,
+            timeout if self.keepalive_timeout_s is None else self.keepalive_timeout_s,
+        )
 
 
 def _socket_address(text: str) -> dict[str, Any]:
@@ -29,15 +44,26 @@ def _socket_address(text: str) -> dict[str, Any]:
 
 
 def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
-    """The bootstrap document: ADS over HTTP/2 with keepalive to ``options.xds``."""
-    if options.keepalive_interval_s < keepalive.MIN_PING_INTERVAL_S:
+    """The bootstrap document: ADS over HTTP/2 with keepalive to the replica(s) in ``xds``.
+
+    With several replicas, Envoy's ``xds_cluster`` holds them all: a replica
+    that dies resets the connection and Envoy reconnects to another; one that
+    hangs is left when a keepalive ping goes unanswered.
+    """
+    interval, timeout = options.keepalive()
+    if interval < keepalive.MIN_PING_INTERVAL_S:
         raise InvalidRequest(
             f"--keepalive-interval must be at least {keepalive.MIN_PING_INTERVAL_S}s: the server "
             "answers more frequent pings with GOAWAY"
         )
     if not options.node_id:
         raise InvalidRequest("--node-id must not be empty: every Envoy needs its own id")
-    xds = parse_endpoint(options.xds)
+    replicas = options.replicas()
+    if not replicas:
+        raise InvalidRequest("--xds needs at least one HOST:PORT (several: comma-separated)")
+    if len(set(replicas)) != len(replicas):
+        raise InvalidRequest(f"--xds lists a replica twice: {options.xds}")
+    all_ips = all(parse_endpoint(address).is_ip for address in replicas)
     return {
         "node": {"id": options.node_id, "cluster": options.node_cluster},
         "admin": {"address": _socket_address(options.admin)},
@@ -56,7 +82,7 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
                 {
                     "name": XDS_CLUSTER,
                     # A host name (as in Docker Compose) is resolved by DNS.
-                    "type": "STATIC" if xds.is_ip else "STRICT_DNS",
+                    "type": "STATIC" if all_ips else "STRICT_DNS",
                     "dns_lookup_family": "V4_PREFERRED",
                     "connect_timeout": "1s",
                     "load_assignment": {
@@ -64,7 +90,8 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
                         "endpoints": [
                             {
                                 "lb_endpoints": [
-                                    {"endpoint": {"address": _socket_address(options.xds)}}
+                                    {"endpoint": {"address": _socket_address(address)}}
+                                    for address in replicas
                                 ]
                             }
                         ],
@@ -76,8 +103,8 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
                             "explicit_http_config": {
                                 "http2_protocol_options": {
                                     "connection_keepalive": {
-                                        "interval": f"{options.keepalive_interval_s}s",
-                                        "timeout": f"{options.keepalive_timeout_s}s",
+                                        "interval": f"{interval}s",
+                                        "timeout": f"{timeout}s",
                                     }
                                 }
                             },

@@ -36,6 +36,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.store_available = Gauge(
+            "xds_store_available", "1 while the state store answers, else 0", registry=r
+        )
+        self.store_available.set(1)
         self.revision = Gauge("xds_service_revision", "Current revision", ["service"], registry=r)
         self.operator_requests = Counter(
             "xds_operator_requests", "Operator API calls", ["method", "result"], registry=r
@@ -67,6 +71,9 @@ class Metrics:
             child = self._children[key] = metric.labels(type=type_name)
         return child
 
+    def on_store_health(self, available: bool) -> None:
+        self.store_available.set(1 if available else 0)
+
     def on_publish(self, world: World) -> None:
         for service in world.services.values():
             self.revision.labels(service=service.name).set(service.revision)
@@ -80,8 +87,11 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve_http(host: str, port: int, metrics: Metrics, ready: Callable[[], bool]) -> WSGIServer:
-    """/metrics, /healthz (the process answers) and /readyz (state loaded, snapshot built)."""
+def serve_http(
+    host: str, port: int, metrics: Metrics, ready: Callable[[], tuple[bool, str]]
+) -> WSGIServer:
+    """/metrics, /healthz (the process answers) and /readyz (state loaded, snapshot built;
+    ``ready`` also gives the body)."""
     prometheus = make_wsgi_app(metrics.registry)
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -90,11 +100,11 @@ def serve_http(host: str, port: int, metrics: Metrics, ready: Callable[[], bool]
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok\n"]
         if path == "/readyz":
-            ok = ready()
+            ok, body = ready()
             start_response(
                 "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
             )
-            return [b"ready\n" if ok else b"not ready\n"]
+            return [body.encode()]
         if path == "/metrics":
             return prometheus(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain")])

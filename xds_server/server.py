@@ -83,6 +83,7 @@ class ControlPlane:
     _summary: asyncio.Task[None] | None = None
     _heap: HeapSettler = field(default_factory=HeapSettler)
     _follow: asyncio.Task[None] | None = None
+    _follower: StateFollower | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
@@ -103,6 +104,12 @@ class ControlPlane:
             self._summary.cancel()
         self._summary = asyncio.get_running_loop().create_task(self._summarise())
 
+    def _readiness(self) -> tuple[bool, str]:
+        """/readyz: ready once a snapshot is loaded; a database blip does not change that
+        (every replica would go unready at once), but the body says how the store is."""
+        store = self._follower.store_health if self._follower else "not opened"
+        return self.ready, f"{'ready' if self.ready else 'not ready'}\nstore: {store}\n"
+
     async def _summarise(self) -> None:
         """Log once the fleet has the change (or who lags after a while)."""
         result = await self.registry.wait_for_sync(SUMMARY_AFTER_SECONDS)
@@ -120,7 +127,11 @@ class ControlPlane:
         assert self.store is not None
         api = grpc.aio.server()
         servicer = OperatorServicer(
-            self.store, on_change=follower.after_commit, fleet=self.registry, metrics=self.metrics
+            self.store,
+            on_change=follower.after_commit,
+            fleet=self.registry,
+            metrics=self.metrics,
+            follower=follower,
         )
         operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -137,11 +148,10 @@ class ControlPlane:
         metrics_at = parse_endpoint(self.config.metrics_listen)
         self.store = await _open_store(self.config)
         try:
-            self._http = serve_http(
-                metrics_at.host, metrics_at.port, self.metrics, lambda: self.ready
-            )
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
-            follower = StateFollower(self.store, publisher.publish)
+            follower = self._follower = StateFollower(self.store, publisher.publish)
+            follower.on_health = self.metrics.on_store_health
+            self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
             api = self._operator_server(follower)
             xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
@@ -157,7 +167,9 @@ class ControlPlane:
             self._servers.append(server)
         if isinstance(self.store, PostgresStore):
             self._follow = asyncio.get_running_loop().create_task(
-                self.store.follow(follower.refresh, self.config.resync_seconds)
+                self.store.follow(
+                    follower.refresh, follower.store_lost, self.config.resync_seconds
+                )
             )
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

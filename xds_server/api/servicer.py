@@ -28,8 +28,10 @@ from xds_server.errors import (
     NotFound,
     PreconditionFailed,
     RevisionConflict,
+    StoreUnavailable,
     XdsServerError,
 )
+from xds_server.follower import StateFollower
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.metrics import Metrics
 from xds_server.model import operations as ops
@@ -118,8 +120,12 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         new_id: Callable[[], str] | None = None,
         fleet: NodeRegistry | None = None,
         metrics: Metrics | None = None,
+        follower: StateFollower | None = None,
     ) -> None:
         self._store = store
+        # The replica's published state: reads fall back to it when the
+        # database is unavailable, and it knows the store's health.
+        self._follower = follower
         self._on_change = on_change
         self._new_id = new_id or DeploymentIdGenerator()
         self._fleet = fleet or NodeRegistry()
@@ -134,10 +140,26 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
         So when a call returns, the change is both durable and being pushed.
         """
-        committed = await self._store.transact(change)
+        try:
+            committed = await self._store.transact(change)
+        except StoreUnavailable as error:
+            if self._follower is not None:
+                self._follower.store_lost(str(error))
+            raise
         if self._on_change is not None:
             await self._on_change(committed.world)
         return committed
+
+    async def _world(self) -> World:
+        """The current world; during a database outage, this replica's last published one."""
+        try:
+            return await self._store.load()
+        except StoreUnavailable as error:
+            if self._follower is None or self._follower.world is None:
+                raise
+            self._follower.store_lost(str(error))
+            log.info("operator.read_from_snapshot", sequence=self._follower.sequence)
+            return self._follower.world
 
     def _context(self, context: grpc.aio.ServicerContext, command: str) -> ops.Context:
         metadata = dict(context.invocation_metadata() or ())
@@ -268,7 +290,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: Any) -> pb.Traffic:
-        world = await self._store.load()
+        world = await self._world()
         return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
 
     @_refusals_as_status
@@ -278,7 +300,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         service = _service_name(request.service)
         if request.limit < 0:
             raise InvalidRequest(f"--limit must be 1 or more (got {request.limit})")
-        ops.get_service(await self._store.load(), service)
+        ops.get_service(await self._world(), service)
         entries = await self._store.history(service, request.limit or None)
         return pb.ListHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
 
@@ -286,7 +308,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def ListDeployments(
         self, request: pb.ListDeploymentsRequest, context: Any
     ) -> pb.ListDeploymentsResponse:
-        world = await self._store.load()
+        world = await self._world()
         if request.service:
             deployments = world.deployments_of(ops.get_service(world, request.service).name)
         else:
@@ -297,7 +319,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def GetDeployment(self, request: pb.GetDeploymentRequest, context: Any) -> pb.Deployment:
-        world = await self._store.load()
+        world = await self._world()
         return convert.deployment_to_pb(ops.get_deployment(world, request.id))
 
     async def _audited(
@@ -377,7 +399,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     @_refusals_as_status
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
-            nodes=[convert.node_status_to_pb(r) for r in self._fleet.nodes()]
+            nodes=[convert.node_status_to_pb(r) for r in self._fleet.nodes()],
+            store=self._follower.store_health if self._follower else "available",
         )
 
     @_refusals_as_status
@@ -432,6 +455,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def ListServices(
         self, request: pb.ListServicesRequest, context: Any
     ) -> pb.ListServicesResponse:
-        world = await self._store.load()
+        world = await self._world()
         services = sorted(world.services.values(), key=lambda s: s.name)
         return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])

@@ -31,6 +31,7 @@ from xds_server.errors import InvalidRequest, StateError
 from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
 from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.v1 import operator_pb2 as pb
+from xds_server.xds import keepalive
 
 Handler = Callable[[argparse.Namespace, OperatorClient], str]
 
@@ -216,9 +217,14 @@ def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
-    nodes = client.call(client.stub.GetStatus, pb.GetStatusRequest()).nodes
+    reply = client.call(client.stub.GetStatus, pb.GetStatusRequest())
+    nodes = reply.nodes
     if args.output != "table":
-        data = {"summary": sync_summary(nodes), "nodes": [_node_data(n) for n in nodes]}
+        data = {
+            "summary": sync_summary(nodes),
+            "store": reply.store,
+            "nodes": [_node_data(n) for n in nodes],
+        }
         return render.structured(data, args.output)
     rows = [
         (
@@ -232,7 +238,7 @@ def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
         for n in nodes
     ]
     headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
-    return render.table(headers, rows) + sync_summary(nodes) + "\n"
+    return render.table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
 
 
 MAX_DURATION_SECONDS = 3600.0
@@ -704,8 +710,8 @@ def _add_local_commands(commands: Any) -> None:
     boot.add_argument(
         "--xds",
         default=plain.xds,
-        metavar="HOST:PORT",
-        help=f"the control plane's xDS address (default {plain.xds})",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        help=f"the control plane's xDS address, or every replica's (default {plain.xds})",
     )
     boot.add_argument(
         "--admin",
@@ -717,9 +723,11 @@ def _add_local_commands(commands: Any) -> None:
     boot.add_argument(
         "--keepalive-interval",
         type=int,
-        default=plain.keepalive_interval_s,
+        default=None,
         metavar="SECONDS",
-        help=f"HTTP/2 keepalive to the control plane (default {plain.keepalive_interval_s})",
+        help=f"HTTP/2 keepalive to the control plane (default {keepalive.PING_INTERVAL_S}; "
+        f"{keepalive.FAILOVER_PING_INTERVAL_S} with several replicas, timeout "
+        f"{keepalive.FAILOVER_PING_TIMEOUT_S})",
     )
 
 

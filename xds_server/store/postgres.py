@@ -189,9 +189,15 @@ class PostgresStore:
         await self._run(work)
 
     async def follow(
-        self, on_notice: Callable[[], Awaitable[None]], resync_seconds: float = 30.0
+        self,
+        on_notice: Callable[[], Awaitable[None]],
+        on_lost: Callable[[str], None],
+        resync_seconds: float = 30.0,
     ) -> None:
         """Call ``on_notice`` after every change notice, reconnect and resync period; forever.
+
+        ``on_lost`` hears why, each time the listening connection fails or
+        cannot be made.
 
         Notices carry no state: ``on_notice`` compares the sequence itself, so
         a notice lost while the connection was down costs nothing once the
@@ -216,6 +222,7 @@ class PostgresStore:
                         await on_notice()
             except (psycopg.Error, StoreUnavailable) as error:
                 log.warning("store.listen_lost", database=redact(self._url), error=str(error))
+                on_lost(f"database unavailable ({redact(self._url)}): {error}")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

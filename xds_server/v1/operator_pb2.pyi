@@ -333,10 +333,12 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., cluster: _Optional[str] = ..., peer: _Optional[str] = ..., mode: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[str] = ..., disconnected_at: _Optional[str] = ..., in_sync: _Optional[bool] = ..., reason: _Optional[str] = ..., types: _Optional[_Iterable[_Union[TypeStatus, _Mapping]]] = ..., nacks: _Optional[_Iterable[_Union[NackStatus, _Mapping]]] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("nodes",)
+    __slots__ = ("nodes", "store")
     NODES_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
+    store: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[str] = ...) -> None: ...
 
 class WaitForSyncRequest(_message.Message):
     __slots__ = ("timeout_seconds", "min_envoys")

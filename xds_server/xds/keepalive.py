@@ -11,6 +11,11 @@ from __future__ import annotations
 # Bootstrap default: a hung control plane is noticed within interval + timeout.
 PING_INTERVAL_S = 5
 PING_TIMEOUT_S = 2
+# With several replicas listed, a hung one (SIGSTOP, a frozen VM) is left only
+# through keepalive: the open ADS stream never fails by itself, and health
+# checks did not end it here (33-36 s). So fail over in about 3 s.
+FAILOVER_PING_INTERVAL_S = 2
+FAILOVER_PING_TIMEOUT_S = 1
 # The shortest interval the server accepts without counting strikes.
 MIN_PING_INTERVAL_S = 1
 
