@@ -393,13 +393,15 @@ def _print_run(result: dict[str, Any]) -> None:
     )
 
 
-def ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
+def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Ours ÷ raw for one N: per round (raw and ours run back to back), then the median."""
     raws = [r for r in runs if r["kind"] == "raw"]
     ours = [r for r in runs if r["kind"] == "ours"]
 
-    def median_ratio(key: str) -> float:
-        return statistics.median(o[key] / r[key] for r, o in zip(raws, ours, strict=True))
+    def median_ratio(key: str) -> float | None:
+        # A raw figure of 0 (CPU below /proc's 10 ms resolution at tiny N) has no ratio.
+        found = [o[key] / r[key] for r, o in zip(raws, ours, strict=True) if r[key]]
+        return statistics.median(found) if found else None
 
     return {
         "clients": runs[0]["clients"],
@@ -409,6 +411,10 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
         "memory_per_client": median_ratio("rss_per_client_kib"),
         "cpu_per_change": median_ratio("cpu_s_per_change"),
     }
+
+
+def _ratio_text(ratio: float | None) -> str:
+    return "n/a" if ratio is None else f"{ratio:.2f}"
 
 
 def main() -> None:
@@ -432,13 +438,16 @@ def main() -> None:
                 _print_run(runs[-1])
         results.extend(runs)
         summary.append(ratios(runs))
-        print(
-            f"{clients:>6}  ours/raw (median of {args.rounds} rounds): "
-            f"p50 {summary[-1]['p50']:.2f}, p99 {summary[-1]['p99']:.2f}, "
-            f"memory per client {summary[-1]['memory_per_client']:.2f}, "
-            f"cpu per change {summary[-1]['cpu_per_change']:.2f}",
-            flush=True,
+        figures = ", ".join(
+            f"{label} {_ratio_text(summary[-1][key])}"
+            for label, key in (
+                ("p50", "p50"),
+                ("p99", "p99"),
+                ("memory per client", "memory_per_client"),
+                ("cpu per change", "cpu_per_change"),
+            )
         )
+        print(f"{clients:>6}  ours/raw (median of {args.rounds} rounds): {figures}", flush=True)
         if args.json:  # after each N, so a long run stopped early keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"runs": results, "ratios": summary}, indent=2))
