@@ -39,7 +39,7 @@ from google.protobuf import json_format
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fleet import free_port  # noqa: E402
+from bench.fleet import free_port, serve_command  # noqa: E402
 from xds_server.bootstrap import BootstrapOptions, bootstrap  # noqa: E402
 from xds_server.model.document import world_from_document  # noqa: E402
 from xds_server.translate import TranslateOptions, translate  # noqa: E402
@@ -292,24 +292,7 @@ def measure(seconds: int, rounds: int, connections: int) -> dict[str, Any]:
         ]
         processes.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "xds_server.cli.main",
-                    "serve",
-                    "--state",
-                    str(workdir / "state.db"),
-                    "--api-listen",
-                    api,
-                    "--xds-listen",
-                    xds,
-                    "--envoy-listen",
-                    f"127.0.0.1:{ours_listen}",
-                    "--metrics-listen",
-                    f"127.0.0.1:{free_port()}",
-                    "--log-level",
-                    "warning",
-                ],
+                serve_command(workdir, api, xds, "--envoy-listen", f"127.0.0.1:{ours_listen}"),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -243,6 +243,27 @@ def _proc_stat(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def serve_command(workdir: Path, api: str, xds: str, *extra: str) -> list[str]:
+    """`xdsctl serve` on a fresh state file in ``workdir``, quiet, with ``extra`` flags."""
+    return [
+        sys.executable,
+        "-m",
+        "xds_server.cli.main",
+        "serve",
+        "--state",
+        str(workdir / "state.db"),
+        "--api-listen",
+        api,
+        "--xds-listen",
+        xds,
+        "--metrics-listen",
+        f"127.0.0.1:{free_port()}",
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
 def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
     import grpc
 
@@ -251,22 +272,7 @@ def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
 
     api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xds_server.cli.main",
-            "serve",
-            "--state",
-            str(workdir / "state.db"),
-            "--api-listen",
-            api,
-            "--xds-listen",
-            xds,
-            "--metrics-listen",
-            f"127.0.0.1:{free_port()}",
-            "--log-level",
-            "warning",
-        ],
+        serve_command(workdir, api, xds),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "serve.log").open("wb"),

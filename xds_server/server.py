@@ -167,9 +167,7 @@ class ControlPlane:
             self._servers.append(server)
         if isinstance(self.store, PostgresStore):
             self._follow = asyncio.get_running_loop().create_task(
-                self.store.follow(
-                    follower.refresh, follower.store_lost, self.config.resync_seconds
-                )
+                self.store.follow(follower.refresh, follower.store_lost, self.config.resync_seconds)
             )
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -30,11 +30,9 @@ import structlog
 from psycopg.rows import dict_row
 
 from xds_server.errors import StateError, StoreUnavailable
-from xds_server.model.operations import Change
-from xds_server.model.state import HistoryEntry, World
 from xds_server.store import rows
-from xds_server.store.base import ChangeFunction, StateDump
 from xds_server.store.rows import SCHEMA_VERSION
+from xds_server.store.sql_store import SqlStore
 
 T = TypeVar("T")
 
@@ -85,7 +83,7 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-class PostgresStore:
+class PostgresStore(SqlStore):
     """A ``Store`` on a PostgreSQL database; open it with ``PostgresStore.open``."""
 
     def __init__(
@@ -154,39 +152,12 @@ class PostgresStore:
     async def _read(self, query: Callable[[rows.Db], T]) -> T:
         return await self._run(query, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
 
-    async def load(self) -> World:
-        return await self._read(rows.load_world)
-
-    async def load_versioned(self) -> tuple[World, int]:
-        return await self._read(lambda db: (rows.load_world(db), rows.sequence(db)))
-
-    async def sequence(self) -> int:
-        return await self._run(rows.sequence)
-
-    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
-        def work(db: rows.Db) -> Change[T]:
-            # First, so the sequence row's lock is held before the world is read.
-            seq = rows.bump_sequence(db)
-            before = rows.load_world(db)
-            result = change(before, rows.DbHistory(db))
-            rows.write_change(db, before, result)
-            db.run("SELECT pg_notify(?, ?)", (CHANNEL, str(seq)))
-            return result
-
+    async def _write(self, work: Callable[[rows.Db], T]) -> T:
         return await self._run(work)
 
-    async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
-        return await self._read(lambda db: rows.history(db, service, limit))
-
-    async def export(self) -> StateDump:
-        return await self._read(rows.dump)
-
-    async def import_state(self, dump: StateDump, replace: bool) -> None:
-        def work(db: rows.Db) -> None:
-            rows.restore(db, dump, replace)
-            db.run("SELECT pg_notify(?, ?)", (CHANNEL, "import"))
-
-        await self._run(work)
+    def _announce(self, db: rows.Db, sequence: int) -> None:
+        # Delivered at commit, to every replica listening (this one too).
+        db.run("SELECT pg_notify(?, ?)", (CHANNEL, str(sequence)))
 
     async def follow(
         self,
@@ -239,14 +210,5 @@ def _migrate(db: rows.Db, where: str) -> None:
     found = db.all("SELECT version FROM schema_version")
     if not found:
         db.run("INSERT INTO schema_version (version) VALUES (0)")
-    version = found[0]["version"] if found else 0
-    if version > SCHEMA_VERSION:
-        raise StateError(
-            f"database {where} has schema version {version}, newer than this xds_server "
-            f"knows ({SCHEMA_VERSION}): run the newer version"
-        )
-    for step in range(version, SCHEMA_VERSION):
-        for statement in rows.statements(rows.MIGRATIONS[step]):
-            db.run(statement)
-        log.info("store.migrated", database=where, schema_version=step + 1)
+    rows.migrate(db, found[0]["version"] if found else 0, f"database {where}")
     db.run("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from xds_server.errors import PreconditionFailed
+import structlog
+
+from xds_server.errors import PreconditionFailed, StateError
 from xds_server.model.operations import Change
 from xds_server.model.state import (
     Deployment,
@@ -25,6 +27,8 @@ from xds_server.store import codec
 from xds_server.store.base import StateDump
 
 T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
 
 Row = Mapping[str, Any]
 
@@ -92,6 +96,22 @@ class Db(Protocol):
 def statements(script: str) -> list[str]:
     """A migration's statements (none of ours contains a ``;`` inside a literal)."""
     return [statement for statement in script.split(";") if statement.strip()]
+
+
+def migrate(db: Db, version: int, where: str) -> None:
+    """Run the migrations from schema ``version`` on (inside the caller's transaction).
+
+    ``where`` names the file or database for the error a newer schema gets.
+    """
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{where} has schema version {version}, newer than this xds_server knows "
+            f"({SCHEMA_VERSION}): run the newer version"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        for statement in statements(MIGRATIONS[step]):
+            db.run(statement)
+        log.info("store.migrated", store=where, schema_version=step + 1)
 
 
 def bump_sequence(db: Db) -> int:
@@ -250,9 +270,9 @@ def dump(db: Db) -> StateDump:
     return StateDump(world=load_world(db), history=tuple(history(db, "", None)))
 
 
-def restore(db: Db, state: StateDump, replace: bool) -> None:
-    """Make ``state`` the whole state (call inside one write transaction)."""
-    bump_sequence(db)
+def restore(db: Db, state: StateDump, replace: bool) -> int:
+    """Make ``state`` the whole state (call inside one write transaction); its sequence."""
+    sequence = bump_sequence(db)
     held = db.all("SELECT name FROM services ORDER BY name")
     if held and not replace:
         names = ", ".join(row["name"] for row in held)
@@ -264,3 +284,4 @@ def restore(db: Db, state: StateDump, replace: bool) -> None:
         db.run(f"DELETE FROM {table}")
     write_diff(db, World(), state.world)
     write_history(db, state.history)
+    return sequence

@@ -15,18 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-
 from xds_server.errors import StateError
-from xds_server.model.operations import Change
-from xds_server.model.state import HistoryEntry, World
 from xds_server.store import rows
-from xds_server.store.base import ChangeFunction, StateDump
 from xds_server.store.rows import SCHEMA_VERSION
+from xds_server.store.sql_store import SqlStore
 
 T = TypeVar("T")
-
-log = structlog.get_logger(__name__)
 
 
 class _SqliteDb:
@@ -45,7 +39,7 @@ class _SqliteDb:
         self._connection.executemany(sql, rows)
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """A ``Store`` on one SQLite file; open it with ``SqliteStore.open``."""
 
     def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
@@ -86,34 +80,6 @@ class SqliteStore:
 
         return await self._run(transaction)
 
-    async def load(self) -> World:
-        return await self._read(rows.load_world)
-
-    async def load_versioned(self) -> tuple[World, int]:
-        return await self._read(lambda db: (rows.load_world(db), rows.sequence(db)))
-
-    async def sequence(self) -> int:
-        return await self._run(rows.sequence)
-
-    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
-        def work(db: rows.Db) -> Change[T]:
-            rows.bump_sequence(db)
-            before = rows.load_world(db)
-            result = change(before, rows.DbHistory(db))
-            rows.write_change(db, before, result)
-            return result
-
-        return await self._write(work)
-
-    async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
-        return await self._read(lambda db: rows.history(db, service, limit))
-
-    async def export(self) -> StateDump:
-        return await self._read(rows.dump)
-
-    async def import_state(self, dump: StateDump, replace: bool) -> None:
-        await self._write(lambda db: rows.restore(db, dump, replace))
-
     async def close(self) -> None:
         await self._run(lambda _db: self._connection.close())
         self._executor.shutdown()
@@ -142,15 +108,7 @@ def _connect(path: str) -> sqlite3.Connection:
 def _migrate(connection: sqlite3.Connection, path: str) -> None:
     with _transaction(connection, "BEGIN IMMEDIATE"):
         version = connection.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"state file {path} has schema version {version}, newer than this "
-                f"xds_server knows ({SCHEMA_VERSION}): run the newer version"
-            )
-        for step in range(version, SCHEMA_VERSION):
-            for statement in rows.statements(rows.MIGRATIONS[step]):
-                connection.execute(statement)
-            log.info("store.migrated", path=path, schema_version=step + 1)
+        rows.migrate(_SqliteDb(connection), version, f"state file {path}")
         # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
