@@ -49,6 +49,10 @@ def _routes(envoy: Envoy) -> list[dict[str, Any]]:
     return [c["route_config"] for c in envoy.config_dump("dynamic_route_configs")]
 
 
+def _status_summary(server: ServerProcess) -> str:
+    return str(json.loads(_ok(server, "status", "-o", "json").stdout)["summary"])
+
+
 def _converged(envoys: list[Envoy], weights: dict[str, int]) -> bool:
     """Every Envoy holds the same route tables, with ``weights``."""
     tables = [_routes(envoy) for envoy in envoys]
@@ -91,6 +95,26 @@ def test_a_change_through_either_replica_reaches_every_envoy(
         assert (
             _ok(first, "traffic", "get", "-o", "json").stdout
             == _ok(second, "traffic", "get", "-o", "json").stdout
+        )
+        # Status and --wait through either replica cover both Envoys.
+        for server in replicas:
+            wait_until(
+                lambda server=server: (
+                    _status_summary(server) == "2/2 Envoys in sync with the current config"
+                ),
+                what="both Envoys in the fleet-wide status",
+            )
+        _ok(first, "traffic", "promote", "--wait", "--min-envoys", "2")
+        envoys[1].process.send_signal(signal.SIGSTOP)  # B, on replica 2, cannot ACK
+        try:
+            held = first.xdsctl("traffic", "promote", "--wait", "--timeout", "3s")
+            assert held.returncode == 4, held
+            assert "envoy-b" in held.stderr and "envoy-a" not in held.stderr, held.stderr
+        finally:
+            envoys[1].process.send_signal(signal.SIGCONT)
+        wait_until(
+            lambda: _status_summary(first) == "2/2 Envoys in sync with the current config",
+            what="B catches up",
         )
     finally:
         for envoy in envoys:

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from xds_server.api.servicer import OperatorServicer
 from xds_server.config import ServeConfig
+from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.heap import HeapSettler
 from xds_server.metrics import Metrics, serve_http
@@ -82,7 +83,8 @@ class ControlPlane:
     _health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     _summary: asyncio.Task[None] | None = None
     _heap: HeapSettler = field(default_factory=HeapSettler)
-    _follow: asyncio.Task[None] | None = None
+    # With PostgreSQL: the change listener and the fleet board.
+    _background: list[asyncio.Task[None]] = field(default_factory=list)
     _follower: StateFollower | None = None
 
     def __post_init__(self) -> None:
@@ -123,7 +125,9 @@ class ControlPlane:
                 lagging={record.node_id: sync.reason for record, sync in result.lagging[:20]},
             )
 
-    def _operator_server(self, follower: StateFollower) -> grpc.aio.Server:
+    def _operator_server(
+        self, follower: StateFollower, board: FleetBoard | None
+    ) -> grpc.aio.Server:
         assert self.store is not None
         api = grpc.aio.server()
         servicer = OperatorServicer(
@@ -132,6 +136,7 @@ class ControlPlane:
             fleet=self.registry,
             metrics=self.metrics,
             follower=follower,
+            board=board,
         )
         operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -153,7 +158,12 @@ class ControlPlane:
             follower.on_health = self.metrics.on_store_health
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
-            api = self._operator_server(follower)
+            board = (
+                FleetBoard(self.store, self.registry, follower)
+                if isinstance(self.store, PostgresStore)
+                else None
+            )
+            api = self._operator_server(follower, board)
             xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
             xds.add_generic_rpc_handlers(
                 (AggregatedDiscoveryService(self.cache, self.registry).handler(),)
@@ -166,9 +176,13 @@ class ControlPlane:
             await server.start()
             self._servers.append(server)
         if isinstance(self.store, PostgresStore):
-            self._follow = asyncio.get_running_loop().create_task(
-                self.store.follow(follower.refresh, follower.store_lost, self.config.resync_seconds)
+            loop = asyncio.get_running_loop()
+            listen = self.store.follow(
+                follower.refresh, follower.store_lost, self.config.resync_seconds
             )
+            self._background.append(loop.create_task(listen))
+            if board is not None:
+                self._background.append(loop.create_task(board.run()))
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
@@ -194,8 +208,8 @@ class ControlPlane:
         if self._summary is not None:
             self._summary.cancel()
         self._heap.close()
-        if self._follow is not None:
-            self._follow.cancel()
+        for task in self._background:
+            task.cancel()
         await asyncio.gather(*(s.stop(SHUTDOWN_GRACE_SECONDS) for s in self._servers))
         await self._close_side_resources()
         log.info("server.stopped")

@@ -7,8 +7,10 @@ converts the result. Model errors become gRPC status codes at this boundary.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -31,6 +33,7 @@ from xds_server.errors import (
     StoreUnavailable,
     XdsServerError,
 )
+from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.metrics import Metrics
@@ -55,6 +58,8 @@ _STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
 
 T = TypeVar("T")
 MAX_WAIT_SECONDS = 3600.0
+# How often --wait looks at the other replicas' Envoys (the board is posted every 0.25 s).
+FLEET_POLL_SECONDS = 0.2
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
@@ -121,11 +126,14 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         fleet: NodeRegistry | None = None,
         metrics: Metrics | None = None,
         follower: StateFollower | None = None,
+        board: FleetBoard | None = None,
     ) -> None:
         self._store = store
         # The replica's published state: reads fall back to it when the
         # database is unavailable, and it knows the store's health.
         self._follower = follower
+        # With several replicas: the other replicas' Envoys, for status and --wait.
+        self._board = board
         self._on_change = on_change
         self._new_id = new_id or DeploymentIdGenerator()
         self._fleet = fleet or NodeRegistry()
@@ -396,10 +404,23 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             service=convert.service_to_pb(change.result.service), created=change.result.created
         )
 
+    async def _elsewhere(self) -> list[pb.NodeStatus]:
+        """Other replicas' Envoys (none without a fleet board, or while the store is away)."""
+        if self._board is None:
+            return []
+        try:
+            return await self._board.elsewhere()
+        except StoreUnavailable as error:
+            if self._follower is not None:
+                self._follower.store_lost(str(error))
+            return []
+
     @_refusals_as_status
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        nodes = [convert.node_status_to_pb(r) for r in self._fleet.nodes()]
+        nodes += await self._elsewhere()
         return pb.GetStatusResponse(
-            nodes=[convert.node_status_to_pb(r) for r in self._fleet.nodes()],
+            nodes=sorted(nodes, key=lambda n: n.node_id),
             store=self._follower.store_health if self._follower else "available",
         )
 
@@ -414,13 +435,36 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             )
         if request.min_envoys < 0:
             raise InvalidRequest(f"--min-envoys must be 0 or more (got {request.min_envoys})")
-        result = await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
-        return pb.WaitForSyncResponse(
-            done=result.done,
-            seconds=result.seconds,
-            envoys=result.envoys,
-            lagging=[convert.node_status_to_pb(r, s) for r, s in result.lagging],
-        )
+        if self._board is None:
+            result = await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
+            return pb.WaitForSyncResponse(
+                done=result.done,
+                seconds=result.seconds,
+                envoys=result.envoys,
+                lagging=[convert.node_status_to_pb(r, s) for r, s in result.lagging],
+            )
+        return await self._wait_fleet_wide(request.timeout_seconds, request.min_envoys)
+
+    async def _wait_fleet_wide(self, timeout: float, min_envoys: int) -> pb.WaitForSyncResponse:
+        """--wait across replicas: this one's Envoys (woken by their ACKs), then the others'
+        as posted on the fleet board, polled until in sync or out of time."""
+        started = time.monotonic()
+        while True:
+            remaining = max(timeout - (time.monotonic() - started), 0.001)
+            local = await self._fleet.wait_for_sync(remaining, 0)
+            remote = [n for n in await self._elsewhere() if n.connected]
+            lagging = [n for n in remote if not n.in_sync]
+            envoys = local.envoys + len(remote)
+            done = local.done and not lagging and envoys >= min_envoys
+            elapsed = time.monotonic() - started
+            if done or not local.done or elapsed >= timeout:
+                return pb.WaitForSyncResponse(
+                    done=done,
+                    seconds=elapsed,
+                    envoys=envoys,
+                    lagging=[convert.node_status_to_pb(r, s) for r, s in local.lagging] + lagging,
+                )
+            await asyncio.sleep(FLEET_POLL_SECONDS)
 
     @_refusals_as_status
     async def ExportState(

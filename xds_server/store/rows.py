@@ -79,6 +79,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO change_sequence (id, seq) VALUES (1, 0);
     """,
+    # The fleet board: each replica posts its Envoys' status and a heartbeat,
+    # so status and --wait through any replica cover every Envoy.
+    """
+    CREATE TABLE replicas (
+        id           TEXT PRIMARY KEY,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE node_status (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        sequence BIGINT NOT NULL,
+        status   TEXT NOT NULL,
+        PRIMARY KEY (replica, node_id)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -262,6 +277,32 @@ def write_history(db: Db, entries: Iterable[HistoryEntry]) -> None:
             )
             for e in entries
         ],
+    )
+
+
+def post_fleet(
+    db: Db, replica: str, now: float, sequence: int, statuses: Iterable[tuple[str, str]]
+) -> None:
+    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON)."""
+    db.run(
+        "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+        (replica, now),
+    )
+    db.run("DELETE FROM node_status WHERE replica = ?", (replica,))
+    db.run_many(
+        "INSERT INTO node_status (replica, node_id, sequence, status) VALUES (?, ?, ?, ?)",
+        [(replica, node_id, sequence, status) for node_id, status in statuses],
+    )
+
+
+def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
+    """What the other live replicas posted (heartbeat at or after ``fresh_after``)."""
+    return db.all(
+        "SELECT n.replica, n.node_id, n.sequence, n.status FROM node_status n "
+        "JOIN replicas r ON r.id = n.replica "
+        "WHERE n.replica <> ? AND r.heartbeat_at >= ? ORDER BY n.node_id",
+        (replica, fresh_after),
     )
 
 

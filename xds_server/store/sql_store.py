@@ -64,3 +64,11 @@ class SqlStore:
             self._announce(db, rows.restore(db, dump, replace))
 
         await self._write(work)
+
+    async def post_fleet(
+        self, replica: str, now: float, sequence: int, statuses: list[tuple[str, str]]
+    ) -> None:
+        await self._write(lambda db: rows.post_fleet(db, replica, now, sequence, statuses))
+
+    async def fleet_elsewhere(self, replica: str, fresh_after: float) -> list[rows.Row]:
+        return await self._read(lambda db: rows.fleet_elsewhere(db, replica, fresh_after))

@@ -109,11 +109,13 @@ class NodeRegistry:
         self._news = asyncio.Event()
         self._listening = 0  # waiters blocked on _news
         self._connected_count = 0  # nodes with at least one live stream
+        self.changes = 0  # bumped by every event that may change a node's status
         # (event, type_url or mode, node, seconds) for metrics: "ack", "nack",
         # "response", "connect", "disconnect".
         self._on_event = on_event or (lambda *_: None)
 
     def _notify(self) -> None:
+        self.changes += 1
         # Called for every ACK: only worth a new Event when someone listens.
         if self._listening:
             self._news.set()
@@ -130,8 +132,9 @@ class NodeRegistry:
             if stream in self._unsynced:
                 self._unsynced.discard(stream)
                 self._notify()
-        else:
+        elif stream not in self._unsynced:
             self._unsynced.add(stream)
+            self.changes += 1
 
     def connect(self, node_id: str, cluster: str, stream: StreamView) -> NodeRecord:
         record = self._nodes.setdefault(node_id, NodeRecord(node_id=node_id))

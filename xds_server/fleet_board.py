@@ -1,0 +1,77 @@
+"""The fleet board: replicas on one PostgreSQL database share their Envoys' status.
+
+Each replica posts, for every Envoy connected to it, the status `xdsctl
+status` shows, with the change sequence it has published, plus a heartbeat:
+when something changed, and every ``HEARTBEAT_SECONDS`` regardless. Through
+any replica, status and ``--wait`` then cover every Envoy of every live
+replica. An Envoy counts as in sync only if its replica is in sync *and* has
+published at least the reading replica's sequence: a replica that has not yet
+loaded a change cannot vouch for it. A replica whose heartbeat is older than
+``FRESH_SECONDS`` is left out (its Envoys reconnect to a live one); replicas
+are assumed to have clocks in sync (NTP).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import structlog
+from google.protobuf import json_format
+
+from xds_server.api import convert
+from xds_server.errors import StoreUnavailable
+from xds_server.follower import StateFollower
+from xds_server.store.sql_store import SqlStore
+from xds_server.v1 import operator_pb2 as pb
+from xds_server.xds.status import NodeRegistry
+
+log = structlog.get_logger(__name__)
+
+POST_SECONDS = 0.25
+HEARTBEAT_SECONDS = 2.0
+FRESH_SECONDS = 6.0
+
+
+class FleetBoard:
+    """Posts this replica's Envoys to the shared store and reads the others'."""
+
+    def __init__(self, store: SqlStore, registry: NodeRegistry, follower: StateFollower) -> None:
+        self.replica = uuid.uuid4().hex
+        self._store = store
+        self._registry = registry
+        self._follower = follower
+        self._posted: tuple[int, int] | None = None  # (registry changes, sequence)
+        self._posted_at = 0.0
+
+    async def run(self) -> None:
+        """Post whenever the local fleet changed, and heartbeat; until cancelled."""
+        while True:
+            await asyncio.sleep(POST_SECONDS)
+            state = (self._registry.changes, self._follower.sequence)
+            if state == self._posted and time.time() - self._posted_at < HEARTBEAT_SECONDS:
+                continue
+            statuses = [
+                (record.node_id, json_format.MessageToJson(convert.node_status_to_pb(record)))
+                for record in self._registry.connected()
+            ]
+            now = time.time()
+            try:
+                await self._store.post_fleet(self.replica, now, state[1], statuses)
+            except StoreUnavailable as error:
+                self._follower.store_lost(str(error))
+                continue
+            self._posted, self._posted_at = state, now
+
+    async def elsewhere(self) -> list[pb.NodeStatus]:
+        """The Envoys of every other live replica, judged against this replica's state."""
+        rows = await self._store.fleet_elsewhere(self.replica, time.time() - FRESH_SECONDS)
+        nodes = []
+        for row in rows:
+            status = json_format.Parse(row["status"], pb.NodeStatus())
+            if status.in_sync and row["sequence"] < self._follower.sequence:
+                status.in_sync = False
+                status.reason = "its replica has not loaded the current config yet"
+            nodes.append(status)
+        return nodes
