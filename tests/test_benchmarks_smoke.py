@@ -37,6 +37,28 @@ def test_fleet_benchmark_runs(tmp_path: Path) -> None:
     assert {"p50", "p99", "memory_per_client", "cpu_per_change"} <= set(ratios)
 
 
+def test_fleet_benchmark_runs_two_replicas(tmp_path: Path) -> None:
+    """The replica comparison: one replica on SQLite, then two on a throwaway PostgreSQL."""
+    from tests.pg import require_postgres
+
+    require_postgres()
+    results = _run(
+        "fleet.py",
+        "--clients",
+        "10",
+        "--changes",
+        "2",
+        "--kinds",
+        "ours",
+        "ha",
+        out=tmp_path / "f.json",
+    )
+    assert isinstance(results, dict)
+    assert [(r["kind"], r["clients"]) for r in results["runs"]] == [("ours", 10), ("ha", 10)]
+    [ratios] = results["ratios"]
+    assert ratios["of"] == "ha/ours" and ratios["p50"] is not None
+
+
 def test_envoy_latency_benchmark_runs(tmp_path: Path) -> None:
     """The real-Envoy benchmark completes its changes and CLI runs."""
     result = _run("envoy_latency.py", "--changes", "3", "--gets", "2", out=tmp_path / "e.json")
