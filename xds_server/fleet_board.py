@@ -2,7 +2,7 @@
 
 Each replica posts, for every Envoy connected to it, the status `xdsctl
 status` shows, with the change sequence it has published, plus a heartbeat:
-when something changed, and every ``HEARTBEAT_SECONDS`` regardless. Through
+when something changed, and a bare heartbeat every ``HEARTBEAT_SECONDS``. Through
 any replica, status and ``--wait`` then cover every Envoy of every live
 replica. An Envoy counts as in sync only if its replica is in sync *and* has
 published at least the reading replica's sequence: a replica that has not yet
@@ -50,12 +50,19 @@ class FleetBoard:
         while True:
             await asyncio.sleep(POST_SECONDS)
             state = (self._registry.changes, self._follower.sequence)
-            if state == self._posted and time.time() - self._posted_at < HEARTBEAT_SECONDS:
+            unchanged = state == self._posted
+            if unchanged and time.time() - self._posted_at < HEARTBEAT_SECONDS:
                 continue
-            statuses = [
-                (record.node_id, json_format.MessageToJson(convert.node_status_to_pb(record)))
-                for record in self._registry.connected()
-            ]
+            # Unchanged: only the heartbeat (statuses of thousands of Envoys
+            # are not rebuilt while nothing happens).
+            statuses = (
+                None
+                if unchanged
+                else [
+                    (record.node_id, json_format.MessageToJson(convert.node_status_to_pb(record)))
+                    for record in self._registry.connected()
+                ]
+            )
             now = time.time()
             try:
                 await self._store.post_fleet(self.replica, now, state[1], statuses)

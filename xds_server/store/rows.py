@@ -281,14 +281,21 @@ def write_history(db: Db, entries: Iterable[HistoryEntry]) -> None:
 
 
 def post_fleet(
-    db: Db, replica: str, now: float, sequence: int, statuses: Iterable[tuple[str, str]]
+    db: Db,
+    replica: str,
+    now: float,
+    sequence: int,
+    statuses: Iterable[tuple[str, str]] | None,
 ) -> None:
-    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON)."""
+    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON);
+    ``None``: nothing changed, only the heartbeat."""
     db.run(
         "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
         (replica, now),
     )
+    if statuses is None:
+        return
     db.run("DELETE FROM node_status WHERE replica = ?", (replica,))
     db.run_many(
         "INSERT INTO node_status (replica, node_id, sequence, status) VALUES (?, ?, ?, ?)",

@@ -66,7 +66,11 @@ class SqlStore:
         await self._write(work)
 
     async def post_fleet(
-        self, replica: str, now: float, sequence: int, statuses: list[tuple[str, str]]
+        self,
+        replica: str,
+        now: float,
+        sequence: int,
+        statuses: list[tuple[str, str]] | None,
     ) -> None:
         await self._write(lambda db: rows.post_fleet(db, replica, now, sequence, statuses))
 
