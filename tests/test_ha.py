@@ -339,3 +339,19 @@ def test_database_outage(tmp_path: Path) -> None:
         for server in replicas:
             server.stop()
         cluster.close()
+
+
+def test_a_password_in_the_store_url_is_never_shown(postgres: Any, tmp_path: Path) -> None:
+    """Accepted (libpq ignores it under trust auth here), never logged or printed."""
+    secret = "s3cret-Pa55word"
+    url = postgres.database().replace("postgres@", f"postgres:{secret}@")
+    server = ServerProcess(tmp_path / "replica.db", store_url=url).start()
+    try:
+        _ok(server, "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.1:80")
+        status = _ok(server, "status", "-o", "json")
+        assert secret not in status.stdout + status.stderr
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert "server.started" in log and url.split("@")[1] in log  # the store is named...
+    assert secret not in log  # ...without its password

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from xds_server.errors import InvalidRequest, PreconditionFailed, StateError
@@ -257,3 +258,25 @@ async def _reopened_sequence(opener: Opener) -> int:
         return await store.sequence()
     finally:
         await store.close()
+
+
+def test_replicas_starting_together_migrate_once(postgres: Any) -> None:
+    """Three stores opening one fresh database at once: all work, the schema is migrated
+    once (the advisory lock), and they share one state."""
+    url = postgres.database()
+
+    async def run() -> tuple[list[int], World]:
+        stores = await asyncio.gather(*(PostgresStore.open(url) for _ in range(3)))
+        await _populate(stores[0])
+        sequences = [await store.sequence() for store in stores]
+        world = await stores[2].load()
+        for store in stores:
+            await store.close()
+        return sequences, world
+
+    sequences, world = asyncio.run(run())
+    assert sequences == [4, 4, 4]
+    assert world.services["default"].revision == 3
+    with psycopg.connect(url) as connection:
+        [(version,)] = connection.execute("SELECT version FROM schema_version").fetchall()
+    assert version == SCHEMA_VERSION
