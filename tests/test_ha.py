@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
+from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from tests.conftest import ServerProcess, free_port
 from tests.stack import Envoy, Upstream, wait_until
@@ -116,6 +117,18 @@ def test_a_change_through_either_replica_reaches_every_envoy(
             lambda: _status_summary(first) == "2/2 Envoys in sync with the current config",
             what="B catches up",
         )
+        # CSDS through replica 1 shows B too, resource contents included.
+        with grpc.insecure_channel(first.address) as channel:
+            stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
+            reply = stub.FetchClientStatus(csds_pb2.ClientStatusRequest(), timeout=10)
+        configs = {config.node.id: config for config in reply.config}
+        assert set(configs) == {"envoy-a", "envoy-b"}
+        for config in configs.values():
+            routes = [
+                c for c in config.generic_xds_configs if c.type_url.endswith("RouteConfiguration")
+            ]
+            assert [c.config_status for c in routes] == [csds_pb2.SYNCED], config.node.id
+            assert routes[0].xds_config.type_url.endswith("RouteConfiguration")
     finally:
         for envoy in envoys:
             envoy.stop()

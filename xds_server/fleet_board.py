@@ -1,12 +1,14 @@
 """The fleet board: replicas on one PostgreSQL database share their Envoys' status.
 
 Each replica posts, for every Envoy connected to it, the status `xdsctl
-status` shows, with the change sequence it has published, plus a heartbeat:
-when something changed, and a bare heartbeat every ``HEARTBEAT_SECONDS``. Through
-any replica, status and ``--wait`` then cover every Envoy of every live
-replica. An Envoy counts as in sync only if its replica is in sync *and* has
-published at least the reading replica's sequence: a replica that has not yet
-loaded a change cannot vouch for it. A replica whose heartbeat is older than
+status` shows and its CSDS config (without resource contents: the reading
+replica fills them in from its own cache, versions being content hashes),
+with the change sequence it has published: when something changed, and a bare
+heartbeat every ``HEARTBEAT_SECONDS``. Through any replica, status, ``--wait``
+and CSDS then cover every Envoy of every live replica. An Envoy counts as in
+sync only if its replica is in sync *and* has published at least the reading
+replica's sequence: a replica that has not yet loaded a change cannot vouch
+for it. A replica whose heartbeat is older than
 ``FRESH_SECONDS`` is left out (its Envoys reconnect to a live one); replicas
 are assumed to have clocks in sync (NTP).
 """
@@ -14,10 +16,12 @@ are assumed to have clocks in sync (NTP).
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 import uuid
 
 import structlog
+from envoy.service.status.v3 import csds_pb2
 from google.protobuf import json_format
 
 from xds_server.api import convert
@@ -25,6 +29,7 @@ from xds_server.errors import StoreUnavailable
 from xds_server.follower import StateFollower
 from xds_server.store.sql_store import SqlStore
 from xds_server.v1 import operator_pb2 as pb
+from xds_server.xds.csds import client_config
 from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
@@ -59,7 +64,13 @@ class FleetBoard:
                 None
                 if unchanged
                 else [
-                    (record.node_id, json_format.MessageToJson(convert.node_status_to_pb(record)))
+                    (
+                        record.node_id,
+                        json_format.MessageToJson(convert.node_status_to_pb(record)),
+                        base64.b64encode(
+                            client_config(record, with_contents=False).SerializeToString()
+                        ).decode(),
+                    )
                     for record in self._registry.connected()
                 ]
             )
@@ -70,6 +81,15 @@ class FleetBoard:
                 self._follower.store_lost(str(error))
                 continue
             self._posted, self._posted_at = state, now
+
+    async def elsewhere_configs(self) -> list[csds_pb2.ClientConfig]:
+        """The CSDS configs of every other live replica's Envoys, without resource contents."""
+        rows = await self._store.fleet_elsewhere(self.replica, time.time() - FRESH_SECONDS)
+        return [
+            csds_pb2.ClientConfig.FromString(base64.b64decode(row["csds"]))
+            for row in rows
+            if row["csds"]
+        ]
 
     async def elsewhere(self) -> list[pb.NodeStatus]:
         """The Envoys of every other live replica, judged against this replica's state."""

@@ -140,7 +140,10 @@ class ControlPlane:
         )
         operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
-            ClientStatusService(self.registry), api
+            ClientStatusService(
+                self.registry, self.cache, board.elsewhere_configs if board else None
+            ),
+            api,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, api)
         names = (OPERATOR_SERVICE, CSDS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)

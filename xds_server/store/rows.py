@@ -94,6 +94,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (replica, node_id)
     );
     """,
+    # And each Envoy's CSDS config (without resource contents: any replica
+    # fills those in from its own cache, the versions being content hashes).
+    """
+    ALTER TABLE node_status ADD COLUMN csds TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -285,10 +290,10 @@ def post_fleet(
     replica: str,
     now: float,
     sequence: int,
-    statuses: Iterable[tuple[str, str]] | None,
+    statuses: Iterable[tuple[str, str, str]] | None,
 ) -> None:
-    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON);
-    ``None``: nothing changed, only the heartbeat."""
+    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON, CSDS
+    config as base64 protobuf); ``None``: nothing changed, only the heartbeat."""
     db.run(
         "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
@@ -298,15 +303,15 @@ def post_fleet(
         return
     db.run("DELETE FROM node_status WHERE replica = ?", (replica,))
     db.run_many(
-        "INSERT INTO node_status (replica, node_id, sequence, status) VALUES (?, ?, ?, ?)",
-        [(replica, node_id, sequence, status) for node_id, status in statuses],
+        "INSERT INTO node_status (replica, node_id, sequence, status, csds) VALUES (?, ?, ?, ?, ?)",
+        [(replica, node_id, sequence, status, csds) for node_id, status, csds in statuses],
     )
 
 
 def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
     """What the other live replicas posted (heartbeat at or after ``fresh_after``)."""
     return db.all(
-        "SELECT n.replica, n.node_id, n.sequence, n.status FROM node_status n "
+        "SELECT n.replica, n.node_id, n.sequence, n.status, n.csds FROM node_status n "
         "JOIN replicas r ON r.id = n.replica "
         "WHERE n.replica <> ? AND r.heartbeat_at >= ? ORDER BY n.node_id",
         (replica, fresh_after),

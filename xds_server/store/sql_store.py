@@ -70,7 +70,7 @@ class SqlStore:
         replica: str,
         now: float,
         sequence: int,
-        statuses: list[tuple[str, str]] | None,
+        statuses: list[tuple[str, str, str]] | None,
     ) -> None:
         await self._write(lambda db: rows.post_fleet(db, replica, now, sequence, statuses))
 

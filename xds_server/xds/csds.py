@@ -6,7 +6,7 @@ each node holds (what it ACKed) and how that compares to the current config.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import grpc
@@ -14,21 +14,23 @@ from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
+from xds_server.errors import StoreUnavailable
+from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.status import NodeRecord, NodeRegistry
 from xds_server.xds.stream import AdsStream
 
 GenericXdsConfig = csds_pb2.ClientConfig.GenericXdsConfig
 
 
-def _matches(record: NodeRecord, request: csds_pb2.ClientStatusRequest) -> bool:
+def _matches(node_id: str, request: csds_pb2.ClientStatusRequest) -> bool:
     """Node matchers on the node id: exact or prefix; no matcher matches every node."""
     if not request.node_matchers:
         return True
     for matcher in request.node_matchers:
         wanted = matcher.node_id
-        if wanted.exact and record.node_id == wanted.exact:
+        if wanted.exact and node_id == wanted.exact:
             return True
-        if wanted.prefix and record.node_id.startswith(wanted.prefix):
+        if wanted.prefix and node_id.startswith(wanted.prefix):
             return True
         if not wanted.exact and not wanted.prefix:
             return True
@@ -66,28 +68,59 @@ def client_config(record: NodeRecord, with_contents: bool = True) -> csds_pb2.Cl
     return config
 
 
+# Other replicas' Envoys' configs, without resource contents (see FleetBoard).
+Elsewhere = Callable[[], Awaitable[list[csds_pb2.ClientConfig]]]
+
+
 class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
-    """``envoy.service.status.v3.ClientStatusDiscoveryService`` from the node registry."""
+    """``envoy.service.status.v3.ClientStatusDiscoveryService`` from the node registry
+    (and, with replicas, from the other replicas' posts)."""
 
-    def __init__(self, registry: NodeRegistry) -> None:
+    def __init__(
+        self,
+        registry: NodeRegistry,
+        cache: SnapshotCache | None = None,
+        elsewhere: Elsewhere | None = None,
+    ) -> None:
         self.registry = registry
+        self._cache = cache
+        self._elsewhere = elsewhere
 
-    def _status(self, request: csds_pb2.ClientStatusRequest) -> csds_pb2.ClientStatusResponse:
-        return csds_pb2.ClientStatusResponse(
-            config=[
-                client_config(record, not request.exclude_resource_contents)
-                for record in self.registry.nodes()
-                if _matches(record, request)
-            ]
-        )
+    async def _status(self, request: csds_pb2.ClientStatusRequest) -> csds_pb2.ClientStatusResponse:
+        contents = not request.exclude_resource_contents
+        configs = [
+            client_config(record, contents)
+            for record in self.registry.nodes()
+            if _matches(record.node_id, request)
+        ]
+        if self._elsewhere is not None:
+            try:
+                remote = await self._elsewhere()
+            except StoreUnavailable:
+                remote = []  # the database is away: this replica's Envoys only
+            for config in remote:
+                if _matches(config.node.id, request):
+                    if contents:
+                        self._fill_contents(config)
+                    configs.append(config)
+        return csds_pb2.ClientStatusResponse(config=sorted(configs, key=lambda c: c.node.id))
+
+    def _fill_contents(self, config: csds_pb2.ClientConfig) -> None:
+        """Resources by their (content-hashed) versions, from this replica's cache."""
+        if self._cache is None:
+            return
+        for entry in config.generic_xds_configs:
+            known = self._cache.known_resource(entry.type_url, entry.name, entry.version_info)
+            if known is not None:
+                entry.xds_config.CopyFrom(known.packed)
 
     async def FetchClientStatus(
         self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext
     ) -> csds_pb2.ClientStatusResponse:
-        return self._status(request)
+        return await self._status(request)
 
     async def StreamClientStatus(
         self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         async for request in request_iterator:
-            yield self._status(request)
+            yield await self._status(request)
