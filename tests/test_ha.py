@@ -6,6 +6,7 @@ Real PostgreSQL (tests/pg.py), real servers, real Envoys.
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import json
 import signal
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
@@ -368,3 +370,63 @@ def test_a_password_in_the_store_url_is_never_shown(postgres: Any, tmp_path: Pat
     log = server.log.read_text()
     assert "server.started" in log and url.split("@")[1] in log  # the store is named...
     assert secret not in log  # ...without its password
+
+
+def test_changes_missed_while_not_listening_are_caught_up(
+    replicas: list[ServerProcess], tmp_path: Path
+) -> None:
+    """Replica 1's notification connection is cut; changes committed through replica 2
+    right then (new endpoints, a domain) still reach the Envoy on replica 1: on
+    reconnecting, a replica compares sequences and reloads what it missed."""
+    first, second = replicas
+    blue, moved = Upstream("blue"), Upstream("moved")
+    envoy = Envoy(tmp_path, first.xds_address, "envoy-a", delta=False)
+    try:
+        _ok(second, "apply", "--deployment-tag", "blue", "--endpoint", blue.endpoint)
+        wait_until(lambda: _converged([envoy], _weights(second)), what="first config")
+        deployment = json.loads(_ok(second, "traffic", "get", "-o", "json").stdout)["tags"][0]
+        with psycopg.connect(_database_url(first), autocommit=True) as connection:
+            terminated = connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN xds_server_change' AND datname = current_database()"
+            ).fetchall()
+        assert len(terminated) == 2  # both replicas' listeners
+        _ok(
+            second,
+            "deployments",
+            "set-endpoints",
+            deployment["deployment_id"],
+            "--endpoint",
+            moved.endpoint,
+        )
+        _ok(second, "services", "set", "default", "--domain", "shop.example.com")
+        port = int(first.extra_args[1].rsplit(":", 1)[1])  # --envoy-listen
+        wait_until(
+            lambda: _get(port, "shop.example.com") == (200, "moved"),
+            timeout=20,
+            what="both changes on the Envoy of replica 1",
+        )
+        assert "store.listen_lost" in first.log.read_text()
+    finally:
+        envoy.stop()
+        blue.close()
+        moved.close()
+
+
+def _weights(server: ServerProcess) -> dict[str, int]:
+    tags = json.loads(_ok(server, "traffic", "get", "-o", "json").stdout)["tags"]
+    return {t["deployment_id"]: t["weight"] for t in tags}
+
+
+def _get(port: int, host: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/", headers={"Host": host})
+        response = connection.getresponse()
+        return response.status, response.read().decode().strip()
+    finally:
+        connection.close()
+
+
+def _database_url(server: ServerProcess) -> str:
+    return server.store_args[1]
