@@ -18,7 +18,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from xds_server.api.servicer import OperatorServicer
+from xds_server.api.servicer import OperatorServicer, operator_handler
 from xds_server.config import ServeConfig
 from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
@@ -30,7 +30,7 @@ from xds_server.store.base import Store
 from xds_server.store.postgres import PostgresStore, redact
 from xds_server.store.sqlite import SqliteStore
 from xds_server.translate import TranslateOptions
-from xds_server.v1 import operator_pb2, operator_pb2_grpc
+from xds_server.v1 import operator_pb2
 from xds_server.xds import keepalive
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.csds import ClientStatusService
@@ -138,7 +138,7 @@ class ControlPlane:
             follower=follower,
             board=board,
         )
-        operator_pb2_grpc.add_OperatorServicer_to_server(servicer, api)
+        api.add_generic_rpc_handlers((operator_handler(servicer),))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
             ClientStatusService(
                 self.registry, self.cache, board.elsewhere_configs if board else None

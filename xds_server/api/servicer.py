@@ -12,10 +12,12 @@ import datetime
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from xds_server.api import convert
 from xds_server.api.describe import (
@@ -502,3 +504,53 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         world = await self._world()
         services = sorted(world.services.values(), key=lambda s: s.name)
         return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
+
+
+@dataclass(frozen=True)
+class _Unparsable:
+    """Request bytes that are not the method's message."""
+
+    message_type: str
+    error: str
+
+
+def _lenient(message_class: Any) -> Callable[[bytes], Any]:
+    """A deserializer that hands bad bytes on instead of raising: grpcio would answer a
+    raising deserializer with UNKNOWN or INTERNAL, not with what is wrong."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except DecodeError as error:
+            return _Unparsable(message_class.DESCRIPTOR.full_name, str(error))
+
+    return parse
+
+
+def _refusing_unparsable(method: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if isinstance(request, _Unparsable):
+            log.info("operator.unparsable", type=request.message_type, error=request.error)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.message_type} ({request.error}): "
+                "send a message of the method's request type",
+            )
+        return await method(request, context)
+
+    return handle
+
+
+def operator_handler(servicer: OperatorServicer) -> grpc.GenericRpcHandler:
+    """The ``xds_server.v1.Operator`` service, answering undecodable requests with
+    INVALID_ARGUMENT (use instead of the generated ``add_OperatorServicer_to_server``)."""
+    service = pb.DESCRIPTOR.services_by_name["Operator"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            _refusing_unparsable(getattr(servicer, method.name)),
+            request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
