@@ -6,7 +6,6 @@ Real PostgreSQL (tests/pg.py), real servers, real Envoys.
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import json
 import signal
 import time
@@ -19,7 +18,7 @@ import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from tests.conftest import ServerProcess, free_port
-from tests.stack import Envoy, Upstream, wait_until
+from tests.stack import Envoy, Stack, Upstream, wait_until
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
@@ -86,8 +85,7 @@ def test_a_change_through_either_replica_reaches_every_envoy(
         ]
         for server, args in steps:
             _ok(server, *args)
-            expected = json.loads(_ok(server, "traffic", "get", "-o", "json").stdout)
-            weights = {t["deployment_id"]: t["weight"] for t in expected["tags"]}
+            weights = _weights(server)
             if not any(weights.values()):
                 continue  # nothing routed yet: no route table to compare
             wait_until(
@@ -236,7 +234,6 @@ def _connected_nodes(server: ServerProcess) -> set[str]:
 def _ha_stack(postgres: Any, tmp_path: Path, url: str | None = None) -> tuple[Any, list[Any]]:
     """Two replicas on one database, blue (100) and green (0) registered, one Envoy
     whose bootstrap lists both replicas."""
-    from tests.stack import Stack
 
     url = url or postgres.database()
     stack = Stack(workdir=tmp_path, delta=False)
@@ -401,8 +398,9 @@ def test_changes_missed_while_not_listening_are_caught_up(
         )
         _ok(second, "services", "set", "default", "--domain", "shop.example.com")
         port = int(first.extra_args[1].rsplit(":", 1)[1])  # --envoy-listen
+        through_envoy = Stack(workdir=tmp_path, delta=False, listen_port=port)
         wait_until(
-            lambda: _get(port, "shop.example.com") == (200, "moved"),
+            lambda: through_envoy.request(host="shop.example.com") == (200, "moved"),
             timeout=20,
             what="both changes on the Envoy of replica 1",
         )
@@ -416,16 +414,6 @@ def test_changes_missed_while_not_listening_are_caught_up(
 def _weights(server: ServerProcess) -> dict[str, int]:
     tags = json.loads(_ok(server, "traffic", "get", "-o", "json").stdout)["tags"]
     return {t["deployment_id"]: t["weight"] for t in tags}
-
-
-def _get(port: int, host: str) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/", headers={"Host": host})
-        response = connection.getresponse()
-        return response.status, response.read().decode().strip()
-    finally:
-        connection.close()
 
 
 def _database_url(server: ServerProcess) -> str:

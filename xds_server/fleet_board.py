@@ -77,9 +77,8 @@ class FleetBoard:
             now = time.time()
             try:
                 await self._store.post_fleet(self.replica, now, state[1], statuses)
-            except StoreUnavailable as error:
-                self._follower.store_lost(str(error))
-                continue
+            except StoreUnavailable:
+                continue  # recorded in the store's health; try again next round
             self._posted, self._posted_at = state, now
 
     async def elsewhere_configs(self) -> list[csds_pb2.ClientConfig]:

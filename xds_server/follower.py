@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 import structlog
 
@@ -31,42 +29,12 @@ class StateFollower:
         self._lock = asyncio.Lock()
         self.sequence = -1  # of the world last published; -1: none yet
         self.world: World | None = None  # the world last published
-        self._unavailable: tuple[float, str] | None = None  # since, why
-        self.on_health: Callable[[bool], None] = lambda _available: None
-
-    @property
-    def store_health(self) -> str:
-        """The word "available", or since when and why not (status, /readyz, logs)."""
-        if self._unavailable is None:
-            return "available"
-        since, error = self._unavailable
-        stamp = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
-        return f"unavailable since {stamp}: {error}"
-
-    def store_lost(self, error: str) -> None:
-        """The store did not answer: keep serving the last snapshot, say so."""
-        if self._unavailable is None:
-            self._unavailable = (time.time(), error)
-            log.warning("store.unavailable", error=error)
-            self.on_health(False)
-
-    def _store_answered(self) -> None:
-        if self._unavailable is not None:
-            log.info("store.available", was=self.store_health)
-            self._unavailable = None
-            self.on_health(True)
 
     async def refresh(self) -> None:
         async with self._lock:
-            try:
-                if await self._store.sequence() <= self.sequence:
-                    self._store_answered()
-                    return
-                world, sequence = await self._store.load_versioned()
-            except StoreUnavailable as error:
-                self.store_lost(str(error))
-                raise
-            self._store_answered()
+            if await self._store.sequence() <= self.sequence:
+                return
+            world, sequence = await self._store.load_versioned()
             await self._publish(world)
             log.debug("store.published", sequence=sequence, previous=self.sequence)
             self.sequence, self.world = sequence, world

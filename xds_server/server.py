@@ -85,7 +85,6 @@ class ControlPlane:
     _heap: HeapSettler = field(default_factory=HeapSettler)
     # With PostgreSQL: the change listener and the fleet board.
     _background: list[asyncio.Task[None]] = field(default_factory=list)
-    _follower: StateFollower | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
@@ -109,7 +108,7 @@ class ControlPlane:
     def _readiness(self) -> tuple[bool, str]:
         """/readyz: ready once a snapshot is loaded; a database blip does not change that
         (every replica would go unready at once), but the body says how the store is."""
-        store = self._follower.store_health if self._follower else "not opened"
+        store = self.store.health.describe() if self.store else "not opened"
         return self.ready, f"{'ready' if self.ready else 'not ready'}\nstore: {store}\n"
 
     async def _summarise(self) -> None:
@@ -157,8 +156,8 @@ class ControlPlane:
         self.store = await _open_store(self.config)
         try:
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
-            follower = self._follower = StateFollower(self.store, publisher.publish)
-            follower.on_health = self.metrics.on_store_health
+            follower = StateFollower(self.store, publisher.publish)
+            self.store.health.on_change = self.metrics.on_store_health
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
             board = (
@@ -180,9 +179,7 @@ class ControlPlane:
             self._servers.append(server)
         if isinstance(self.store, PostgresStore):
             loop = asyncio.get_running_loop()
-            listen = self.store.follow(
-                follower.refresh, follower.store_lost, self.config.resync_seconds
-            )
+            listen = self.store.follow(follower.refresh, self.config.resync_seconds)
             self._background.append(loop.create_task(listen))
             if board is not None:
                 self._background.append(loop.create_task(board.run()))

@@ -132,7 +132,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     ) -> None:
         self._store = store
         # The replica's published state: reads fall back to it when the
-        # database is unavailable, and it knows the store's health.
+        # database is unavailable.
         self._follower = follower
         # With several replicas: the other replicas' Envoys, for status and --wait.
         self._board = board
@@ -150,12 +150,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
         So when a call returns, the change is both durable and being pushed.
         """
-        try:
-            committed = await self._store.transact(change)
-        except StoreUnavailable as error:
-            if self._follower is not None:
-                self._follower.store_lost(str(error))
-            raise
+        committed = await self._store.transact(change)
         if self._on_change is not None:
             await self._on_change(committed.world)
         return committed
@@ -164,10 +159,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         """The current world; during a database outage, this replica's last published one."""
         try:
             return await self._store.load()
-        except StoreUnavailable as error:
+        except StoreUnavailable:
             if self._follower is None or self._follower.world is None:
                 raise
-            self._follower.store_lost(str(error))
             log.info("operator.read_from_snapshot", sequence=self._follower.sequence)
             return self._follower.world
 
@@ -412,10 +406,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             return []
         try:
             return await self._board.elsewhere()
-        except StoreUnavailable as error:
-            if self._follower is not None:
-                self._follower.store_lost(str(error))
-            return []
+        except StoreUnavailable:
+            return []  # the database is away: this replica's Envoys only
 
     @_refusals_as_status
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
@@ -423,7 +415,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         nodes += await self._elsewhere()
         return pb.GetStatusResponse(
             nodes=sorted(nodes, key=lambda n: n.node_id),
-            store=self._follower.store_health if self._follower else "available",
+            store=self._store.health.describe(),
         )
 
     @_refusals_as_status

@@ -12,16 +12,51 @@ it with the world, so a replica can tell whether it has seen the latest state.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
+
+import structlog
 
 from xds_server.model.operations import Change, HistoryReader
 from xds_server.model.state import HistoryEntry, World
 
 T = TypeVar("T")
 
+log = structlog.get_logger(__name__)
+
 ChangeFunction = Callable[[World, HistoryReader], Change[T]]
+
+
+class StoreHealth:
+    """Whether the store answers, kept by the store itself on every call it makes;
+    read by `xdsctl status`, /readyz and the metrics."""
+
+    def __init__(self) -> None:
+        self._unavailable: tuple[float, str] | None = None  # since, why
+        self.on_change: Callable[[bool], None] = lambda _available: None
+
+    def lost(self, error: str) -> None:
+        if self._unavailable is None:
+            self._unavailable = (time.time(), error)
+            log.warning("store.unavailable", error=error)
+            self.on_change(False)
+
+    def answered(self) -> None:
+        if self._unavailable is not None:
+            log.info("store.available", was=self.describe())
+            self._unavailable = None
+            self.on_change(True)
+
+    def describe(self) -> str:
+        """The word "available", or since when and why not."""
+        if self._unavailable is None:
+            return "available"
+        since, error = self._unavailable
+        stamp = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
+        return f"unavailable since {stamp}: {error}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +68,8 @@ class StateDump:
 
 
 class Store(Protocol):
+    health: StoreHealth
+
     async def load(self) -> World:
         """The current world, read in one consistent snapshot."""
 

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 
 from xds_server.errors import StateError, StoreUnavailable
 from xds_server.store import rows
+from xds_server.store.base import StoreHealth
 from xds_server.store.rows import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -92,6 +93,7 @@ class PostgresStore(SqlStore):
         self._url = url
         self._pool = pool
         self._executor = executor
+        self.health = StoreHealth()
 
     @classmethod
     async def open(cls, url: str, pool_timeout: float = 2.0) -> PostgresStore:
@@ -134,20 +136,25 @@ class PostgresStore(SqlStore):
                 with self._pool.connection() as connection, connection.transaction():
                     if begin:
                         connection.execute(begin)
-                    return work(_PgDb(connection))
+                    result = work(_PgDb(connection))
             except psycopg_pool.PoolTimeout as error:
-                raise StoreUnavailable(
-                    f"database unavailable ({redact(self._url)}): no connection within "
-                    f"{self._pool.timeout:g}s; nothing was changed, retry when it is back"
-                ) from error
+                raise self._unavailable(f"no connection within {self._pool.timeout:g}s") from error
             except psycopg.OperationalError as error:
-                raise StoreUnavailable(
-                    f"database unavailable ({redact(self._url)}): {error}; nothing was "
-                    "changed, retry when it is back"
-                ) from error
+                raise self._unavailable(str(error)) from error
+            self.health.answered()
+            return result
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, transaction)
+
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        """The error for a failed call, recorded in the store's health."""
+        error = StoreUnavailable(
+            f"database unavailable ({redact(self._url)}): {why}; nothing was changed, "
+            "retry when it is back"
+        )
+        self.health.lost(str(error))
+        return error
 
     async def _read(self, query: Callable[[rows.Db], T]) -> T:
         return await self._run(query, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -162,13 +169,9 @@ class PostgresStore(SqlStore):
     async def follow(
         self,
         on_notice: Callable[[], Awaitable[None]],
-        on_lost: Callable[[str], None],
         resync_seconds: float = 30.0,
     ) -> None:
         """Call ``on_notice`` after every change notice, reconnect and resync period; forever.
-
-        ``on_lost`` hears why, each time the listening connection fails or
-        cannot be made.
 
         Notices carry no state: ``on_notice`` compares the sequence itself, so
         a notice lost while the connection was down costs nothing once the
@@ -193,7 +196,8 @@ class PostgresStore(SqlStore):
                         await on_notice()
             except (psycopg.Error, StoreUnavailable) as error:
                 log.warning("store.listen_lost", database=redact(self._url), error=str(error))
-                on_lost(f"database unavailable ({redact(self._url)}): {error}")
+                if not isinstance(error, StoreUnavailable):
+                    self._unavailable(str(error))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

@@ -171,12 +171,12 @@ def history_entry(row: Row) -> HistoryEntry:
 def history(db: Db, service: str, limit: int | None) -> list[HistoryEntry]:
     """A service's entries, newest first (every service's when ``service`` is empty)."""
     where = "WHERE service = ?" if service else ""
-    rows = db.all(
-        f"SELECT * FROM history {where} ORDER BY service, revision DESC",
-        (service,) if service else (),
-    )
-    entries = [history_entry(row) for row in rows]
-    return entries if limit is None else entries[:limit]
+    params: list[Any] = [service] if service else []
+    bound = ""
+    if limit is not None:
+        bound, params = " LIMIT ?", [*params, limit]
+    rows = db.all(f"SELECT * FROM history {where} ORDER BY service, revision DESC{bound}", params)
+    return [history_entry(row) for row in rows]
 
 
 def load_world(db: Db) -> World:

@@ -8,7 +8,7 @@ from typing import TypeVar
 from xds_server.model.operations import Change
 from xds_server.model.state import HistoryEntry, World
 from xds_server.store import rows
-from xds_server.store.base import ChangeFunction, StateDump
+from xds_server.store.base import ChangeFunction, StateDump, StoreHealth
 
 T = TypeVar("T")
 
@@ -21,6 +21,8 @@ class SqlStore:
     both run it off the event loop. ``_announce`` is called inside every
     write, after the change (PostgreSQL notifies the other replicas there).
     """
+
+    health: StoreHealth
 
     async def _read(self, query: Callable[[rows.Db], T]) -> T:
         raise NotImplementedError

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from xds_server.errors import StateError
 from xds_server.store import rows
+from xds_server.store.base import StoreHealth
 from xds_server.store.rows import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -45,6 +46,7 @@ class SqliteStore(SqlStore):
     def __init__(self, connection: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self._connection = connection
         self._executor = executor
+        self.health = StoreHealth()  # a local file: it always answers
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
