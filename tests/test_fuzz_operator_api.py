@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ DOCUMENTED = {
     grpc.StatusCode.NOT_FOUND,
     grpc.StatusCode.FAILED_PRECONDITION,
     grpc.StatusCode.ABORTED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 # WaitForSync may rightly wait (e.g. --min-envoys with no Envoy): the deadline ends it.
 MAY_WAIT = {"WaitForSync"}
@@ -57,6 +61,9 @@ INTERESTING = st.sampled_from(
         "\x00",
         "ünïcode",
         "-bad-",
+        "viewer",
+        "operator",
+        "admin",
     ]
 )
 FD = descriptor.FieldDescriptor
@@ -111,35 +118,52 @@ def _build(cls: Any, fields: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def plane() -> Iterator[InProcessControlPlane]:
-    """A real control plane (in process) with two deployments and a canary."""
+def plane() -> Iterator[Target]:
+    """A real control plane (in process) with two deployments, a canary and an admin token
+    that every fuzzed call carries (so calls reach the methods, not only the guard)."""
     control = InProcessControlPlane(Path(tempfile.mkdtemp(prefix="fuzz-")), free_port())
     stub = operator_pb2_grpc.OperatorStub(grpc.insecure_channel(control.api_address))
+    created = stub.CreateToken(pb.CreateTokenRequest(name="fuzz-admin", role="admin"))
+    admin = (("authorization", f"Bearer {created.token}"),)
     stub.Apply(
-        pb.ApplyRequest(deployment_tag="blue", endpoints=[pb.Endpoint(host="10.0.0.1", port=80)])
+        pb.ApplyRequest(deployment_tag="blue", endpoints=[pb.Endpoint(host="10.0.0.1", port=80)]),
+        metadata=admin,
     )
-    stub.Apply(pb.ApplyRequest(bluegreen=True, endpoints=[pb.Endpoint(host="10.0.0.2", port=80)]))
+    stub.Apply(
+        pb.ApplyRequest(bluegreen=True, endpoints=[pb.Endpoint(host="10.0.0.2", port=80)]),
+        metadata=admin,
+    )
     stub.SetTraffic(
         pb.SetTrafficRequest(
             weights=[pb.TagWeight(tag="blue", weight=90), pb.TagWeight(tag="green", weight=10)]
-        )
+        ),
+        metadata=admin,
     )
-    yield control
+    yield Target(control.api_address, admin)
     control.stop()
 
 
-def _export(channel: grpc.Channel) -> str:
+@dataclass(frozen=True)
+class Target:
+    """Where to call, and the admin token's metadata to call with."""
+
+    api_address: str
+    metadata: tuple[tuple[str, str], ...]
+
+
+def _export(channel: grpc.Channel, target: Target) -> str:
     stub = operator_pb2_grpc.OperatorStub(channel)
-    return str(stub.ExportState(pb.ExportStateRequest(), timeout=10).document)
+    reply = stub.ExportState(pb.ExportStateRequest(), timeout=10, metadata=target.metadata)
+    return str(reply.document)
 
 
-def _call(plane: InProcessControlPlane, method: str, request: bytes) -> None:
+def _call(plane: Target, method: str, request: bytes) -> None:
     """One raw call; asserts the status is documented and a refusal changed nothing."""
     with grpc.insecure_channel(plane.api_address) as channel:
-        before = _export(channel)
+        before = _export(channel, plane)
         call = channel.unary_unary(f"/{SERVICE.full_name}/{method}")
         try:
-            call(request, timeout=CALL_DEADLINE_S)
+            call(request, timeout=CALL_DEADLINE_S, metadata=plane.metadata)
             code, details = grpc.StatusCode.OK, ""
         except grpc.RpcError as error:
             code, details = error.code(), error.details() or ""
@@ -148,11 +172,13 @@ def _call(plane: InProcessControlPlane, method: str, request: bytes) -> None:
         assert code in DOCUMENTED, f"{method}: {code.name} {details!r}"
         if code != grpc.StatusCode.OK:
             assert details, f"{method}: {code.name} without a message"
-            assert _export(channel) == before, f"{method} refused ({details}) yet changed state"
+            assert _export(channel, plane) == before, (
+                f"{method} refused ({details}) yet changed state"
+            )
 
 
 @pytest.mark.parametrize("method", [m.name for m in SERVICE.methods])
-def test_typed_requests(plane: InProcessControlPlane, method: str) -> None:
+def test_typed_requests(plane: Target, method: str) -> None:
     """Random well-typed requests for each method."""
     strategy = messages(SERVICE.methods_by_name[method].input_type)
 
@@ -169,7 +195,7 @@ def test_typed_requests(plane: InProcessControlPlane, method: str) -> None:
 
 
 @pytest.mark.parametrize("method", [m.name for m in SERVICE.methods])
-def test_raw_bytes(plane: InProcessControlPlane, method: str) -> None:
+def test_raw_bytes(plane: Target, method: str) -> None:
     """Random bytes as the request of each method: refused as INVALID_ARGUMENT at worst."""
 
     @settings(

@@ -23,6 +23,12 @@ class BootstrapOptions:
     # None: the default for one replica, or the shorter failover one for several.
     keepalive_interval_s: int | None = None
     keepalive_timeout_s: int | None = None
+    # mTLS to the control plane: this Envoy's certificate and key, the CA that
+    # signed the server's, and the name the server's certificate must carry.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ca: str | None = None
+    server_name: str | None = None
 
     def replicas(self) -> list[str]:
         return [address.strip() for address in self.xds.split(",") if address.strip()]
@@ -41,6 +47,48 @@ class BootstrapOptions:
 def _socket_address(text: str) -> dict[str, Any]:
     endpoint = parse_endpoint(text)
     return {"socket_address": {"address": endpoint.host, "port_value": endpoint.port}}
+
+
+TLS_FLAGS = ("--tls-cert", "--tls-key", "--ca", "--server-name")
+
+
+def _transport_socket(options: BootstrapOptions) -> dict[str, Any] | None:
+    """The xds_cluster's TLS: client certificate, SNI, and the server's name pinned.
+
+    The SAN match matters: without it Envoy accepts any certificate from the
+    CA, including another node's, as its control plane.
+    """
+    given = (options.tls_cert, options.tls_key, options.ca, options.server_name)
+    if not any(given):
+        return None
+    if not all(given):
+        missing = [flag for flag, value in zip(TLS_FLAGS, given, strict=True) if not value]
+        raise InvalidRequest(
+            f"TLS to the control plane needs {', '.join(TLS_FLAGS)} together "
+            f"(missing {', '.join(missing)})"
+        )
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/"
+            "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": options.server_name,
+            "common_tls_context": {
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": options.tls_cert},
+                        "private_key": {"filename": options.tls_key},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": options.ca},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": options.server_name}}
+                    ],
+                },
+            },
+        },
+    }
 
 
 def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
@@ -64,6 +112,40 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
     if len(set(replicas)) != len(replicas):
         raise InvalidRequest(f"--xds lists a replica twice: {options.xds}")
     all_ips = all(parse_endpoint(address).is_ip for address in replicas)
+    xds_cluster: dict[str, Any] = {
+        "name": XDS_CLUSTER,
+        # A host name (as in Docker Compose) is resolved by DNS.
+        "type": "STATIC" if all_ips else "STRICT_DNS",
+        "dns_lookup_family": "V4_PREFERRED",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": XDS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": _socket_address(address)}} for address in replicas
+                    ]
+                }
+            ],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": {
+                            "interval": f"{interval}s",
+                            "timeout": f"{timeout}s",
+                        }
+                    }
+                },
+            }
+        },
+    }
+    transport_socket = _transport_socket(options)
+    if transport_socket is not None:
+        xds_cluster["transport_socket"] = transport_socket
     return {
         "node": {"id": options.node_id, "cluster": options.node_cluster},
         "admin": {"address": _socket_address(options.admin)},
@@ -77,40 +159,5 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {
-            "clusters": [
-                {
-                    "name": XDS_CLUSTER,
-                    # A host name (as in Docker Compose) is resolved by DNS.
-                    "type": "STATIC" if all_ips else "STRICT_DNS",
-                    "dns_lookup_family": "V4_PREFERRED",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": XDS_CLUSTER,
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {"endpoint": {"address": _socket_address(address)}}
-                                    for address in replicas
-                                ]
-                            }
-                        ],
-                    },
-                    "typed_extension_protocol_options": {
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/"
-                            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": {
-                                "http2_protocol_options": {
-                                    "connection_keepalive": {
-                                        "interval": f"{interval}s",
-                                        "timeout": f"{timeout}s",
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }
-            ]
-        },
+        "static_resources": {"clusters": [xds_cluster]},
     }

@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from xds_server.auth.roles import Role
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A port's TLS: its certificate and key, and (for mTLS) the CA clients must chain to."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -20,3 +33,29 @@ class ServeConfig:
     metrics_listen: str = "127.0.0.1:9102"
     # How long a disconnected Envoy stays listed in `xdsctl status`.
     node_grace_seconds: float = 60.0
+
+    # --- security (docs/security.md) ---
+    api_tls: TlsFiles | None = None
+    # Client-certificate subject → role, for an API with a client CA.
+    api_cert_roles: tuple[tuple[str, Role], ...] = ()
+    xds_tls: TlsFiles | None = None
+    # Serve the API on a non-loopback address without TLS and authentication.
+    insecure: bool = False
+    # Requests above these are refused (RESOURCE_EXHAUSTED) before parsing. An
+    # Envoy request is a few KB; a state import can be large.
+    api_max_message_bytes: int = 64 * MIB
+    xds_max_message_bytes: int = 4 * MIB
+    # Calls in flight on the operator port: above the HA tests' 200 concurrent
+    # writes from one client.
+    api_max_calls_per_connection: int = 1_000
+    api_max_calls_per_peer: int = 5_000
+    api_max_calls_per_identity: int = 5_000
+    # Writes per identity: a burst, then a steady rate.
+    api_write_rate: float = 100.0
+    api_write_burst: int = 1_000
+    # ADS streams: Envoy opens one per connection; the benchmark runs 10,000
+    # simulated Envoys from one loopback address, 100 per connection. The
+    # identity is the node (its certificate with mTLS, else its node id).
+    xds_max_streams_per_connection: int = 1_000
+    xds_max_streams_per_peer: int = 100_000
+    xds_max_streams_per_identity: int = 100

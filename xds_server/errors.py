@@ -8,7 +8,11 @@ The hierarchy, with the gRPC status the operator API answers for each::
     ├── PreconditionFailed   the current state does not allow it FAILED_PRECONDITION
     │   └── StoreUnavailable the database cannot be reached      FAILED_PRECONDITION
     ├── RevisionConflict     --if-revision did not match         ABORTED
-    └── StateError           the state file cannot be used       (server start-up)
+    ├── Unauthenticated      no credential, or an unknown one    UNAUTHENTICATED
+    ├── Forbidden            the caller's role is too low        PERMISSION_DENIED
+    ├── LimitExceeded        size, calls in flight, write rate   RESOURCE_EXHAUSTED
+    ├── StateError           the state file cannot be used       (server start-up)
+    └── ServeRefused         unsafe or unreadable serve settings (server start-up)
 
 A refused request never changes state: every check runs before anything is
 written, and a store transaction that raises is rolled back.
@@ -45,5 +49,21 @@ class RevisionConflict(XdsServerError):
     """The service moved on since the revision the caller named."""
 
 
+class Unauthenticated(XdsServerError):
+    """No token or client certificate, or one this server does not know."""
+
+
+class Forbidden(XdsServerError):
+    """The caller is known, but its role does not allow the call."""
+
+
+class LimitExceeded(XdsServerError):
+    """A limit that protects the server: calls in flight, write rate."""
+
+
 class StateError(XdsServerError):
     """The state file is unusable: written by a newer version, or not ours."""
+
+
+class ServeRefused(XdsServerError):
+    """``xdsctl serve`` will not start with these settings (unsafe, or files unreadable)."""

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import StoreUnavailable
 from xds_server.model.state import World
 from xds_server.store.base import Store
@@ -23,9 +24,17 @@ class StateFollower:
     the published world only ever moves forward, whatever order they come in.
     """
 
-    def __init__(self, store: Store, publish: Callable[[World], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publish: Callable[[World], Awaitable[None]],
+        on_tokens: Callable[[tuple[TokenRecord, ...]], None] = lambda _tokens: None,
+    ) -> None:
         self._store = store
         self._publish = publish
+        # Tokens move with the change sequence too: a revocation reaches every
+        # replica by the same notice as a traffic change.
+        self._on_tokens = on_tokens
         self._lock = asyncio.Lock()
         self.sequence = -1  # of the world last published; -1: none yet
         self.world: World | None = None  # the world last published
@@ -36,10 +45,11 @@ class StateFollower:
                 return
             world, sequence = await self._store.load_versioned()
             await self._publish(world)
+            self._on_tokens(await self._store.tokens())
             log.debug("store.published", sequence=sequence, previous=self.sequence)
             self.sequence, self.world = sequence, world
 
-    async def after_commit(self, _world: World) -> None:
+    async def after_commit(self) -> None:
         """The operator API committed a change: publish it before the call returns."""
         try:
             await self.refresh()

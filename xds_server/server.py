@@ -18,8 +18,13 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.servicer import OperatorServicer, operator_handler
-from xds_server.config import ServeConfig
+from xds_server.auth.identity import TokenBook
+from xds_server.auth.limits import StreamCounter, StreamLimits, WriteRateLimiter
+from xds_server.auth.tls import is_loopback, server_credentials
+from xds_server.config import ServeConfig, TlsFiles
+from xds_server.errors import ServeRefused
 from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.heap import HeapSettler
@@ -34,6 +39,7 @@ from xds_server.v1 import operator_pb2
 from xds_server.xds import keepalive
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.csds import ClientStatusService
+from xds_server.xds.gate import NodeGate
 from xds_server.xds.publisher import SnapshotPublisher
 from xds_server.xds.service import AggregatedDiscoveryService
 from xds_server.xds.status import NodeRegistry
@@ -41,9 +47,6 @@ from xds_server.xds.status import NodeRegistry
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
-# An Envoy request is a few KB; anything near this is hostile and refused
-# (RESOURCE_EXHAUSTED) before it is parsed.
-XDS_LIMITS = [("grpc.max_receive_message_length", 4 * 1024 * 1024)]
 # How long the per-change summary waits for the fleet before naming laggards.
 SUMMARY_AFTER_SECONDS = 60.0
 OPERATOR_SERVICE = operator_pb2.DESCRIPTOR.services_by_name["Operator"].full_name
@@ -55,9 +58,15 @@ def translate_options(config: ServeConfig) -> TranslateOptions:
     return TranslateOptions(listen_host=endpoint.host, listen_port=endpoint.port)
 
 
-def _listen(server: grpc.aio.Server, address: str, flag: str) -> int:
+def _listen(server: grpc.aio.Server, address: str, flag: str, tls: TlsFiles | None) -> int:
     try:
-        port = server.add_insecure_port(address)
+        if tls is None:
+            port = server.add_insecure_port(address)
+        else:
+            prefix = flag.removesuffix("-listen")
+            port = server.add_secure_port(
+                address, server_credentials(tls.cert, tls.key, tls.client_ca, prefix)
+            )
     except RuntimeError:
         port = 0
     if port == 0:
@@ -77,6 +86,8 @@ class ControlPlane:
     metrics: Metrics = field(default_factory=Metrics)
     registry: NodeRegistry = field(init=False)
     store: Store | None = None
+    # The API tokens, as this replica last loaded them from the store.
+    tokens: TokenBook = field(default_factory=TokenBook)
     ready: bool = False
     _servers: list[grpc.aio.Server] = field(default_factory=list)
     _http: WSGIServer | None = None
@@ -124,11 +135,34 @@ class ControlPlane:
                 lagging={record.node_id: sync.reason for record, sync in result.lagging[:20]},
             )
 
+    def _api_guard(self) -> ApiGuard:
+        config = self.config
+        access = ApiAccess(
+            self.tokens,
+            dict(config.api_cert_roles),
+            open_until_first_token=config.insecure or _on_loopback(config.api_listen),
+        )
+        calls = StreamCounter(
+            StreamLimits(
+                config.api_max_calls_per_connection,
+                config.api_max_calls_per_peer,
+                config.api_max_calls_per_identity,
+                "--api-max-calls",
+            ),
+            "API calls",
+        )
+        return ApiGuard(
+            access, calls, WriteRateLimiter(config.api_write_rate, config.api_write_burst)
+        )
+
     def _operator_server(
         self, follower: StateFollower, board: FleetBoard | None
     ) -> grpc.aio.Server:
         assert self.store is not None
-        api = grpc.aio.server()
+        api = grpc.aio.server(
+            interceptors=[self._api_guard()],
+            options=[("grpc.max_receive_message_length", self.config.api_max_message_bytes)],
+        )
         servicer = OperatorServicer(
             self.store,
             on_change=follower.after_commit,
@@ -147,8 +181,33 @@ class ControlPlane:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, api)
         names = (OPERATOR_SERVICE, CSDS_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, api)
-        _listen(api, self.config.api_listen, "--api-listen")
+        _listen(api, self.config.api_listen, "--api-listen", self.config.api_tls)
         return api
+
+    def _xds_server(self) -> grpc.aio.Server:
+        config = self.config
+        streams = StreamCounter(
+            StreamLimits(
+                config.xds_max_streams_per_connection,
+                config.xds_max_streams_per_peer,
+                config.xds_max_streams_per_identity,
+                "--xds-max-streams",
+            ),
+            "xDS streams",
+        )
+        verify_nodes = config.xds_tls is not None and config.xds_tls.client_ca is not None
+        xds = grpc.aio.server(
+            options=[
+                *keepalive.server_options(),
+                ("grpc.max_receive_message_length", config.xds_max_message_bytes),
+            ]
+        )
+        service = AggregatedDiscoveryService(
+            self.cache, self.registry, NodeGate(streams, verify_nodes)
+        )
+        xds.add_generic_rpc_handlers((service.handler(),))
+        _listen(xds, config.xds_listen, "--xds-listen", config.xds_tls)
+        return xds
 
     async def start(self) -> None:
         options = translate_options(self.config)
@@ -156,21 +215,18 @@ class ControlPlane:
         self.store = await _open_store(self.config)
         try:
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
-            follower = StateFollower(self.store, publisher.publish)
+            follower = StateFollower(self.store, publisher.publish, self.tokens.replace)
             self.store.health.on_change = self.metrics.on_store_health
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
+            check_api_exposure(self.config, has_tokens=not self.tokens.empty)
             board = (
                 FleetBoard(self.store, self.registry, follower)
                 if isinstance(self.store, PostgresStore)
                 else None
             )
             api = self._operator_server(follower, board)
-            xds = grpc.aio.server(options=[*keepalive.server_options(), *XDS_LIMITS])
-            xds.add_generic_rpc_handlers(
-                (AggregatedDiscoveryService(self.cache, self.registry).handler(),)
-            )
-            _listen(xds, self.config.xds_listen, "--xds-listen")
+            xds = self._xds_server()
         except BaseException:
             await self._close_side_resources()
             raise
@@ -193,6 +249,8 @@ class ControlPlane:
             envoy_listen=self.config.envoy_listen,
             metrics_listen=self.config.metrics_listen,
             store=_store_name(self.config),
+            api_tls=_tls_mode(self.config.api_tls),
+            xds_tls=_tls_mode(self.config.xds_tls),
         )
 
     async def _close_side_resources(self) -> None:
@@ -219,6 +277,38 @@ async def _open_store(config: ServeConfig) -> Store:
     if config.store_url:
         return await PostgresStore.open(config.store_url)
     return await SqliteStore.open(config.state_path)
+
+
+def _on_loopback(address: str) -> bool:
+    return is_loopback(parse_endpoint(address).host)
+
+
+def _tls_mode(tls: TlsFiles | None) -> str:
+    if tls is None:
+        return "off"
+    return "mtls" if tls.client_ca else "tls"
+
+
+def check_api_exposure(config: ServeConfig, has_tokens: bool) -> None:
+    """Refuse to serve the operator API beyond this machine without TLS and a way to
+    authenticate, unless the operator said --insecure."""
+    if config.insecure or _on_loopback(config.api_listen):
+        return
+    missing = []
+    if config.api_tls is None:
+        missing.append("TLS (--api-tls-cert and --api-tls-key)")
+    if not has_tokens and not config.api_cert_roles:
+        missing.append(
+            "authentication (create a first admin token while the API is on loopback: "
+            "`xdsctl tokens create --name admin --role admin`, or map client certificates "
+            "with --api-client-ca and --api-cert-role SUBJECT=ROLE)"
+        )
+    if missing:
+        raise ServeRefused(
+            f"the operator API would listen on {config.api_listen}, beyond this machine, "
+            f"without {' and '.join(missing)}: configure them, listen on 127.0.0.1, or pass "
+            "--insecure to accept the risk"
+        )
 
 
 def _store_name(config: ServeConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 
+from xds_server.auth.tokens import TokenRecord
 from xds_server.model.names import parse_percent, validate_endpoint
 from xds_server.model.operations import Traffic
 from xds_server.model.state import (
@@ -120,4 +121,14 @@ def node_status_to_pb(record: NodeRecord, sync: Sync | None = None) -> pb.NodeSt
             )
             for type_url, nack in sorted(record.last_nack.items())
         ],
+    )
+
+
+def token_to_pb(record: TokenRecord) -> pb.TokenInfo:
+    """A token's public facts; the secret and its hash never leave the server."""
+    return pb.TokenInfo(
+        name=record.name,
+        role=record.role.label,
+        created_at=record.created_at,
+        created_by=record.created_by,
     )

@@ -12,12 +12,10 @@ import datetime
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
 
 from xds_server.api import convert
 from xds_server.api.describe import (
@@ -27,36 +25,38 @@ from xds_server.api.describe import (
     describe_set_traffic,
 )
 from xds_server.api.metadata import ACTOR_METADATA_KEY
+from xds_server.api.statuses import status_of
+from xds_server.auth.identity import current_identity
+from xds_server.auth.roles import parse_role
+from xds_server.auth.tokens import (
+    TokenRecord,
+    new_token,
+    token_hash,
+    validate_token_name,
+    with_token,
+    without_token,
+)
 from xds_server.errors import (
     InvalidRequest,
-    NotFound,
-    PreconditionFailed,
-    RevisionConflict,
     StoreUnavailable,
     XdsServerError,
 )
 from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.ids import DeploymentIdGenerator
+from xds_server.lenient import Unparsable, lenient
 from xds_server.metrics import Metrics
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, Picture, World
-from xds_server.store.base import ChangeFunction, Store
+from xds_server.store.base import ChangeFunction, Store, TokenEdit
 from xds_server.store.document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
-
-_STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
-    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
-    RevisionConflict: grpc.StatusCode.ABORTED,
-}
 
 T = TypeVar("T")
 MAX_WAIT_SECONDS = 3600.0
@@ -67,14 +67,6 @@ Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
 
 
-def _status_of(error: XdsServerError) -> grpc.StatusCode:
-    """The status of the error's class or its nearest mapped ancestor."""
-    for kind in type(error).__mro__:
-        if kind in _STATUS_OF_ERROR:
-            return _STATUS_OF_ERROR[kind]
-    return grpc.StatusCode.INTERNAL
-
-
 def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply]:
     """Turn a refused request into its gRPC status, with the model's message; count both."""
 
@@ -83,7 +75,7 @@ def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply
         try:
             reply = await method(self, request, context)
         except XdsServerError as error:
-            code = _status_of(error)
+            code = status_of(error)
             log.info("operator.refused", method=method.__name__, code=code.name, error=str(error))
             self._count(method.__name__, code.name.lower())
             await context.abort(code, str(error))
@@ -117,13 +109,31 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
+def _actor(context: grpc.aio.ServicerContext) -> str:
+    """Who the audit log and history name: the authenticated identity, with the user
+    the client says it runs as (unverified, but useful with a shared CI token); on a
+    server that has no token yet, only that claim (or the peer address)."""
+    metadata = dict(context.invocation_metadata() or ())
+    claimed = str(metadata.get(ACTOR_METADATA_KEY) or context.peer())
+    identity = current_identity()
+    if identity is None or not identity.authenticated:
+        return claimed
+    return f"{identity.name} ({claimed})"
+
+
+def _credential() -> str | None:
+    """The caller's token hash, re-checked inside the write transaction."""
+    identity = current_identity()
+    return identity.credential if identity is not None else None
+
+
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     """Serves ``xds_server.v1.Operator`` on top of a ``Store``."""
 
     def __init__(
         self,
         store: Store,
-        on_change: Callable[[World], Awaitable[None]] | None = None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
         new_id: Callable[[], str] | None = None,
         fleet: NodeRegistry | None = None,
         metrics: Metrics | None = None,
@@ -150,9 +160,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
         So when a call returns, the change is both durable and being pushed.
         """
-        committed = await self._store.transact(change)
+        committed = await self._store.transact(change, _credential())
         if self._on_change is not None:
-            await self._on_change(committed.world)
+            await self._on_change()
         return committed
 
     async def _world(self) -> World:
@@ -166,9 +176,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             return self._follower.world
 
     def _context(self, context: grpc.aio.ServicerContext, command: str) -> ops.Context:
-        metadata = dict(context.invocation_metadata() or ())
-        actor = metadata.get(ACTOR_METADATA_KEY) or context.peer()
-        return ops.Context(actor=str(actor), now=_now(), command=command, new_id=self._new_id)
+        return ops.Context(actor=_actor(context), now=_now(), command=command, new_id=self._new_id)
 
     def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
         """One audit record per revision: who, what, and the picture before and after."""
@@ -471,7 +479,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self, request: pb.ImportStateRequest, context: grpc.aio.ServicerContext
     ) -> pb.ImportStateResponse:
         dump = state_from_json(request.document)
-        await self._store.import_state(dump, replace=request.replace)
+        await self._store.import_state(dump, replace=request.replace, credential=_credential())
         ctx = self._context(context, "state import")
         log.info(
             "operator.state_imported",
@@ -480,14 +488,65 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             services=len(dump.world.services),
             deployments=len(dump.world.deployments),
             history_entries=len(dump.history),
+            tokens=len(dump.tokens),
         )
         if self._on_change is not None:
-            await self._on_change(dump.world)
+            await self._on_change()
         return pb.ImportStateResponse(
             services=len(dump.world.services),
             deployments=len(dump.world.deployments),
             history_entries=len(dump.history),
         )
+
+    async def _edit_tokens(
+        self, context: grpc.aio.ServicerContext, command: str, subject: str, edit: TokenEdit
+    ) -> None:
+        """Commit a token change, log it (never the secret) and reload every replica's book."""
+        await self._store.edit_tokens(edit, _credential())
+        log.info("operator.tokens_changed", actor=_actor(context), command=command, token=subject)
+        if self._on_change is not None:
+            await self._on_change()
+
+    @_refusals_as_status
+    async def CreateToken(
+        self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateTokenResponse:
+        token = new_token()
+        record = TokenRecord(
+            name=validate_token_name(request.name),
+            role=parse_role(request.role),
+            sha256=token_hash(token),
+            created_at=_now(),
+            created_by=_actor(context),
+        )
+        await self._edit_tokens(
+            context,
+            f"tokens create --name {record.name} --role {record.role.label}",
+            record.name,
+            lambda tokens: with_token(tokens, record),
+        )
+        return pb.CreateTokenResponse(info=convert.token_to_pb(record), token=token)
+
+    @_refusals_as_status
+    async def ListTokens(
+        self, request: pb.ListTokensRequest, context: Any
+    ) -> pb.ListTokensResponse:
+        return pb.ListTokensResponse(
+            tokens=[convert.token_to_pb(t) for t in await self._store.tokens()]
+        )
+
+    @_refusals_as_status
+    async def RevokeToken(
+        self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TokenInfo:
+        revoked: list[TokenRecord] = []
+
+        def edit(tokens: tuple[TokenRecord, ...]) -> tuple[TokenRecord, ...]:
+            revoked.extend(t for t in tokens if t.name == request.name)
+            return without_token(tokens, request.name)
+
+        await self._edit_tokens(context, f"tokens revoke {request.name}", request.name, edit)
+        return convert.token_to_pb(revoked[0])
 
     @_refusals_as_status
     async def ListServices(
@@ -498,30 +557,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
 
 
-@dataclass(frozen=True)
-class _Unparsable:
-    """Request bytes that are not the method's message."""
-
-    message_type: str
-    error: str
-
-
-def _lenient(message_class: Any) -> Callable[[bytes], Any]:
-    """A deserializer that hands bad bytes on instead of raising: grpcio would answer a
-    raising deserializer with UNKNOWN or INTERNAL, not with what is wrong."""
-
-    def parse(data: bytes) -> Any:
-        try:
-            return message_class.FromString(data)
-        except DecodeError as error:
-            return _Unparsable(message_class.DESCRIPTOR.full_name, str(error))
-
-    return parse
-
-
 def _refusing_unparsable(method: Callable[[Any, Any], Awaitable[Any]]) -> Any:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, _Unparsable):
+        if isinstance(request, Unparsable):
             log.info("operator.unparsable", type=request.message_type, error=request.error)
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -540,7 +578,7 @@ def operator_handler(servicer: OperatorServicer) -> grpc.GenericRpcHandler:
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
             _refusing_unparsable(getattr(servicer, method.name)),
-            request_deserializer=_lenient(getattr(pb, method.input_type.name)),
+            request_deserializer=lenient(getattr(pb, method.input_type.name)),
             response_serializer=getattr(pb, method.output_type.name).SerializeToString,
         )
         for method in service.methods

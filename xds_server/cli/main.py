@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 refused by the server, nothing changed; 2 usage error,
 nothing changed; 3 server unreachable; 4 committed but not yet confirmed on
-every Envoy (``--wait``).
+every Envoy (``--wait``); 5 not authenticated or not allowed (the message
+names the role needed), nothing changed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from xds_server.auth.roles import Role, parse_role
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
 from xds_server.cli.client import (
@@ -24,10 +26,11 @@ from xds_server.cli.client import (
     EXIT_REFUSED,
     EXIT_USAGE,
     CliError,
+    Credentials,
     OperatorClient,
 )
-from xds_server.config import ServeConfig
-from xds_server.errors import InvalidRequest, StateError
+from xds_server.config import ServeConfig, TlsFiles
+from xds_server.errors import InvalidRequest, ServeRefused, StateError
 from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
 from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.v1 import operator_pb2 as pb
@@ -316,16 +319,91 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
     return render.structured(data, args.output)
 
 
+def _token_data(info: pb.TokenInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "role": info.role,
+        "created_at": info.created_at,
+        "created_by": info.created_by,
+    }
+
+
+def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
+    request = pb.CreateTokenRequest(name=args.name, role=args.role)
+    reply = client.call(client.stub.CreateToken, request)
+    print(
+        f"token {reply.info.name} ({reply.info.role}) created: it is shown this once, "
+        "store it now (the server keeps only its SHA-256)",
+        file=sys.stderr,
+    )
+    if args.output == "text":
+        return reply.token + "\n"
+    # The one output that carries a secret: creating it is what was asked for.
+    return render.structured({**_token_data(reply.info), "token": reply.token}, args.output)
+
+
+def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
+    tokens = client.call(client.stub.ListTokens, pb.ListTokensRequest()).tokens
+    if args.output == "table":
+        rows = [(t.name, t.role, t.created_at, t.created_by) for t in tokens]
+        return render.table(("NAME", "ROLE", "CREATED", "CREATED BY"), rows)
+    return render.structured([_token_data(t) for t in tokens], args.output)
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> str:
+    info = client.call(client.stub.RevokeToken, pb.RevokeTokenRequest(name=args.name))
+    if args.output == "text":
+        return f"token {info.name} ({info.role}) revoked\n"
+    return render.structured(_token_data(info), args.output)
+
+
 # --- the parser --------------------------------------------------------------
+
+
+# Options for reaching the server: flag, environment variable, help.
+CONNECTION_OPTIONS = (
+    ("--server", "XDSCTL_SERVER", f"operator API address (default {DEFAULT_SERVER})"),
+    (
+        "--token-file",
+        "XDSCTL_TOKEN_FILE",
+        "file holding the API token (or the token in XDSCTL_TOKEN)",
+    ),
+    ("--ca", "XDSCTL_CA", "CA certificate (PEM) to verify the server with; turns TLS on"),
+    ("--cert", "XDSCTL_CERT", "client certificate (PEM) for mTLS"),
+    ("--key", "XDSCTL_KEY", "the client certificate's private key (PEM)"),
+)
 
 
 def _server_option(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS lets `xdsctl --server X traffic get` and `xdsctl traffic get
     # --server X` both work without the subcommand's default hiding the other.
-    parser.add_argument(
-        "--server",
-        default=argparse.SUPPRESS,
-        help=f"operator API address (env XDSCTL_SERVER, default {DEFAULT_SERVER})",
+    for flag, env, what in CONNECTION_OPTIONS:
+        parser.add_argument(flag, default=argparse.SUPPRESS, help=f"{what} (env {env})")
+
+
+def _option(args: argparse.Namespace, flag: str) -> str | None:
+    """A connection option from its flag, else its environment variable."""
+    env = next(env for name, env, _ in CONNECTION_OPTIONS if name == flag)
+    return getattr(args, flag.lstrip("-").replace("-", "_"), None) or os.environ.get(env) or None
+
+
+def credentials(args: argparse.Namespace) -> Credentials:
+    """The token (--token-file, XDSCTL_TOKEN) and TLS files the command line names."""
+    token = os.environ.get("XDSCTL_TOKEN")
+    token_file = _option(args, "--token-file")
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip()
+        except OSError as error:
+            raise CliError(
+                f"cannot read --token-file {token_file}: {error.strerror}", EXIT_USAGE
+            ) from error
+        if not token:
+            raise CliError(f"--token-file {token_file} is empty: put the token in it", EXIT_USAGE)
+    paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
+    return Credentials(
+        token=token.strip() if token else None,
+        **{flag.lstrip("-"): Path(value) for flag, value in paths.items() if value},
     )
 
 
@@ -569,7 +647,96 @@ def build_parser() -> argparse.ArgumentParser:
         ("table", "yaml", "json"),
         service=False,
     )
+    tokens = commands.add_parser("tokens", help="API tokens (admin)").add_subparsers(
+        dest="tokens_command", required=True, metavar="COMMAND"
+    )
+    create = _command(
+        tokens,
+        "create",
+        cmd_tokens_create,
+        "create a token and print it (once)",
+        ("text", "yaml", "json"),
+        service=False,
+    )
+    create.add_argument("--name", required=True, help="what the token is for, e.g. ci-bot")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=[role.label for role in Role],
+        help="viewer: reads; operator: releases and traffic; admin: domains, tokens, state",
+    )
+    _command(
+        tokens,
+        "list",
+        cmd_tokens_list,
+        "list tokens (never their secrets)",
+        ("table", "yaml", "json"),
+        service=False,
+    )
+    revoke = _command(
+        tokens,
+        "revoke",
+        cmd_tokens_revoke,
+        "revoke a token on every replica",
+        ("text", "yaml", "json"),
+        service=False,
+    )
+    revoke.add_argument("name")
     return parser
+
+
+# ServeConfig's limits, each a `serve` flag of the same name (--api-write-rate, ...).
+LIMIT_SETTINGS = (
+    "api_max_message_bytes",
+    "xds_max_message_bytes",
+    "api_max_calls_per_connection",
+    "api_max_calls_per_peer",
+    "api_max_calls_per_identity",
+    "api_write_rate",
+    "api_write_burst",
+    "xds_max_streams_per_connection",
+    "xds_max_streams_per_peer",
+    "xds_max_streams_per_identity",
+)
+
+
+def parse_cert_role(text: str) -> tuple[str, Role]:
+    """``SUBJECT=ROLE``; the subject has ``=`` of its own (``CN=alice,O=ops=operator``)."""
+    subject, _, role = text.rpartition("=")
+    if not subject or "=" not in subject:
+        raise InvalidRequest(
+            f"--api-cert-role {text!r} is not SUBJECT=ROLE: write e.g. 'CN=alice,O=ops=operator' "
+            "(the subject as `openssl x509 -noout -subject -nameopt RFC2253` prints it)"
+        )
+    return subject, parse_role(role)
+
+
+def _tls_files(args: argparse.Namespace, port: str) -> TlsFiles | None:
+    cert, key, ca = (
+        getattr(args, f"{port}_{name}") for name in ("tls_cert", "tls_key", "client_ca")
+    )
+    if cert is None and key is None:
+        if ca is not None:
+            raise CliError(
+                f"--{port}-client-ca needs --{port}-tls-cert and --{port}-tls-key", EXIT_USAGE
+            )
+        return None
+    if cert is None or key is None:
+        raise CliError(f"give --{port}-tls-cert and --{port}-tls-key together", EXIT_USAGE)
+    return TlsFiles(cert=cert, key=key, client_ca=ca)
+
+
+def _positive(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
+        return value
+
+    return parse
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -587,20 +754,33 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    config = ServeConfig(
-        state_path=args.state,
-        store_url=args.store,
-        api_listen=args.api_listen,
-        xds_listen=args.xds_listen,
-        envoy_listen=args.envoy_listen,
-        metrics_listen=args.metrics_listen,
-        node_grace_seconds=args.node_grace,
-    )
     try:
+        config = ServeConfig(
+            state_path=args.state,
+            store_url=args.store,
+            api_listen=args.api_listen,
+            xds_listen=args.xds_listen,
+            envoy_listen=args.envoy_listen,
+            metrics_listen=args.metrics_listen,
+            node_grace_seconds=args.node_grace,
+            api_tls=_tls_files(args, "api"),
+            api_cert_roles=tuple(_parsed(parse_cert_role, text) for text in args.api_cert_role),
+            xds_tls=_tls_files(args, "xds"),
+            insecure=args.insecure,
+            **{name: getattr(args, name) for name in LIMIT_SETTINGS},
+        )
+        if config.api_cert_roles and (config.api_tls is None or config.api_tls.client_ca is None):
+            raise CliError(
+                "--api-cert-role needs --api-client-ca (and --api-tls-cert/-key)", EXIT_USAGE
+            )
         for address in (config.envoy_listen, config.metrics_listen):
             _parsed(parse_endpoint, address)
+    except CliError as error:
+        print(f"xdsctl serve: {error}", file=sys.stderr)
+        return error.exit_code
+    try:
         asyncio.run(serve(config))
-    except (StateError, OSError) as error:
+    except (StateError, ServeRefused, OSError) as error:
         print(f"xdsctl serve: {error}", file=sys.stderr)
         return EXIT_REFUSED
     return EXIT_OK
@@ -619,6 +799,10 @@ def _bootstrap(args: argparse.Namespace) -> int:
         admin=args.admin,
         delta=args.delta,
         keepalive_interval_s=args.keepalive_interval,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        ca=args.ca,
+        server_name=args.server_name,
     )
     try:
         document = bootstrap(options)
@@ -642,6 +826,46 @@ def _demo(args: argparse.Namespace) -> int:
     except DemoError as error:
         raise CliError(str(error), EXIT_REFUSED) from error
     return EXIT_OK
+
+
+def _security_options(serve: argparse.ArgumentParser, defaults: ServeConfig) -> None:
+    """TLS, authentication and limits (docs/security.md)."""
+    for port, what in (("api", "the operator API"), ("xds", "the xDS port")):
+        serve.add_argument(
+            f"--{port}-tls-cert", type=Path, metavar="FILE", help=f"TLS certificate (PEM) of {what}"
+        )
+        serve.add_argument(
+            f"--{port}-tls-key", type=Path, metavar="FILE", help="its private key (PEM)"
+        )
+        serve.add_argument(
+            f"--{port}-client-ca",
+            type=Path,
+            metavar="FILE",
+            help=f"require client certificates signed by this CA on {what} (mTLS)"
+            + ("; a node's id must match its certificate" if port == "xds" else ""),
+        )
+    serve.add_argument(
+        "--api-cert-role",
+        action="append",
+        default=[],
+        metavar="SUBJECT=ROLE",
+        help="give a client certificate's subject a role (repeatable), "
+        "e.g. 'CN=alice,O=ops=operator'",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow the operator API on a non-loopback address without TLS and authentication",
+    )
+    for name in LIMIT_SETTINGS:
+        default = getattr(defaults, name)
+        serve.add_argument(
+            "--" + name.replace("_", "-"),
+            type=_positive(type(default)),
+            default=default,
+            metavar="N",
+            help=f"(default {default})",
+        )
 
 
 def _add_local_commands(commands: Any) -> None:
@@ -680,6 +904,7 @@ def _add_local_commands(commands: Any) -> None:
         help="how long a disconnected Envoy stays in `xdsctl status` (default 60s)",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _security_options(serve, defaults)
 
     demo = commands.add_parser(
         "demo", help="run the control plane, Envoy and two upstreams on loopback"
@@ -729,6 +954,13 @@ def _add_local_commands(commands: Any) -> None:
         f"{keepalive.FAILOVER_PING_INTERVAL_S} with several replicas, timeout "
         f"{keepalive.FAILOVER_PING_TIMEOUT_S})",
     )
+    for flag, what in (
+        ("--tls-cert", "this Envoy's client certificate (PEM path as Envoy sees it)"),
+        ("--tls-key", "its private key (PEM path)"),
+        ("--ca", "the CA that signed the control plane's certificate (PEM path)"),
+        ("--server-name", "the DNS name in the control plane's certificate (SNI and SAN match)"),
+    ):
+        boot.add_argument(flag, metavar="FILE" if flag != "--server-name" else "NAME", help=what)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -739,8 +971,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CliError as error:
             print(f"xdsctl: error: {error}", file=sys.stderr)
             return error.exit_code
-    server = getattr(args, "server", None) or os.environ.get("XDSCTL_SERVER") or DEFAULT_SERVER
-    client = OperatorClient(server)
+    server = _option(args, "--server") or DEFAULT_SERVER
+    try:
+        client = OperatorClient(server, credentials(args))
+    except CliError as error:
+        print(f"xdsctl: error: {error}", file=sys.stderr)
+        return error.exit_code
     try:
         sys.stdout.write(args.handler(args, client))
         sys.stdout.flush()

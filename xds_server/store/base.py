@@ -20,6 +20,7 @@ from typing import Protocol, TypeVar
 
 import structlog
 
+from xds_server.auth.tokens import TokenRecord
 from xds_server.model.operations import Change, HistoryReader
 from xds_server.model.state import HistoryEntry, World
 
@@ -28,6 +29,8 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 ChangeFunction = Callable[[World, HistoryReader], Change[T]]
+# A pure edit of the token set: the tokens before → the tokens after.
+TokenEdit = Callable[[tuple[TokenRecord, ...]], tuple[TokenRecord, ...]]
 
 
 class StoreHealth:
@@ -65,6 +68,8 @@ class StateDump:
 
     world: World
     history: tuple[HistoryEntry, ...]
+    # Token hashes (never tokens): an import restores them when present.
+    tokens: tuple[TokenRecord, ...] = ()
 
 
 class Store(Protocol):
@@ -79,12 +84,21 @@ class Store(Protocol):
     async def sequence(self) -> int:
         """The change sequence: how many changes were ever committed."""
 
-    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
+    async def transact(self, change: ChangeFunction[T], credential: str | None = None) -> Change[T]:
         """Run ``change`` on the current world and persist what it returns, atomically.
 
         Writers are serialised. If ``change`` raises, nothing is written and
-        the error propagates.
+        the error propagates. ``credential``: the caller's token hash, checked
+        to still exist inside the transaction (``Unauthenticated`` if revoked).
         """
+
+    async def tokens(self) -> tuple[TokenRecord, ...]:
+        """Every token record, by name."""
+
+    async def edit_tokens(
+        self, edit: TokenEdit, credential: str | None = None
+    ) -> tuple[TokenRecord, ...]:
+        """Replace the token set with ``edit(current)`` in one write; returns the new set."""
 
     async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
         """The service's history entries, newest first, at most ``limit``."""
@@ -92,7 +106,9 @@ class Store(Protocol):
     async def export(self) -> StateDump:
         """Everything, read in one consistent snapshot."""
 
-    async def import_state(self, dump: StateDump, replace: bool) -> None:
+    async def import_state(
+        self, dump: StateDump, replace: bool, credential: str | None = None
+    ) -> None:
         """Write ``dump`` as the whole state in one transaction.
 
         Refused (``PreconditionFailed``) when the store holds any service,

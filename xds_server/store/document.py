@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from xds_server.auth.tokens import token_from_document, token_to_document
 from xds_server.errors import InvalidRequest
 from xds_server.model.document import world_from_document, world_to_document
 from xds_server.model.state import HistoryEntry
@@ -35,6 +36,7 @@ def state_to_json(dump: StateDump) -> str:
             }
             for e in dump.history
         ],
+        "tokens": [token_to_document(t) for t in dump.tokens],
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
@@ -54,6 +56,7 @@ def state_from_json(text: str) -> StateDump:
     try:
         world = world_from_document(document["world"])
         history = tuple(_entry(item) for item in document["history"])
+        tokens = tuple(token_from_document(item) for item in document.get("tokens", []))
     except (KeyError, TypeError, ValueError) as error:
         raise InvalidRequest(f"the state document is malformed: {error!r}") from error
     seen: set[tuple[str, int]] = set()
@@ -69,7 +72,11 @@ def state_from_json(text: str) -> StateDump:
                 f"history entry {key} is outside the service's revisions 1..{service.revision}"
             )
         seen.add(key)
-    return StateDump(world=world, history=history)
+    for field in ("name", "sha256"):
+        values = [getattr(t, field) for t in tokens]
+        if len(set(values)) != len(values):
+            raise InvalidRequest(f"the state document has two tokens with one {field}")
+    return StateDump(world=world, history=history, tokens=tokens)
 
 
 def _entry(item: dict[str, Any]) -> HistoryEntry:

@@ -13,7 +13,9 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from xds_server.errors import PreconditionFailed, StateError
+from xds_server.auth.roles import parse_role
+from xds_server.auth.tokens import TokenRecord
+from xds_server.errors import PreconditionFailed, StateError, Unauthenticated
 from xds_server.model.operations import Change
 from xds_server.model.state import (
     Deployment,
@@ -98,6 +100,17 @@ MIGRATIONS: tuple[str, ...] = (
     # fills those in from its own cache, the versions being content hashes).
     """
     ALTER TABLE node_status ADD COLUMN csds TEXT NOT NULL DEFAULT '';
+    """,
+    # API tokens, as SHA-256 hashes only. Token changes bump the change
+    # sequence like any other write, so every replica reloads them at once.
+    """
+    CREATE TABLE tokens (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        sha256     TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -318,14 +331,51 @@ def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
     )
 
 
+def load_tokens(db: Db) -> tuple[TokenRecord, ...]:
+    return tuple(
+        TokenRecord(
+            name=row["name"],
+            role=parse_role(row["role"]),
+            sha256=row["sha256"],
+            created_at=row["created_at"],
+            created_by=row["created_by"],
+        )
+        for row in db.all("SELECT * FROM tokens ORDER BY name")
+    )
+
+
+def write_tokens(db: Db, before: Iterable[TokenRecord], after: Iterable[TokenRecord]) -> None:
+    """Bring the tokens table from ``before`` to ``after`` (records are never edited)."""
+    old, new = set(before), set(after)
+    db.run_many("DELETE FROM tokens WHERE name = ?", [(t.name,) for t in old - new])
+    db.run_many(
+        "INSERT INTO tokens (name, role, sha256, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        [(t.name, t.role.label, t.sha256, t.created_at, t.created_by) for t in new - old],
+    )
+
+
+def check_credential(db: Db, sha256: str | None) -> None:
+    """Refuse a write by a token revoked since the call was let in (on any replica):
+    checked inside the write transaction, after the sequence lock, so no change
+    commits under a token whose revocation committed first."""
+    if sha256 is not None and not db.all("SELECT 1 FROM tokens WHERE sha256 = ?", (sha256,)):
+        raise Unauthenticated(
+            "not authenticated: the token was revoked: ask an admin for a new one "
+            "(`xdsctl tokens create`); nothing was changed"
+        )
+
+
 def dump(db: Db) -> StateDump:
     """The whole state (call inside one read transaction)."""
-    return StateDump(world=load_world(db), history=tuple(history(db, "", None)))
+    return StateDump(
+        world=load_world(db), history=tuple(history(db, "", None)), tokens=load_tokens(db)
+    )
 
 
-def restore(db: Db, state: StateDump, replace: bool) -> int:
+def restore(db: Db, state: StateDump, replace: bool, credential: str | None = None) -> int:
     """Make ``state`` the whole state (call inside one write transaction); its sequence."""
     sequence = bump_sequence(db)
+    check_credential(db, credential)
     held = db.all("SELECT name FROM services ORDER BY name")
     if held and not replace:
         names = ", ".join(row["name"] for row in held)
@@ -337,4 +387,8 @@ def restore(db: Db, state: StateDump, replace: bool) -> int:
         db.run(f"DELETE FROM {table}")
     write_diff(db, World(), state.world)
     write_history(db, state.history)
+    if state.tokens:
+        # Moving engines keeps every token working; a document without
+        # tokens leaves the store's own (so an import cannot lock admins out).
+        write_tokens(db, load_tokens(db), state.tokens)
     return sequence

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from xds_server.auth.tokens import TokenRecord
 from xds_server.model.operations import Change
 from xds_server.model.state import HistoryEntry, World
 from xds_server.store import rows
-from xds_server.store.base import ChangeFunction, StateDump, StoreHealth
+from xds_server.store.base import ChangeFunction, StateDump, StoreHealth, TokenEdit
 
 T = TypeVar("T")
 
@@ -42,11 +43,12 @@ class SqlStore:
     async def sequence(self) -> int:
         return await self._read(rows.sequence)
 
-    async def transact(self, change: ChangeFunction[T]) -> Change[T]:
+    async def transact(self, change: ChangeFunction[T], credential: str | None = None) -> Change[T]:
         def work(db: rows.Db) -> Change[T]:
             # First: on PostgreSQL the sequence row's lock must be held
             # before the world is read, so writers on every replica queue here.
             sequence = rows.bump_sequence(db)
+            rows.check_credential(db, credential)
             before = rows.load_world(db)
             result = change(before, rows.DbHistory(db))
             rows.write_change(db, before, result)
@@ -61,11 +63,30 @@ class SqlStore:
     async def export(self) -> StateDump:
         return await self._read(rows.dump)
 
-    async def import_state(self, dump: StateDump, replace: bool) -> None:
+    async def import_state(
+        self, dump: StateDump, replace: bool, credential: str | None = None
+    ) -> None:
         def work(db: rows.Db) -> None:
-            self._announce(db, rows.restore(db, dump, replace))
+            self._announce(db, rows.restore(db, dump, replace, credential))
 
         await self._write(work)
+
+    async def tokens(self) -> tuple[TokenRecord, ...]:
+        return await self._read(rows.load_tokens)
+
+    async def edit_tokens(
+        self, edit: TokenEdit, credential: str | None = None
+    ) -> tuple[TokenRecord, ...]:
+        def work(db: rows.Db) -> tuple[TokenRecord, ...]:
+            sequence = rows.bump_sequence(db)
+            rows.check_credential(db, credential)
+            before = rows.load_tokens(db)
+            after = edit(before)
+            rows.write_tokens(db, before, after)
+            self._announce(db, sequence)
+            return after
+
+        return await self._write(work)
 
     async def post_fleet(
         self,

@@ -114,6 +114,21 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.FromString,
                 _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/xds_server.v1.Operator/CreateToken',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/xds_server.v1.Operator/ListTokens',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/xds_server.v1.Operator/RevokeToken',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.TokenInfo.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -225,6 +240,26 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateToken(self, request, context):
+        """API tokens (admin). The token itself is returned once, by CreateToken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Revoked tokens are refused on every replica from the next call on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -307,6 +342,21 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ImportState,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.CreateTokenRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListTokensRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.TokenInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -741,6 +791,87 @@ class Operator:
             '/xds_server.v1.Operator/ImportState',
             xds__server_dot_v1_dot_operator__pb2.ImportStateRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.ImportStateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/CreateToken',
+            xds__server_dot_v1_dot_operator__pb2.CreateTokenRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ListTokens',
+            xds__server_dot_v1_dot_operator__pb2.ListTokensRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/RevokeToken',
+            xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.TokenInfo.FromString,
             options,
             channel_credentials,
             insecure,

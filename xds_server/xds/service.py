@@ -6,14 +6,22 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+import structlog
 from envoy.service.discovery.v3 import discovery_pb2
 
+from xds_server.auth.limits import UNLIMITED, StreamCounter
+from xds_server.errors import LimitExceeded
+from xds_server.lenient import Unparsable, lenient
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.delta import DeltaStream
+from xds_server.xds.gate import NodeGate
 from xds_server.xds.sotw import SotwStream
 from xds_server.xds.status import NodeRegistry
+from xds_server.xds.stream import AdsStream
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
+log = structlog.get_logger(__name__)
 
 
 def _raw(response: bytes) -> bytes:
@@ -21,18 +29,73 @@ def _raw(response: bytes) -> bytes:
     return response
 
 
+async def _serve(
+    stream: AdsStream, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+) -> None:
+    """Run ``stream`` on the requests before the first undecodable one (if any), then end
+    the stream with INVALID_ARGUMENT naming the message type it should have been."""
+    unparsable: list[Unparsable] = []
+
+    async def parsed() -> AsyncIterator[Any]:
+        async for request in requests:
+            if isinstance(request, Unparsable):
+                unparsable.append(request)
+                return
+            yield request
+
+    await stream.run(parsed(), context)
+    if unparsable:
+        bad = unparsable[0]
+        log.warning(
+            "xds.unparsable",
+            peer=stream.peer,
+            mode=stream.mode,
+            type=bad.message_type,
+            error=bad.error,
+        )
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"a request is not a valid {bad.message_type} ({bad.error})",
+        )
+
+
 class AggregatedDiscoveryService:
     """Serves ``StreamAggregatedResources`` and ``DeltaAggregatedResources``."""
 
-    def __init__(self, cache: SnapshotCache, registry: NodeRegistry | None = None) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: NodeRegistry | None = None,
+        gate: NodeGate | None = None,
+    ) -> None:
         self.cache = cache
         self.registry = registry or NodeRegistry()
+        self.gate = gate or NodeGate(StreamCounter(UNLIMITED, "xDS streams"))
+
+    async def _stream(
+        self,
+        kind: type[AdsStream],
+        requests: AsyncIterator[Any],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        try:
+            lease = self.gate.open(context)
+        except LimitExceeded as error:
+            log.warning("xds.stream_refused", peer=context.peer(), error=str(error))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+        try:
+            stream = kind(
+                self.cache, self.registry, context.peer(), self.gate.node_check(lease, context)
+            )
+            await _serve(stream, requests, context)
+        finally:
+            lease.release()
 
     async def sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        await SotwStream(self.cache, self.registry, context.peer()).run(requests, context)
+        await self._stream(SotwStream, requests, context)
 
     async def delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        await DeltaStream(self.cache, self.registry, context.peer()).run(requests, context)
+        await self._stream(DeltaStream, requests, context)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -40,12 +103,12 @@ class AggregatedDiscoveryService:
             {
                 "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
                     self.sotw,
-                    request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                    request_deserializer=lenient(discovery_pb2.DiscoveryRequest),
                     response_serializer=_raw,
                 ),
                 "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
                     self.delta,
-                    request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                    request_deserializer=lenient(discovery_pb2.DeltaDiscoveryRequest),
                     response_serializer=_raw,
                 ),
             },

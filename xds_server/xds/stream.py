@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,10 +95,19 @@ class AdsStream:
 
     mode = "?"
 
-    def __init__(self, cache: SnapshotCache, registry: NodeRegistry, peer: str) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: NodeRegistry,
+        peer: str,
+        admit_node: Callable[[str], None] = lambda _node_id: None,
+    ) -> None:
         self.cache = cache
         self.registry = registry
         self.peer = peer
+        # Vets the node id before the node is registered (certificate match,
+        # per-identity limit); raises ProtocolError to end the stream.
+        self.admit_node = admit_node
         self.node: NodeRecord | None = None
         self.types = {type_url: TypeState(type_url) for type_url in PUSH_ORDER}
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -179,6 +188,7 @@ class AdsStream:
             raise ProtocolError(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first request of a stream must carry node.id"
             )
+        self.admit_node(request.node.id)
         self.node = self.registry.connect(request.node.id, request.node.cluster, self)
         log.info("xds.connected", node=request.node.id, peer=self.peer, mode=self.mode)
 

@@ -1,0 +1,200 @@
+"""The operator port's gatekeeper: who is calling, may they, and are they within limits.
+
+One gRPC interceptor in front of every service on the port (operator API,
+CSDS, reflection, health), so no method can forget to check. Each call is
+resolved to an ``Identity`` (token, client certificate, or the anonymous
+caller of a server that has no token yet), checked against the role table
+(``xds_server.auth.roles``), counted against the in-flight limits and, for
+writes, the per-identity write rate. The identity is handed to the servicer
+through a context variable, for the audit log and the in-transaction token
+check.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import structlog
+
+from xds_server.api.statuses import status_of
+from xds_server.auth.identity import (
+    ANONYMOUS,
+    Identity,
+    TokenBook,
+    bearer_token,
+    set_current_identity,
+)
+from xds_server.auth.limits import StreamCounter, StreamLease, WriteRateLimiter, peer_host
+from xds_server.auth.roles import MethodRule, Role, rule_for
+from xds_server.auth.tokens import token_hash
+from xds_server.errors import Forbidden, Unauthenticated, XdsServerError
+
+log = structlog.get_logger(__name__)
+
+NO_TOKEN = (
+    "not authenticated: this server needs a token: set XDSCTL_TOKEN or pass --token-file "
+    "(an admin creates one with `xdsctl tokens create --name NAME --role ROLE`)"
+)
+
+
+@dataclass
+class ApiAccess:
+    """How callers of the operator port are let in."""
+
+    tokens: TokenBook
+    # Client-certificate subject (as gRPC prints it, e.g. "CN=alice,O=ops") → role.
+    cert_roles: Mapping[str, Role] = field(default_factory=dict)
+    # While no token exists and no certificate is mapped, let everyone in as
+    # admin: true when the API is on loopback (or --insecure).
+    open_until_first_token: bool = True
+    _warned_open: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_until_first_token and self.tokens.empty and not self.cert_roles
+
+    def identify(self, metadata: Mapping[str, Any], auth_context: Mapping[str, Any]) -> Identity:
+        """The caller's identity, or ``Unauthenticated`` naming what is missing."""
+        token = bearer_token(metadata)
+        if token is not None:
+            record = self.tokens.find(token_hash(token)) if token else None
+            if record is None:
+                raise Unauthenticated(
+                    "not authenticated: the token is not known here (revoked, mistyped, or "
+                    "made for another server): ask an admin for one (`xdsctl tokens create`)"
+                )
+            return Identity(f"token:{record.name}", record.role, record.sha256)
+        subject = _first(auth_context, "x509_subject")
+        if subject is not None and subject in self.cert_roles:
+            return Identity(f"cert:{subject}", self.cert_roles[subject])
+        if self.is_open:
+            if not self._warned_open:
+                self._warned_open = True
+                log.warning(
+                    "api.open",
+                    reason="no token exists yet: every local caller is admin",
+                    fix="create the first admin token: xdsctl tokens create --name NAME "
+                    "--role admin",
+                )
+            return ANONYMOUS
+        if subject is not None:
+            raise Unauthenticated(
+                f"not authenticated: client certificate {subject!r} has no role: map it with "
+                f"`xdsctl serve --api-cert-role '{subject}=ROLE'`, or send a token"
+            )
+        raise Unauthenticated(NO_TOKEN)
+
+
+def authorise(rule: MethodRule, identity: Identity) -> None:
+    """Refuse a call the identity's role does not allow, naming the role it needs."""
+    if rule.role is not None and identity.role < rule.role:
+        raise Forbidden(
+            f"not allowed: {rule.command} needs the {rule.role.label} role, and "
+            f"{identity.name} has {identity.role.label}: use a credential with the "
+            f"{rule.role.label} role (or higher)"
+        )
+
+
+def _first(auth_context: Mapping[str, Any], key: str) -> str | None:
+    values = auth_context.get(key) or []
+    return values[0].decode(errors="replace") if values else None
+
+
+Behaviour = Callable[..., Any]
+
+
+class ApiGuard(grpc.aio.ServerInterceptor):
+    """Wraps every method's behaviour with ``admit`` (see the module docstring)."""
+
+    def __init__(self, access: ApiAccess, calls: StreamCounter, writes: WriteRateLimiter) -> None:
+        self.access = access
+        self.calls = calls
+        self.writes = writes
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None  # unknown method: gRPC answers UNIMPLEMENTED
+        rule = rule_for(handler_call_details.method)  # type: ignore[attr-defined]
+        replaced = {
+            kind: self._guarded(rule, getattr(handler, kind))
+            for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+            if getattr(handler, kind) is not None
+        }
+        return handler._replace(**replaced)  # type: ignore[attr-defined, no-any-return]
+
+    def admit(self, rule: MethodRule, context: grpc.aio.ServicerContext) -> StreamLease:
+        """Identify, authorise and count one call; the identity goes to the servicer."""
+        identity = None
+        if rule.role is not None:  # health checks carry no credentials
+            metadata = dict(context.invocation_metadata() or ())
+            identity = self.access.identify(metadata, context.auth_context())
+            authorise(rule, identity)
+        lease = self.calls.open(context.peer())
+        try:
+            authenticated = identity is not None and identity.authenticated
+            lease.add_identity(identity.name if authenticated else peer_host(context.peer()))
+            if rule.writes and identity is not None:
+                self.writes.spend(identity.name)
+        except XdsServerError:
+            lease.release()
+            raise
+        if identity is not None:
+            set_current_identity(identity)
+        return lease
+
+    async def _refuse(
+        self, rule: MethodRule, context: grpc.aio.ServicerContext, error: XdsServerError
+    ) -> None:
+        code = status_of(error)
+        log.info(
+            "api.refused",
+            command=rule.command,
+            code=code.name,
+            peer=context.peer(),
+            error=str(error),
+        )
+        await context.abort(code, str(error))
+
+    def _guarded(self, rule: MethodRule, behaviour: Behaviour) -> Behaviour:
+        if inspect.isasyncgenfunction(behaviour):
+
+            @functools.wraps(behaviour)
+            async def streaming(
+                request: Any, context: grpc.aio.ServicerContext
+            ) -> AsyncIterator[Any]:
+                try:
+                    lease = self.admit(rule, context)
+                except XdsServerError as error:
+                    await self._refuse(rule, context, error)
+                    return
+                try:
+                    async for reply in behaviour(request, context):
+                        yield reply
+                finally:
+                    lease.release()
+
+            return streaming
+
+        @functools.wraps(behaviour)
+        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                lease = self.admit(rule, context)
+            except XdsServerError as error:
+                await self._refuse(rule, context, error)
+                return None
+            try:
+                return await behaviour(request, context)
+            finally:
+                lease.release()
+
+        return unary

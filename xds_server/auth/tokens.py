@@ -1,0 +1,95 @@
+"""API tokens: 256 random bits, kept only as their SHA-256.
+
+SHA-256 rather than a password hash (bcrypt, scrypt): a token is 256 random
+bits, not a guessable password, so a slow hash adds no protection and would
+cost every request. The ``xdst_`` prefix lets secret scanners recognise a
+leaked token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from xds_server.auth.roles import Role, parse_role
+from xds_server.errors import NotFound, PreconditionFailed
+from xds_server.model.names import validate_dns_label
+
+TOKEN_PREFIX = "xdst_"
+TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """What the store keeps of a token: never the token itself."""
+
+    name: str
+    role: Role
+    sha256: str
+    created_at: str
+    created_by: str
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def validate_token_name(name: str) -> str:
+    """Token names follow the DNS-label rule, like service names: ``ci-bot``."""
+    return validate_dns_label("token name", name)
+
+
+def with_token(tokens: tuple[TokenRecord, ...], record: TokenRecord) -> tuple[TokenRecord, ...]:
+    """The token set with ``record`` added; a name is used once."""
+    if any(t.name == record.name for t in tokens):
+        raise PreconditionFailed(
+            f"a token named {record.name} exists: revoke it first "
+            f"(`xdsctl tokens revoke {record.name}`) or pick another name"
+        )
+    return (*tokens, record)
+
+
+def without_token(tokens: tuple[TokenRecord, ...], name: str) -> tuple[TokenRecord, ...]:
+    """The token set without ``name``. The last admin token cannot go while other tokens
+    remain: nobody could manage tokens any more, and the server would not reopen."""
+    if not any(t.name == name for t in tokens):
+        known = ", ".join(t.name for t in tokens) or "none"
+        raise NotFound(f"no token named {name!r} (tokens: {known}): see `xdsctl tokens list`")
+    rest = tuple(t for t in tokens if t.name != name)
+    if rest and not any(t.role is Role.ADMIN for t in rest):
+        raise PreconditionFailed(
+            f"{name} is the last admin token and other tokens remain: "
+            "create another admin token first (`xdsctl tokens create --role admin`)"
+        )
+    return rest
+
+
+def token_from_document(item: dict[str, Any]) -> TokenRecord:
+    """A token record from an exported state document, validated."""
+    digest = str(item["sha256"])
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"token {item.get('name')!r}: sha256 must be 64 lowercase hex digits")
+    return TokenRecord(
+        name=validate_token_name(str(item["name"])),
+        role=parse_role(str(item["role"])),
+        sha256=digest,
+        created_at=str(item["created_at"]),
+        created_by=str(item["created_by"]),
+    )
+
+
+def token_to_document(record: TokenRecord) -> dict[str, str]:
+    return {
+        "name": record.name,
+        "role": record.role.label,
+        "sha256": record.sha256,
+        "created_at": record.created_at,
+        "created_by": record.created_by,
+    }
