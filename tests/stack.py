@@ -115,7 +115,9 @@ class Envoy:
             return False
 
     def config_dump(self, resource: str) -> list[dict[str, Any]]:
-        return json.loads(self.admin_get(f"/config_dump?resource={resource}"))["configs"]
+        # Envoy leaves "configs" out when it holds none of the resource.
+        dump = json.loads(self.admin_get(f"/config_dump?resource={resource}"))
+        return list(dump.get("configs", []))
 
     def active_clusters(self) -> set[str]:
         return {c["cluster"]["name"] for c in self.config_dump("dynamic_active_clusters")}

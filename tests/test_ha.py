@@ -418,3 +418,28 @@ def _weights(server: ServerProcess) -> dict[str, int]:
 
 def _database_url(server: ServerProcess) -> str:
     return server.store_args[1]
+
+
+def test_a_revoked_token_is_refused_by_every_replica_at_once(
+    replicas: list[ServerProcess],
+) -> None:
+    """Tokens live in the shared store: made on one replica, good on the other; revoked on
+    one, refused by the other from the very next call (writes are also re-checked inside
+    their transaction, so no change ever commits under a revoked token)."""
+    first, second = replicas
+    admin = _ok(first, "tokens", "create", "--name", "root", "--role", "admin", "-o", "json")
+    first.token = second.token = admin.json()["token"]
+    made = _ok(first, "tokens", "create", "--name", "ci-bot", "--role", "operator", "-o", "json")
+    operator = {"XDSCTL_TOKEN": made.json()["token"]}
+    assert second.xdsctl("services", "list", env=operator).returncode == 0
+    applied = second.xdsctl(
+        "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80", env=operator
+    )
+    assert applied.returncode == 0, applied.stderr
+
+    _ok(first, "tokens", "revoke", "ci-bot", "-o", "json")
+    write = second.xdsctl("traffic", "set", "--tags", "blue=100", env=operator)
+    read = second.xdsctl("traffic", "get", env=operator)
+    assert (write.returncode, read.returncode) == (5, 5), (write.stderr, read.stderr)
+    assert "not known" in write.stderr or "revoked" in write.stderr
+    assert _ok(second, "traffic", "get", "-o", "json").json()["revision"] == 1
