@@ -91,6 +91,11 @@ def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
         (["--xds", "10.0.0.1:18000,10.0.0.1:18000"], "--xds lists a replica twice"),
         (["--xds", ","], "--xds needs at least one HOST:PORT"),
         (["--xds", "10.0.0.1:18000,nowhere"], "endpoint 'nowhere' has no port"),
+        (
+            ["--tls-cert", "envoy.pem", "--ca", "ca.pem"],
+            "needs --tls-cert, --tls-key, --ca, --server-name together "
+            "(missing --tls-key, --server-name)",
+        ),
     ],
 )
 def test_bootstrap_refuses_bad_flags(args: list[str], message: str) -> None:

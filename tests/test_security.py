@@ -123,8 +123,10 @@ def test_roles_tokens_and_audit(guarded: tuple[ServerProcess, dict[str, str]]) -
     missing = _as(server, tokens["admin"], "tokens", "revoke", "nobody")
     assert missing.returncode == 1 and "no token named" in missing.stderr
 
-    # No token, in any form, ever reaches the server's log.
+    # While it had no token the server was open, and said so once; no token, in any
+    # form, ever reaches its log.
     log = server.log.read_text()
+    assert log.count('"api.open"') == 1
     for token in tokens.values():
         assert token not in log
         assert token[5:] not in log

@@ -151,6 +151,7 @@ class ControlPlane:
             ),
             "API calls",
         )
+        access.warn_if_open()
         return ApiGuard(
             access, calls, WriteRateLimiter(config.api_write_rate, config.api_write_burst)
         )

@@ -58,6 +58,16 @@ class ApiAccess:
     def is_open(self) -> bool:
         return self.open_until_first_token and self.tokens.empty and not self.cert_roles
 
+    def warn_if_open(self) -> None:
+        """Log, once, that the API lets every caller in (at start-up, or when it happens)."""
+        if self.is_open and not self._warned_open:
+            self._warned_open = True
+            log.warning(
+                "api.open",
+                reason="no token exists yet: every caller is admin",
+                fix="create the first admin token: xdsctl tokens create --name NAME --role admin",
+            )
+
     def identify(self, metadata: Mapping[str, Any], auth_context: Mapping[str, Any]) -> Identity:
         """The caller's identity, or ``Unauthenticated`` naming what is missing."""
         token = bearer_token(metadata)
@@ -73,14 +83,7 @@ class ApiAccess:
         if subject is not None and subject in self.cert_roles:
             return Identity(f"cert:{subject}", self.cert_roles[subject])
         if self.is_open:
-            if not self._warned_open:
-                self._warned_open = True
-                log.warning(
-                    "api.open",
-                    reason="no token exists yet: every local caller is admin",
-                    fix="create the first admin token: xdsctl tokens create --name NAME "
-                    "--role admin",
-                )
+            self.warn_if_open()
             return ANONYMOUS
         if subject is not None:
             raise Unauthenticated(

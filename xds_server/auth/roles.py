@@ -50,6 +50,7 @@ METHOD_RULES: dict[str, MethodRule] = {
     # Load balancers and orchestrators probe health without credentials.
     "/grpc.health.v1.Health/Check": MethodRule(None, "health check"),
     "/grpc.health.v1.Health/Watch": MethodRule(None, "health watch"),
+    "/grpc.health.v1.Health/List": MethodRule(None, "health list"),
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": MethodRule(
         Role.VIEWER, "reflection"
     ),

@@ -686,18 +686,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ServeConfig's limits, each a `serve` flag of the same name (--api-write-rate, ...).
-LIMIT_SETTINGS = (
-    "api_max_message_bytes",
-    "xds_max_message_bytes",
-    "api_max_calls_per_connection",
-    "api_max_calls_per_peer",
-    "api_max_calls_per_identity",
-    "api_write_rate",
-    "api_write_burst",
-    "xds_max_streams_per_connection",
-    "xds_max_streams_per_peer",
-    "xds_max_streams_per_identity",
-)
+LIMIT_SETTINGS = {
+    "api_max_message_bytes": "largest operator API request (state import documents)",
+    "xds_max_message_bytes": "largest xDS request (an Envoy's are a few KB)",
+    "api_max_calls_per_connection": "operator API calls in flight on one connection",
+    "api_max_calls_per_peer": "operator API calls in flight from one address",
+    "api_max_calls_per_identity": "operator API calls in flight per token or certificate",
+    "api_write_rate": "writes per second per identity, after the burst",
+    "api_write_burst": "writes an identity may make at once",
+    "xds_max_streams_per_connection": "ADS streams on one connection",
+    "xds_max_streams_per_peer": "ADS streams from one address",
+    "xds_max_streams_per_identity": "ADS streams per node (its certificate with mTLS, or node id)",
+}
 
 
 def parse_cert_role(text: str) -> tuple[str, Role]:
@@ -857,14 +857,14 @@ def _security_options(serve: argparse.ArgumentParser, defaults: ServeConfig) -> 
         action="store_true",
         help="allow the operator API on a non-loopback address without TLS and authentication",
     )
-    for name in LIMIT_SETTINGS:
+    for name, what in LIMIT_SETTINGS.items():
         default = getattr(defaults, name)
         serve.add_argument(
             "--" + name.replace("_", "-"),
             type=_positive(type(default)),
             default=default,
             metavar="N",
-            help=f"(default {default})",
+            help=f"{what} (default {default:g})",
         )
 
 
