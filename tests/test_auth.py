@@ -182,3 +182,22 @@ def test_write_rate_is_a_bucket_per_identity() -> None:
     limiter.spend("token:ci-bot", now=100.5)  # refilled at 2/s
     with pytest.raises(LimitExceeded):
         limiter.spend("token:ci-bot", now=100.5)
+
+
+def test_the_role_table_in_the_docs_is_the_codes() -> None:
+    """docs/security.md carries the same table as METHOD_RULES, row for row."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `/")]
+    documented = {}
+    for row in rows:
+        method, command, role, writes = (cell.strip() for cell in row.strip("|").split("|"))
+        documented[method.strip("`")] = (command, role, writes)
+    expected = {
+        method: (
+            rule.command,
+            rule.role.label if rule.role else "none",
+            "yes" if rule.writes else "no",
+        )
+        for method, rule in METHOD_RULES.items()
+    }
+    assert documented == expected

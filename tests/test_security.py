@@ -238,6 +238,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return files
 
 
+def _api_mtls(pki: dict[str, Path], *cert_roles: str) -> tuple[str, ...]:
+    """`serve` flags for an mTLS operator API with these --api-cert-role mappings."""
+    files = ("--api-tls-cert", pki["api-cert"], "--api-tls-key", pki["api-key"])
+    flags = [*map(str, files), "--api-client-ca", str(pki["ca"])]
+    for mapping in cert_roles:
+        flags += ["--api-cert-role", mapping]
+    return tuple(flags)
+
+
 def test_refuses_an_unprotected_api_beyond_loopback(tmp_path: Path, pki: dict[str, Path]) -> None:
     public = f"0.0.0.0:{free_port()}"
     plain = _serve_exit(tmp_path, "--api-listen", public)
@@ -258,19 +267,7 @@ def test_refuses_an_unprotected_api_beyond_loopback(tmp_path: Path, pki: dict[st
     assert "authentication" in tls_only.stderr and "TLS (" not in tls_only.stderr
 
     # TLS plus mapped client certificates, or --insecure: it starts.
-    for extra in (
-        (
-            "--api-tls-cert",
-            str(pki["api-cert"]),
-            "--api-tls-key",
-            str(pki["api-key"]),
-            "--api-client-ca",
-            str(pki["ca"]),
-            "--api-cert-role",
-            "CN=alice,O=ops=admin",
-        ),
-        ("--insecure",),
-    ):
+    for extra in (_api_mtls(pki, "CN=alice,O=ops=admin"), ("--insecure",)):
         started = ServerProcess(
             tmp_path / f"public-{len(extra)}.db", ("--api-listen", public, *extra)
         )
@@ -282,19 +279,7 @@ def test_refuses_an_unprotected_api_beyond_loopback(tmp_path: Path, pki: dict[st
 @pytest.fixture
 def mtls_server(tmp_path: Path, pki: dict[str, Path]) -> Iterator[ServerProcess]:
     server = ServerProcess(
-        tmp_path / "state.db",
-        (
-            "--api-tls-cert",
-            str(pki["api-cert"]),
-            "--api-tls-key",
-            str(pki["api-key"]),
-            "--api-client-ca",
-            str(pki["ca"]),
-            "--api-cert-role",
-            "CN=alice,O=ops=operator",
-            "--api-cert-role",
-            "CN=carol,O=ops=viewer",
-        ),
+        tmp_path / "state.db", _api_mtls(pki, "CN=alice,O=ops=operator", "CN=carol,O=ops=viewer")
     ).start()
     yield server
     server.stop()
@@ -376,3 +361,30 @@ def test_calls_in_flight_per_connection(tmp_path: Path) -> None:
             stub.ListServices(pb.ListServicesRequest(), timeout=5)  # the slot is free again
     finally:
         server.stop()
+
+
+def test_refuses_a_key_that_is_not_the_certificates(tmp_path: Path, pki: dict[str, Path]) -> None:
+    """Named at start-up, not as gRPC's "cannot listen"."""
+    refused = _serve_exit(
+        tmp_path,
+        "--api-listen",
+        f"127.0.0.1:{free_port()}",
+        "--xds-tls-cert",
+        str(pki["api-cert"]),
+        "--xds-tls-key",
+        str(pki["alice-key"]),
+    )
+    assert refused.returncode == 1
+    assert "are not a certificate and its private key" in refused.stderr
+    missing = _serve_exit(
+        tmp_path,
+        "--api-listen",
+        f"127.0.0.1:{free_port()}",
+        "--api-tls-cert",
+        str(tmp_path / "nowhere.pem"),
+        "--api-tls-key",
+        str(pki["api-key"]),
+    )
+    assert missing.returncode == 1 and "cannot read --api-tls-cert" in missing.stderr
+    half = _serve_exit(tmp_path, "--api-tls-cert", str(pki["api-cert"]))
+    assert half.returncode == 2 and "together" in half.stderr

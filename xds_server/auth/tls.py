@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from pathlib import Path
 
 import grpc
@@ -27,9 +28,31 @@ def server_credentials(
     signed (mTLS). ``prefix`` is the flags' prefix (``--api`` or ``--xds``) for errors."""
     pair = (read_pem(key, f"{prefix}-tls-key"), read_pem(cert, f"{prefix}-tls-cert"))
     roots = read_pem(client_ca, f"{prefix}-client-ca") if client_ca else None
+    _check_with_openssl(cert, key, client_ca, prefix)
     return grpc.ssl_server_credentials(
         [pair], root_certificates=roots, require_client_auth=bool(roots)
     )
+
+
+def _check_with_openssl(cert: Path, key: Path, client_ca: Path | None, prefix: str) -> None:
+    """Load the files the way a TLS server will, so a key that does not belong to its
+    certificate is named here (gRPC only says it cannot listen)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        raise ServeRefused(
+            f"{prefix}-tls-cert {cert} and {prefix}-tls-key {key} are not a certificate and "
+            f"its private key ({error.reason or error}): give the key the certificate was made for"
+        ) from error
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(client_ca)
+        except ssl.SSLError as error:
+            raise ServeRefused(
+                f"{prefix}-client-ca {client_ca} holds no usable CA certificate "
+                f"({error.reason or error})"
+            ) from error
 
 
 def is_loopback(host: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import grpc
 
 from xds_server.api.metadata import ACTOR_METADATA_KEY
 from xds_server.auth.identity import AUTHORIZATION_KEY
+from xds_server.auth.tls import is_loopback
 from xds_server.v1 import operator_pb2_grpc
 
 Reply = TypeVar("Reply")
@@ -97,6 +99,13 @@ class OperatorClient:
         metadata = [(ACTOR_METADATA_KEY, actor())]
         if credentials.token:
             metadata.append((AUTHORIZATION_KEY, f"Bearer {credentials.token}"))
+            host = server.rpartition(":")[0] or server
+            if not credentials.tls and not is_loopback(host):
+                print(
+                    f"xdsctl: warning: sending the token to {server} unencrypted: "
+                    "give --ca (XDSCTL_CA) to use TLS",
+                    file=sys.stderr,
+                )
         self._metadata = tuple(metadata)
 
     def call(

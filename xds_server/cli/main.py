@@ -319,15 +319,6 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
     return render.structured(data, args.output)
 
 
-def _token_data(info: pb.TokenInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "role": info.role,
-        "created_at": info.created_at,
-        "created_by": info.created_by,
-    }
-
-
 def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.CreateTokenRequest(name=args.name, role=args.role)
     reply = client.call(client.stub.CreateToken, request)
@@ -339,7 +330,7 @@ def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
     if args.output == "text":
         return reply.token + "\n"
     # The one output that carries a secret: creating it is what was asked for.
-    return render.structured({**_token_data(reply.info), "token": reply.token}, args.output)
+    return render.structured({**render.token_data(reply.info), "token": reply.token}, args.output)
 
 
 def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -347,14 +338,14 @@ def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
     if args.output == "table":
         rows = [(t.name, t.role, t.created_at, t.created_by) for t in tokens]
         return render.table(("NAME", "ROLE", "CREATED", "CREATED BY"), rows)
-    return render.structured([_token_data(t) for t in tokens], args.output)
+    return render.structured([render.token_data(t) for t in tokens], args.output)
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> str:
     info = client.call(client.stub.RevokeToken, pb.RevokeTokenRequest(name=args.name))
     if args.output == "text":
         return f"token {info.name} ({info.role}) revoked\n"
-    return render.structured(_token_data(info), args.output)
+    return render.structured(render.token_data(info), args.output)
 
 
 # --- the parser --------------------------------------------------------------

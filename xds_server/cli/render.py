@@ -88,3 +88,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
     return "\n".join(lines) + "\n"
+
+
+def token_data(info: pb.TokenInfo) -> dict[str, Any]:
+    """A token's public facts (there is no secret in TokenInfo to leak)."""
+    return {
+        "name": info.name,
+        "role": info.role,
+        "created_at": info.created_at,
+        "created_by": info.created_by,
+    }
