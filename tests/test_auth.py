@@ -21,6 +21,7 @@ from xds_server.auth.tokens import (
     TokenRecord,
     new_token,
     token_hash,
+    validate_token_name,
     with_token,
     without_token,
 )
@@ -89,7 +90,13 @@ def test_token_set_rules() -> None:
     with pytest.raises(NotFound, match="no token named 'nobody'"):
         without_token(tokens, "nobody")
     assert without_token(tokens, "ci-bot") == (root,)
-    assert without_token((root,), "root") == ()  # the last token of all may go
+    with pytest.raises(PreconditionFailed, match="last admin token"):
+        without_token((root,), "root")  # not even the last token of all
+    pasted = new_token()
+    for attempt in (lambda: without_token(tokens, pasted), lambda: validate_token_name(pasted)):
+        with pytest.raises(InvalidRequest, match="that is a token, not a token's name") as caught:
+            attempt()
+        assert pasted not in str(caught.value)
 
 
 def test_state_documents_carry_validated_token_hashes() -> None:
@@ -103,6 +110,9 @@ def test_state_documents_carry_validated_token_hashes() -> None:
     twice = StateDump(World(), (), (_record("root", Role.ADMIN), _record("root", Role.VIEWER)))
     with pytest.raises(InvalidRequest, match="two tokens with one name"):
         state_from_json(state_to_json(twice))
+    viewers_only = StateDump(World(), (), (_record("dashboard", Role.VIEWER),))
+    with pytest.raises(InvalidRequest, match="include no admin token"):
+        state_from_json(state_to_json(viewers_only))
 
 
 @pytest.mark.parametrize(
@@ -168,8 +178,9 @@ def test_stream_counter_refuses_and_releases() -> None:
         b.add_identity("envoy-1")
     for lease in (a, b, c, a):  # releasing twice is harmless
         lease.release()
-    assert counter.in_flight("peer", "127.0.0.1") == 0
-    counter.open("ipv4:127.0.0.1:3000").add_identity("envoy-1")
+    # Everything was given back: the full limits are available again.
+    leases = [counter.open(f"ipv4:127.0.0.1:{port}") for port in (4000, 4000, 5000)]
+    leases[0].add_identity("envoy-1")
 
 
 def test_write_rate_is_a_bucket_per_identity() -> None:

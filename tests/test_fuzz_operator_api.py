@@ -157,10 +157,17 @@ def _export(channel: grpc.Channel, target: Target) -> str:
     return str(reply.document)
 
 
-def _call(plane: Target, method: str, request: bytes) -> None:
-    """One raw call; asserts the status is documented and a refusal changed nothing."""
+def _call(
+    plane: Target,
+    method: str,
+    request: bytes,
+    export_as: tuple[tuple[str, str], ...] | None = None,
+) -> grpc.StatusCode:
+    """One raw call; asserts the status is documented and a refusal changed nothing
+    (the state read with ``export_as``, by default the call's own metadata)."""
+    reader = plane if export_as is None else Target(plane.api_address, export_as)
     with grpc.insecure_channel(plane.api_address) as channel:
-        before = _export(channel, plane)
+        before = _export(channel, reader)
         call = channel.unary_unary(f"/{SERVICE.full_name}/{method}")
         try:
             call(request, timeout=CALL_DEADLINE_S, metadata=plane.metadata)
@@ -168,13 +175,14 @@ def _call(plane: Target, method: str, request: bytes) -> None:
         except grpc.RpcError as error:
             code, details = error.code(), error.details() or ""
         if code == grpc.StatusCode.DEADLINE_EXCEEDED and method in MAY_WAIT:
-            return
+            return code
         assert code in DOCUMENTED, f"{method}: {code.name} {details!r}"
         if code != grpc.StatusCode.OK:
             assert details, f"{method}: {code.name} without a message"
-            assert _export(channel, plane) == before, (
+            assert _export(channel, reader) == before, (
                 f"{method} refused ({details}) yet changed state"
             )
+        return code
 
 
 @pytest.mark.parametrize("method", [m.name for m in SERVICE.methods])
@@ -208,3 +216,32 @@ def test_raw_bytes(plane: Target, method: str) -> None:
         _call(plane, method, request)
 
     check()
+
+
+def _call_as(plane: Target, method: str, metadata: tuple[tuple[str, str], ...]) -> None:
+    """An empty request with metadata that holds no valid token: refused by the guard."""
+    code = _call(Target(plane.api_address, metadata), method, b"", export_as=plane.metadata)
+    assert code == grpc.StatusCode.UNAUTHENTICATED, f"{method}: {code.name}"
+
+
+# Header values gRPC can carry: printable ASCII, including near-misses of a real header.
+HEADER_TEXT = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+    st.sampled_from(["Bearer", "Bearer ", "bearer xdst_", "Basic YWRtaW46YWRtaW4=", "xdst_x"]),
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    method=st.sampled_from([m.name for m in SERVICE.methods]),
+    header=st.one_of(st.none(), HEADER_TEXT, HEADER_TEXT.map(lambda t: f"Bearer {t}")),
+)
+def test_credentials_are_fuzzed_too(plane: Target, method: str, header: str | None) -> None:
+    """Random authorization headers (or none) on every method: refused with
+    UNAUTHENTICATED and a message (the server has tokens), never INTERNAL or UNKNOWN,
+    and nothing changes."""
+    _call_as(plane, method, () if header is None else (("authorization", header),))

@@ -41,6 +41,7 @@ from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
 from xds_server.xds.service import ADS_SERVICE
 from xds_server.xds.status import Sync
+from xds_server.xds.stream import MAX_NODE_NAME
 
 WATCHER = "well-behaved-envoy"
 MAX_MESSAGE = 4 * 1024 * 1024  # the server's xDS receive limit
@@ -229,7 +230,9 @@ def _allowed(blobs: list[bytes], request_class: Any) -> dict[grpc.StatusCode, st
         except DecodeError:
             allowed[grpc.StatusCode.INVALID_ARGUMENT] = request_class.DESCRIPTOR.full_name
             return allowed
-        if index == 0 and not request.node.id:
+        node = request.node
+        too_long = max(len(node.id), len(node.cluster)) > MAX_NODE_NAME
+        if index == 0 and (not node.id or too_long):
             allowed[grpc.StatusCode.INVALID_ARGUMENT] = "node.id"
             return allowed
     allowed[grpc.StatusCode.OK] = ""

@@ -122,6 +122,10 @@ def test_roles_tokens_and_audit(guarded: tuple[ServerProcess, dict[str, str]]) -
     assert last.returncode == 1 and "last admin token" in last.stderr
     missing = _as(server, tokens["admin"], "tokens", "revoke", "nobody")
     assert missing.returncode == 1 and "no token named" in missing.stderr
+    # A leaked token pasted where its name belongs: refused without repeating it.
+    pasted = _as(server, tokens["admin"], "tokens", "revoke", tokens["viewer"])
+    assert pasted.returncode == 1 and "that is a token" in pasted.stderr
+    assert tokens["viewer"] not in pasted.stderr
 
     # While it had no token the server was open, and said so once; no token, in any
     # form, ever reaches its log.
@@ -181,6 +185,17 @@ def test_every_service_on_the_port_is_guarded(
             operator.ExportState(pb.ExportStateRequest(), timeout=5, metadata=viewer)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "needs the admin role" in (caught.value.details() or "")
+
+        # A caller without a token is refused before its request is read: a request over
+        # the size limit gets UNAUTHENTICATED, not the size check's RESOURCE_EXHAUSTED.
+        huge = pb.ImportStateRequest(document="x" * (20 * 1024 * 1024))
+        for metadata in ((), viewer):
+            with pytest.raises(grpc.RpcError) as caught:
+                operator.ImportState(huge, timeout=10, metadata=metadata)
+            assert caught.value.code() in (
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ), caught.value
 
 
 def test_import_carries_token_hashes(

@@ -4,27 +4,35 @@ name it expects. None of the refused connections disturbs the good Envoy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from tests.certs import CertificateAuthority, Issued
 from tests.conftest import ServerProcess, free_port, run_xdsctl
 from tests.stack import Envoy, Stack, wait_until
+from xds_server.xds.resources import CLUSTER
 
 SERVER_NAME = "xds.test.internal"
 REFUSED_FOR_S = 4.0
 
 
-def _bootstrap(workdir: Path, xds: str, node_id: str, issued: Issued, ca: Path) -> Envoy:
+def _bootstrap(
+    workdir: Path, xds: str, node_id: str, issued: Issued, ca: Path, delta: bool = False
+) -> Envoy:
     """An Envoy whose bootstrap is `xdsctl bootstrap --tls-cert ... --server-name` output."""
     admin = f"127.0.0.1:{free_port()}"
     made = run_xdsctl(
         "bootstrap",
+        *(["--delta"] if delta else []),
         "--node-id",
         node_id,
         "--xds",
@@ -43,7 +51,30 @@ def _bootstrap(workdir: Path, xds: str, node_id: str, issued: Issued, ca: Path) 
     assert made.returncode == 0, made.stderr
     config = workdir / f"envoy-{node_id}.yaml"
     config.write_text(made.stdout)
-    return Envoy(workdir, xds, node_id, delta=False, config=config, admin=admin)
+    return Envoy(workdir, xds, node_id, delta=delta, config=config, admin=admin)
+
+
+def _second_stream(xds: str, issued: Issued, ca: Path) -> grpc.StatusCode | None:
+    """Open an ADS stream as envoy-a, with its certificate; the status it ends with."""
+
+    async def attempt() -> grpc.StatusCode | None:
+        credentials = grpc.ssl_channel_credentials(
+            ca.read_bytes(), issued.key.read_bytes(), issued.cert.read_bytes()
+        )
+        options = [("grpc.ssl_target_name_override", SERVER_NAME)]
+        async with grpc.aio.secure_channel(xds, credentials, options=options) as channel:
+            stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+            call = stub.StreamAggregatedResources()
+            await call.write(
+                discovery_pb2.DiscoveryRequest(type_url=CLUSTER, node=base_pb2.Node(id="envoy-a"))
+            )
+            try:
+                await asyncio.wait_for(call.read(), 5)
+            except grpc.aio.AioRpcError as error:
+                return error.code()
+            return None
+
+    return asyncio.run(attempt())
 
 
 def _listeners(envoy: Envoy) -> int:
@@ -94,6 +125,8 @@ def secured(tmp_path: Path, pki: dict[str, Issued | Path]) -> Iterator[Stack]:
             str(server.key),
             "--xds-client-ca",
             str(pki["ca"]),
+            "--xds-max-streams-per-identity",
+            "1",
         )
     )
     stack.upstream("blue")
@@ -121,7 +154,7 @@ def test_mtls_nodes_and_impostors(
     # Another CA's certificate: the handshake fails; a certificate naming another node:
     # the stream ends with PERMISSION_DENIED.
     rogue = _bootstrap(tmp_path, xds, "envoy-c", pki["rogue"], ca)  # type: ignore[arg-type]
-    posing = _bootstrap(tmp_path, xds, "envoy-d", pki["envoy-b"], ca)  # type: ignore[arg-type]
+    posing = _bootstrap(tmp_path, xds, "envoy-d", pki["envoy-b"], ca, delta=True)  # type: ignore[arg-type]
     stack.envoys += [rogue, posing]
 
     # A server holding a node's certificate (same CA, but not SERVER_NAME) is no control
@@ -159,6 +192,9 @@ def test_mtls_nodes_and_impostors(
         assert _status_nodes(stack) == {"envoy-a"}
     finally:
         impostor.stop()
+
+    # A second stream on envoy-a's certificate: over the per-identity limit (1).
+    assert _second_stream(xds, pki["envoy-a"], ca) == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[arg-type]
 
     # The good Envoy never noticed: same CDS updates, and the next change arrives.
     assert good.stats()["cluster_manager.cds.update_success"] == updates

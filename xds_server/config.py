@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from xds_server.auth.limits import StreamLimits
 from xds_server.auth.roles import Role
 
 MIB = 1024 * 1024
@@ -39,11 +40,12 @@ class ServeConfig:
     # Client-certificate subject → role, for an API with a client CA.
     api_cert_roles: tuple[tuple[str, Role], ...] = ()
     xds_tls: TlsFiles | None = None
-    # Serve the API on a non-loopback address without TLS and authentication.
+    # Serve the API on a non-loopback address without TLS and authentication
+    # (a server without tokens still lets in only callers on its own machine).
     insecure: bool = False
     # Requests above these are refused (RESOURCE_EXHAUSTED) before parsing. An
-    # Envoy request is a few KB; a state import can be large.
-    api_max_message_bytes: int = 64 * MIB
+    # Envoy request is a few KB; a state import of thousands of services fits.
+    api_max_message_bytes: int = 16 * MIB
     xds_max_message_bytes: int = 4 * MIB
     # Calls in flight on the operator port: above the HA tests' 200 concurrent
     # writes from one client.
@@ -55,7 +57,24 @@ class ServeConfig:
     api_write_burst: int = 1_000
     # ADS streams: Envoy opens one per connection; the benchmark runs 10,000
     # simulated Envoys from one loopback address, 100 per connection. The
-    # identity is the node (its certificate with mTLS, else its node id).
+    # identity is the node's certificate (mTLS only: a claimed node id would let
+    # anyone use up a real node's streams).
     xds_max_streams_per_connection: int = 1_000
     xds_max_streams_per_peer: int = 100_000
     xds_max_streams_per_identity: int = 100
+
+    def api_call_limits(self) -> StreamLimits:
+        return StreamLimits(
+            self.api_max_calls_per_connection,
+            self.api_max_calls_per_peer,
+            self.api_max_calls_per_identity,
+            "--api-max-calls",
+        )
+
+    def xds_stream_limits(self) -> StreamLimits:
+        return StreamLimits(
+            self.xds_max_streams_per_connection,
+            self.xds_max_streams_per_peer,
+            self.xds_max_streams_per_identity,
+            "--xds-max-streams",
+        )

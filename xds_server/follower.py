@@ -44,8 +44,9 @@ class StateFollower:
             if await self._store.sequence() <= self.sequence:
                 return
             world, sequence = await self._store.load_versioned()
-            await self._publish(world)
+            # Tokens first: a revocation must not wait for the world's publication.
             self._on_tokens(await self._store.tokens())
+            await self._publish(world)
             log.debug("store.published", sequence=sequence, previous=self.sequence)
             self.sequence, self.world = sequence, world
 

@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import structlog
+
+from xds_server.auth.tokens import TOKEN_PREFIX
+
+# A token pasted where a name or value belongs would otherwise reach the log.
+_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{8,}")
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return _TOKEN.sub(TOKEN_PREFIX + "<redacted>", value) if TOKEN_PREFIX in value else value
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def redact_tokens(
+    _logger: Any, _method: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A structlog processor: no API token is ever written to the log, whatever field
+    carries it (the server never logs one on purpose; this covers operator mistakes)."""
+    return {key: _redacted(value) for key, value in event.items()}
 
 
 def configure_logging(level: str = "info", json: bool | None = None) -> None:
@@ -21,6 +46,7 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_tokens,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

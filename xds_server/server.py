@@ -21,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.servicer import OperatorServicer, operator_handler
 from xds_server.auth.identity import TokenBook
-from xds_server.auth.limits import StreamCounter, StreamLimits, WriteRateLimiter
+from xds_server.auth.limits import StreamCounter, WriteRateLimiter
 from xds_server.auth.tls import is_loopback, server_credentials
 from xds_server.config import ServeConfig, TlsFiles
 from xds_server.errors import ServeRefused
@@ -137,23 +137,12 @@ class ControlPlane:
 
     def _api_guard(self) -> ApiGuard:
         config = self.config
-        access = ApiAccess(
-            self.tokens,
-            dict(config.api_cert_roles),
-            open_until_first_token=config.insecure or _on_loopback(config.api_listen),
-        )
-        calls = StreamCounter(
-            StreamLimits(
-                config.api_max_calls_per_connection,
-                config.api_max_calls_per_peer,
-                config.api_max_calls_per_identity,
-                "--api-max-calls",
-            ),
-            "API calls",
-        )
+        access = ApiAccess(self.tokens, dict(config.api_cert_roles))
         access.warn_if_open()
         return ApiGuard(
-            access, calls, WriteRateLimiter(config.api_write_rate, config.api_write_burst)
+            access,
+            StreamCounter(config.api_call_limits(), "API calls"),
+            WriteRateLimiter(config.api_write_rate, config.api_write_burst),
         )
 
     def _operator_server(
@@ -171,6 +160,7 @@ class ControlPlane:
             metrics=self.metrics,
             follower=follower,
             board=board,
+            forget_token=self.tokens.forget,
         )
         api.add_generic_rpc_handlers((operator_handler(servicer),))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -187,15 +177,7 @@ class ControlPlane:
 
     def _xds_server(self) -> grpc.aio.Server:
         config = self.config
-        streams = StreamCounter(
-            StreamLimits(
-                config.xds_max_streams_per_connection,
-                config.xds_max_streams_per_peer,
-                config.xds_max_streams_per_identity,
-                "--xds-max-streams",
-            ),
-            "xDS streams",
-        )
+        streams = StreamCounter(config.xds_stream_limits(), "xDS streams")
         verify_nodes = config.xds_tls is not None and config.xds_tls.client_ca is not None
         xds = grpc.aio.server(
             options=[

@@ -125,7 +125,8 @@ def node_status_to_pb(record: NodeRecord, sync: Sync | None = None) -> pb.NodeSt
 
 
 def token_to_pb(record: TokenRecord) -> pb.TokenInfo:
-    """A token's public facts; the secret and its hash never leave the server."""
+    """A token's public facts: never the secret (which the server does not keep) nor its
+    hash (which only `state export` carries, for admins)."""
     return pb.TokenInfo(
         name=record.name,
         role=record.role.label,

@@ -31,6 +31,7 @@ from xds_server.auth.identity import (
 )
 from xds_server.auth.limits import StreamCounter, StreamLease, WriteRateLimiter, peer_host
 from xds_server.auth.roles import MethodRule, Role, rule_for
+from xds_server.auth.tls import is_loopback
 from xds_server.auth.tokens import token_hash
 from xds_server.errors import Forbidden, Unauthenticated, XdsServerError
 
@@ -49,46 +50,68 @@ class ApiAccess:
     tokens: TokenBook
     # Client-certificate subject (as gRPC prints it, e.g. "CN=alice,O=ops") → role.
     cert_roles: Mapping[str, Role] = field(default_factory=dict)
-    # While no token exists and no certificate is mapped, let everyone in as
-    # admin: true when the API is on loopback (or --insecure).
-    open_until_first_token: bool = True
-    _warned_open: bool = False
+    _warned_open: bool = field(default=False, init=False)
 
     @property
     def is_open(self) -> bool:
-        return self.open_until_first_token and self.tokens.empty and not self.cert_roles
+        """While no token exists and no certificate is mapped, callers on this machine are
+        let in as admin, to create the first token. The API only listens beyond loopback
+        with authentication configured (or --insecure), so this never opens it to others."""
+        return self.tokens.empty and not self.cert_roles
 
     def warn_if_open(self) -> None:
-        """Log, once, that the API lets every caller in (at start-up, or when it happens)."""
+        """Log, once, that local callers get in without a credential."""
         if self.is_open and not self._warned_open:
             self._warned_open = True
             log.warning(
                 "api.open",
-                reason="no token exists yet: every caller is admin",
+                reason="no token exists yet: every caller on this machine is admin",
                 fix="create the first admin token: xdsctl tokens create --name NAME --role admin",
             )
 
-    def identify(self, metadata: Mapping[str, Any], auth_context: Mapping[str, Any]) -> Identity:
+    def _by_token(self, token: str) -> Identity:
+        record = self.tokens.find(token_hash(token)) if token else None
+        if record is None:
+            raise Unauthenticated(
+                "not authenticated: the token is not known here (revoked, mistyped, or "
+                "made for another server): ask an admin for one (`xdsctl tokens create`)"
+            )
+        return Identity(f"token:{record.name}", record.role, record.sha256)
+
+    def prescreen(self, rule: MethodRule, metadata: Mapping[str, Any]) -> None:
+        """What can be decided from the call's headers alone, before its request is read:
+        a bad or too weak token, or no credential where none could do."""
+        if rule.role is None:
+            return
+        token = bearer_token(metadata)
+        if token is not None:
+            authorise(rule, self._by_token(token))
+        elif not self.is_open and not self.cert_roles:
+            raise Unauthenticated(NO_TOKEN)
+
+    def identify(
+        self, metadata: Mapping[str, Any], auth_context: Mapping[str, Any], peer: str
+    ) -> Identity:
         """The caller's identity, or ``Unauthenticated`` naming what is missing."""
         token = bearer_token(metadata)
         if token is not None:
-            record = self.tokens.find(token_hash(token)) if token else None
-            if record is None:
-                raise Unauthenticated(
-                    "not authenticated: the token is not known here (revoked, mistyped, or "
-                    "made for another server): ask an admin for one (`xdsctl tokens create`)"
-                )
-            return Identity(f"token:{record.name}", record.role, record.sha256)
+            return self._by_token(token)
         subject = _first(auth_context, "x509_subject")
         if subject is not None and subject in self.cert_roles:
             return Identity(f"cert:{subject}", self.cert_roles[subject])
-        if self.is_open:
+        if self.is_open and is_loopback(peer_host(peer)):
             self.warn_if_open()
             return ANONYMOUS
         if subject is not None:
             raise Unauthenticated(
                 f"not authenticated: client certificate {subject!r} has no role: map it with "
                 f"`xdsctl serve --api-cert-role '{subject}=ROLE'`, or send a token"
+            )
+        if self.is_open:
+            raise Unauthenticated(
+                "not authenticated: this server has no token yet and lets in only callers on "
+                "its own machine: create the first one there (`xdsctl tokens create --name "
+                "admin --role admin`)"
             )
         raise Unauthenticated(NO_TOKEN)
 
@@ -128,6 +151,11 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         if handler is None:
             return None  # unknown method: gRPC answers UNIMPLEMENTED
         rule = rule_for(handler_call_details.method)  # type: ignore[attr-defined]
+        metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        try:
+            self.access.prescreen(rule, metadata)
+        except XdsServerError as error:
+            return self._refusing(rule, error)
         replaced = {
             kind: self._guarded(rule, getattr(handler, kind))
             for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -135,24 +163,37 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         }
         return handler._replace(**replaced)  # type: ignore[attr-defined, no-any-return]
 
-    def admit(self, rule: MethodRule, context: grpc.aio.ServicerContext) -> StreamLease:
-        """Identify, authorise and count one call; the identity goes to the servicer."""
-        identity = None
-        if rule.role is not None:  # health checks carry no credentials
-            metadata = dict(context.invocation_metadata() or ())
-            identity = self.access.identify(metadata, context.auth_context())
-            authorise(rule, identity)
+    def _refusing(self, rule: MethodRule, error: XdsServerError) -> grpc.RpcMethodHandler:
+        """A handler that refuses without reading the request: declared streaming, so gRPC
+        hands it the call before any message arrives (a unary handler would first take in
+        a request of up to --api-max-message-bytes from a caller known to be refused)."""
+
+        async def refuse(_requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+            await self._refuse(rule, context, error)
+
+        return grpc.stream_stream_rpc_method_handler(refuse)
+
+    def admit(self, rule: MethodRule, context: grpc.aio.ServicerContext) -> StreamLease | None:
+        """Identify, authorise and count one call; the identity goes to the servicer.
+
+        Health checks carry no credential and are not counted: an unauthenticated caller
+        must not be able to use up the slots of the operators sharing its address."""
+        if rule.role is None:
+            return None
+        metadata = dict(context.invocation_metadata() or ())
+        identity = self.access.identify(metadata, context.auth_context(), context.peer())
+        authorise(rule, identity)
         lease = self.calls.open(context.peer())
         try:
-            authenticated = identity is not None and identity.authenticated
-            lease.add_identity(identity.name if authenticated else peer_host(context.peer()))
-            if rule.writes and identity is not None:
+            lease.add_identity(
+                identity.name if identity.authenticated else peer_host(context.peer())
+            )
+            if rule.writes:
                 self.writes.spend(identity.name)
         except XdsServerError:
             lease.release()
             raise
-        if identity is not None:
-            set_current_identity(identity)
+        set_current_identity(identity)
         return lease
 
     async def _refuse(
@@ -184,7 +225,8 @@ class ApiGuard(grpc.aio.ServerInterceptor):
                     async for reply in behaviour(request, context):
                         yield reply
                 finally:
-                    lease.release()
+                    if lease is not None:
+                        lease.release()
 
             return streaming
 
@@ -198,6 +240,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
             try:
                 return await behaviour(request, context)
             finally:
-                lease.release()
+                if lease is not None:
+                    lease.release()
 
         return unary

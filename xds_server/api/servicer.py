@@ -139,8 +139,11 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         metrics: Metrics | None = None,
         follower: StateFollower | None = None,
         board: FleetBoard | None = None,
+        forget_token: Callable[[str], None] = lambda _sha256: None,
     ) -> None:
         self._store = store
+        # Drops a token this replica revoked from its in-memory book at once.
+        self._forget_token = forget_token
         # The replica's published state: reads fall back to it when the
         # database is unavailable.
         self._follower = follower
@@ -529,7 +532,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def ListTokens(
-        self, request: pb.ListTokensRequest, context: Any
+        self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTokensResponse:
         return pb.ListTokensResponse(
             tokens=[convert.token_to_pb(t) for t in await self._store.tokens()]
@@ -546,6 +549,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             return without_token(tokens, request.name)
 
         await self._edit_tokens(context, f"tokens revoke {request.name}", request.name, edit)
+        # Refused here from now on, even if reading the tokens back just failed.
+        self._forget_token(revoked[0].sha256)
         return convert.token_to_pb(revoked[0])
 
     @_refusals_as_status

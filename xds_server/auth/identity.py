@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from xds_server.auth.roles import Role
 from xds_server.auth.tokens import TokenRecord
 
-# The authorization metadata key: ``authorization: Bearer TOKEN``.
+# The standard HTTP header, so proxies and gRPC tooling recognise (and redact) it.
 AUTHORIZATION_KEY = "authorization"
 
 
@@ -19,15 +19,15 @@ class Identity:
 
     name: str  # "token:ci-bot", "cert:CN=alice,O=ops" or "anonymous"
     role: Role
-    # The caller's token hash: writes check it still exists inside their transaction.
+    # What a write re-checks inside its transaction: the token's hash (it must still
+    # exist), NO_TOKENS_YET (still no token at all), or None (a certificate: nothing).
     credential: str | None = None
-
-    @property
-    def authenticated(self) -> bool:
-        return self.name != ANONYMOUS.name
+    authenticated: bool = True
 
 
-ANONYMOUS = Identity("anonymous", Role.ADMIN)
+# The credential of the anonymous caller of a server that had no token yet.
+NO_TOKENS_YET = ""
+ANONYMOUS = Identity("anonymous", Role.ADMIN, credential=NO_TOKENS_YET, authenticated=False)
 
 _current: contextvars.ContextVar[Identity | None] = contextvars.ContextVar(
     "xds_server_identity", default=None
@@ -39,8 +39,9 @@ def current_identity() -> Identity | None:
     return _current.get()
 
 
-def set_current_identity(identity: Identity) -> contextvars.Token[Identity | None]:
-    return _current.set(identity)
+def set_current_identity(identity: Identity) -> None:
+    """Hand the identity of the call being served to the servicer (one task per call)."""
+    _current.set(identity)
 
 
 class TokenBook:
@@ -50,9 +51,15 @@ class TokenBook:
         self._by_hash: dict[str, TokenRecord] = {}
 
     def replace(self, records: Iterable[TokenRecord]) -> None:
+        """Take the store's current token set."""
         self._by_hash = {record.sha256: record for record in records}
 
+    def forget(self, sha256: str) -> None:
+        """Drop a token this replica just revoked, even if reading the set back failed."""
+        self._by_hash.pop(sha256, None)
+
     def find(self, sha256: str) -> TokenRecord | None:
+        """The token with this hash, if it exists."""
         return self._by_hash.get(sha256)
 
     @property

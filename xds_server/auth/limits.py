@@ -80,6 +80,7 @@ class StreamCounter:
         return lease
 
     def take(self, lease: StreamLease, scope: str, key: str, limit: int, what: str) -> None:
+        """Count one more stream for ``key`` in ``scope`` on ``lease``, or refuse it."""
         scope_key = (scope, key)
         if self._open[scope_key] >= limit:
             raise LimitExceeded(
@@ -90,12 +91,10 @@ class StreamCounter:
         lease.keys.append(scope_key)
 
     def give_back(self, scope_key: tuple[str, str]) -> None:
+        """One stream fewer; keys at zero are dropped, so the table stays small."""
         self._open[scope_key] -= 1
         if self._open[scope_key] <= 0:
             del self._open[scope_key]
-
-    def in_flight(self, scope: str, key: str) -> int:
-        return self._open[(scope, key)]
 
 
 class WriteRateLimiter:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xds_server.auth.roles import Role, parse_role
-from xds_server.errors import NotFound, PreconditionFailed
+from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
 from xds_server.model.names import validate_dns_label
 
 TOKEN_PREFIX = "xdst_"
@@ -34,15 +34,23 @@ class TokenRecord:
 
 
 def new_token() -> str:
+    """A fresh secret: the prefix and 256 random bits, URL-safe."""
     return TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def token_hash(token: str) -> str:
+    """What the store keeps and every call is checked against."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def validate_token_name(name: str) -> str:
-    """Token names follow the DNS-label rule, like service names: ``ci-bot``."""
+    """Token names follow the DNS-label rule, like service names: ``ci-bot``. A token
+    pasted where its name belongs is refused without repeating it (errors are logged)."""
+    if name.startswith(TOKEN_PREFIX):
+        raise InvalidRequest(
+            "that is a token, not a token's name: give the name `xdsctl tokens list` shows "
+            "(and if the token leaked, revoke it by that name)"
+        )
     return validate_dns_label("token name", name)
 
 
@@ -57,18 +65,24 @@ def with_token(tokens: tuple[TokenRecord, ...], record: TokenRecord) -> tuple[To
 
 
 def without_token(tokens: tuple[TokenRecord, ...], name: str) -> tuple[TokenRecord, ...]:
-    """The token set without ``name``. The last admin token cannot go while other tokens
-    remain: nobody could manage tokens any more, and the server would not reopen."""
+    """The token set without ``name``. The last admin token cannot go: nobody could manage
+    tokens any more, and the server, having had tokens, never opens again."""
+    validate_token_name(name)
     if not any(t.name == name for t in tokens):
         known = ", ".join(t.name for t in tokens) or "none"
         raise NotFound(f"no token named {name!r} (tokens: {known}): see `xdsctl tokens list`")
     rest = tuple(t for t in tokens if t.name != name)
-    if rest and not any(t.role is Role.ADMIN for t in rest):
+    check_admin_remains(rest, f"{name} is the last admin token")
+    return rest
+
+
+def check_admin_remains(tokens: tuple[TokenRecord, ...], what: str) -> None:
+    """Refuse a token set with no admin in it: ``what`` says how it came about."""
+    if not any(t.role is Role.ADMIN for t in tokens):
         raise PreconditionFailed(
-            f"{name} is the last admin token and other tokens remain: "
+            f"{what}: there must always be one, or nobody could manage tokens: "
             "create another admin token first (`xdsctl tokens create --role admin`)"
         )
-    return rest
 
 
 def token_from_document(item: dict[str, Any]) -> TokenRecord:
@@ -86,6 +100,7 @@ def token_from_document(item: dict[str, Any]) -> TokenRecord:
 
 
 def token_to_document(record: TokenRecord) -> dict[str, str]:
+    """A token record for an exported state document: its hash, never the token."""
     return {
         "name": record.name,
         "role": record.role.label,

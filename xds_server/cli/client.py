@@ -28,7 +28,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_CONFIRMED = 4
 EXIT_DENIED = 5
-# The server's default limit; state export can be large.
+# Above the server's default limit: state export can be large.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -63,7 +63,7 @@ class Credentials:
 
     @property
     def tls(self) -> bool:
-        return self.ca is not None or self.cert is not None
+        return any(path is not None for path in (self.ca, self.cert, self.key))
 
     def channel(self, server: str) -> grpc.Channel:
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from xds_server.auth.tokens import token_from_document, token_to_document
-from xds_server.errors import InvalidRequest
+from xds_server.auth.tokens import check_admin_remains, token_from_document, token_to_document
+from xds_server.errors import InvalidRequest, PreconditionFailed
 from xds_server.model.document import world_from_document, world_to_document
 from xds_server.model.state import HistoryEntry
 from xds_server.store import codec
@@ -76,6 +76,11 @@ def state_from_json(text: str) -> StateDump:
         values = [getattr(t, field) for t in tokens]
         if len(set(values)) != len(values):
             raise InvalidRequest(f"the state document has two tokens with one {field}")
+    if tokens:
+        try:
+            check_admin_remains(tokens, "the state document's tokens include no admin token")
+        except PreconditionFailed as error:
+            raise InvalidRequest(str(error)) from error
     return StateDump(world=world, history=history, tokens=tokens)
 
 

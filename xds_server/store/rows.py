@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from xds_server.auth.identity import NO_TOKENS_YET
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import PreconditionFailed, StateError, Unauthenticated
@@ -355,10 +356,19 @@ def write_tokens(db: Db, before: Iterable[TokenRecord], after: Iterable[TokenRec
 
 
 def check_credential(db: Db, sha256: str | None) -> None:
-    """Refuse a write by a token revoked since the call was let in (on any replica):
-    checked inside the write transaction, after the sequence lock, so no change
-    commits under a token whose revocation committed first."""
-    if sha256 is not None and not db.all("SELECT 1 FROM tokens WHERE sha256 = ?", (sha256,)):
+    """Refuse a write whose credential went away since the call was let in (on any
+    replica): checked inside the write transaction, after the sequence lock, so no change
+    commits under a token whose revocation committed first, and no anonymous change
+    commits once a first token exists. ``None``: nothing to check (a certificate)."""
+    if sha256 is None:
+        return
+    if sha256 == NO_TOKENS_YET:
+        if db.all("SELECT 1 FROM tokens LIMIT 1"):
+            raise Unauthenticated(
+                "not authenticated: a token was created meanwhile and this server now needs "
+                "one: set XDSCTL_TOKEN or pass --token-file; nothing was changed"
+            )
+    elif not db.all("SELECT 1 FROM tokens WHERE sha256 = ?", (sha256,)):
         raise Unauthenticated(
             "not authenticated: the token was revoked: ask an admin for a new one "
             "(`xdsctl tokens create`); nothing was changed"

@@ -16,9 +16,9 @@ log = structlog.get_logger(__name__)
 
 
 class NodeGate:
-    """Admits ADS streams: counts them per connection and peer at open, per identity once
-    the node is known; with ``verify_nodes`` (a client CA), a node id must be one its
-    certificate vouches for. A refusal ends that stream only."""
+    """Admits ADS streams: counts them per connection and peer at open; with
+    ``verify_nodes`` (a client CA), a node id must be one its certificate vouches for, and
+    streams are also counted per certificate. A refusal ends that stream only."""
 
     def __init__(self, streams: StreamCounter, verify_nodes: bool = False) -> None:
         self.streams = streams
@@ -47,8 +47,10 @@ class NodeGate:
                     f"node.id {node_id[:200]!r} does not match the client certificate "
                     f"({names.describe()}): give each Envoy the id its certificate names",
                 )
+            if names is None:
+                return  # a claimed node id is no identity to count against
             try:
-                lease.add_identity(names.identity if names is not None else node_id[:200])
+                lease.add_identity(names.identity)
             except LimitExceeded as error:
                 raise ProtocolError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)) from error
 

@@ -83,6 +83,7 @@ class AggregatedDiscoveryService:
         except LimitExceeded as error:
             log.warning("xds.stream_refused", peer=context.peer(), error=str(error))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+            return  # abort() raises; this keeps ``lease`` bound below
         try:
             stream = kind(
                 self.cache, self.registry, context.peer(), self.gate.node_check(lease, context)

@@ -40,6 +40,8 @@ _END = object()
 # Requests read ahead of processing, at most: a client that floods requests
 # while not reading responses is slowed by gRPC flow control, not buffered.
 MAX_QUEUED_REQUESTS = 64
+# Kubernetes names reach 253; ids are kept, logged and listed, so no megabytes.
+MAX_NODE_NAME = 1024
 # The types whose plan reads a type's state (see ``AdsStream.target``): which
 # plans to redo when that state changes. CDS keeps what the held routes still
 # use; RDS waits until the held clusters cover its references.
@@ -187,6 +189,12 @@ class AdsStream:
         if not request.node.id:
             raise ProtocolError(
                 grpc.StatusCode.INVALID_ARGUMENT, "the first request of a stream must carry node.id"
+            )
+        if max(len(request.node.id), len(request.node.cluster)) > MAX_NODE_NAME:
+            raise ProtocolError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"node.id and node.cluster must be at most {MAX_NODE_NAME} characters: "
+                "they are logged and listed in `xdsctl status`",
             )
         self.admit_node(request.node.id)
         self.node = self.registry.connect(request.node.id, request.node.cluster, self)
