@@ -21,6 +21,8 @@ class CertificateNames:
 
     @classmethod
     def of(cls, auth_context: Mapping[str, Sequence[bytes]]) -> CertificateNames:
+        """The names gRPC verified in the peer's certificate (URI SANs only: DNS SANs name
+        hosts, not nodes)."""
         names = [v.decode(errors="replace") for v in auth_context.get("x509_common_name", [])]
         sans = [
             v.decode(errors="replace")
@@ -29,6 +31,7 @@ class CertificateNames:
         return cls(names[0] if names else None, tuple(s for s in sans if "://" in s))
 
     def vouches_for(self, node_id: str) -> bool:
+        """Whether a node may use this id: see the module docstring."""
         return (
             node_id == self.common_name
             or node_id in self.uris
@@ -41,5 +44,6 @@ class CertificateNames:
         return self.uris[0] if self.uris else f"CN={self.common_name}"
 
     def describe(self) -> str:
+        """The names, for a refusal's message and log."""
         uris = ", ".join(self.uris) or "none"
         return f"URI SANs: {uris}; CN: {self.common_name or 'none'}"

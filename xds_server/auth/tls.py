@@ -12,6 +12,7 @@ from xds_server.errors import ServeRefused
 
 
 def read_pem(path: Path, flag: str) -> bytes:
+    """A PEM file's bytes, or ``ServeRefused`` naming the flag that gave it."""
     try:
         data = path.read_bytes()
     except OSError as error:

@@ -66,6 +66,7 @@ class Credentials:
         return any(path is not None for path in (self.ca, self.cert, self.key))
 
     def channel(self, server: str) -> grpc.Channel:
+        """A channel to ``server``: TLS when any TLS file is given, else plaintext."""
         options = [("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if not self.tls:
             return grpc.insecure_channel(server, options=options)

@@ -333,6 +333,7 @@ def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
 
 
 def load_tokens(db: Db) -> tuple[TokenRecord, ...]:
+    """Every token record, by name."""
     return tuple(
         TokenRecord(
             name=row["name"],
