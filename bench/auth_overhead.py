@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from bench.envoy_latency import _percentile  # noqa: E402
 from bench.fleet import _proc_stat, free_port, serve_command  # noqa: E402
 from xds_server.heap import SETTLE_SECONDS  # noqa: E402
+from xds_server.testing import wait_for_readyz  # noqa: E402
 from xds_server.v1 import operator_pb2 as pb  # noqa: E402
 from xds_server.v1 import operator_pb2_grpc  # noqa: E402
 
@@ -115,22 +115,6 @@ def _channel(mode: str, pki: Pki, address: str) -> grpc.Channel:
     return grpc.secure_channel(address, credentials)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], metrics: str, log: Path) -> None:
-    """Until GET /readyz answers 200 (it needs no credential, whatever the API's)."""
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"xdsctl serve exited early:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://{metrics}/readyz", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
-
-
 def _weights(i: int) -> list[pb.TagWeight]:
     """Alternating 90/10 and 10/90: every write is a real change."""
     blue = 90 if i % 2 else 10
@@ -184,7 +168,7 @@ class Server:
     def _set_up(self, pki: Pki, api: str, metrics: str, log: Path) -> None:
         """Ready; the admin token (token modes); the world; check the mode is in force."""
         mode = self.mode
-        _wait_ready(self.process, metrics, log)
+        wait_for_readyz(self.process, metrics, log, timeout=30)
         self.channel = _channel(mode, pki, api)
         self.stub = operator_pb2_grpc.OperatorStub(self.channel)
         if "token" in mode:  # made while the server is still open

@@ -9,8 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import grpc
 import pytest
 import yaml
 
+from xds_server.testing import wait_for_readyz
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
@@ -91,21 +90,8 @@ class ServerProcess:
         return self
 
     def _wait_ready(self, timeout: float = 20.0) -> None:
-        """Until /readyz answers 200: it needs no token or certificate, whatever the API's."""
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early: {self.log.read_text()}")
-            try:
-                url = f"http://{self.metrics_address}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.05)
+        assert self.process is not None
+        wait_for_readyz(self.process, self.metrics_address, self.log, timeout)
 
     def signal(self, signum: int) -> int:
         """Send ``signum`` and wait for the process to end; returns its exit code."""

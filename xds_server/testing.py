@@ -1,4 +1,5 @@
-"""Test helpers for users and for our own tests: a scripted ADS client.
+"""Test helpers for users and for our own tests: a scripted ADS client, and a wait for
+an ``xdsctl serve`` process to be ready.
 
 ``ScriptedAdsClient`` speaks SotW or delta ADS one message at a time, so a
 test can play Envoy exactly (ACK, NACK, stale nonces, reconnects) or play a
@@ -8,7 +9,11 @@ broken client. It decodes the resources it receives into Envoy messages.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import time
+import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -197,3 +202,23 @@ def _name(message: Any) -> str:
         if isinstance(message, endpoint_pb2.ClusterLoadAssignment)
         else message.name
     )
+
+
+def wait_for_readyz(
+    process: subprocess.Popen[Any], metrics_address: str, log: Path, timeout: float = 20.0
+) -> None:
+    """Wait until an ``xdsctl serve`` process answers 200 on /readyz (which needs no
+    credential, whatever the API's); raise with its log if it exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"xdsctl serve exited early:\n{log.read_text()}")
+        try:
+            url = f"http://{metrics_address}/readyz"
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)
