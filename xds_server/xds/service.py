@@ -11,7 +11,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server.auth.limits import UNLIMITED, StreamCounter
 from xds_server.errors import LimitExceeded
-from xds_server.lenient import Unparsable, lenient
+from xds_server.lenient import lenient
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.delta import DeltaStream
 from xds_server.xds.gate import NodeGate
@@ -27,36 +27,6 @@ log = structlog.get_logger(__name__)
 def _raw(response: bytes) -> bytes:
     """Responses are built from pre-serialised fragments; send them as they are."""
     return response
-
-
-async def _serve(
-    stream: AdsStream, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
-) -> None:
-    """Run ``stream`` on the requests before the first undecodable one (if any), then end
-    the stream with INVALID_ARGUMENT naming the message type it should have been."""
-    unparsable: list[Unparsable] = []
-
-    async def parsed() -> AsyncIterator[Any]:
-        async for request in requests:
-            if isinstance(request, Unparsable):
-                unparsable.append(request)
-                return
-            yield request
-
-    await stream.run(parsed(), context)
-    if unparsable:
-        bad = unparsable[0]
-        log.warning(
-            "xds.unparsable",
-            peer=stream.peer,
-            mode=stream.mode,
-            type=bad.message_type,
-            error=bad.error,
-        )
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"a request is not a valid {bad.message_type} ({bad.error})",
-        )
 
 
 class AggregatedDiscoveryService:
@@ -88,7 +58,7 @@ class AggregatedDiscoveryService:
             stream = kind(
                 self.cache, self.registry, context.peer(), self.gate.node_check(lease, context)
             )
-            await _serve(stream, requests, context)
+            await stream.run(requests, context)
         finally:
             lease.release()
 

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 import structlog
 
+from xds_server.lenient import Unparsable
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.planner import Held, plan_clusters, plan_endpoints, plan_routes
 from xds_server.xds.resources import (
@@ -142,6 +143,8 @@ class AdsStream:
                     self._drained.set()
                 if item is _END:
                     return
+                if isinstance(item, ProtocolError):
+                    raise item
                 self._sync = None  # anything that happens may change it
                 if item is _WAKE:
                     self._woken = False
@@ -173,6 +176,15 @@ class AdsStream:
     async def _read(self, requests: AsyncIterator[Any]) -> None:
         try:
             async for request in requests:
+                if isinstance(request, Unparsable):
+                    # Ends the stream once the requests before it are handled.
+                    self._queue.put_nowait(
+                        ProtocolError(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            f"a request is not a valid {request.message_type} ({request.error})",
+                        )
+                    )
+                    return
                 self._queue.put_nowait(request)
                 if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
                     self._drained.clear()
