@@ -78,24 +78,24 @@ class ApiAccess:
             )
         return Identity(f"token:{record.name}", record.role, record.sha256)
 
-    def prescreen(self, rule: MethodRule, metadata: Mapping[str, Any]) -> None:
+    def prescreen(self, rule: MethodRule, metadata: Mapping[str, Any]) -> Identity | None:
         """What can be decided from the call's headers alone, before its request is read:
-        a bad or too weak token, or no credential where none could do."""
+        the token's identity, authorised (or refused); no credential where none could do
+        is refused. None: the connection decides (a certificate, a local caller)."""
         if rule.role is None:
-            return
+            return None
         token = bearer_token(metadata)
         if token is not None:
-            authorise(rule, self._by_token(token))
-        elif not self.is_open and not self.cert_roles:
+            identity = self._by_token(token)
+            authorise(rule, identity)
+            return identity
+        if not self.is_open and not self.cert_roles:
             raise Unauthenticated(NO_TOKEN)
+        return None
 
-    def identify(
-        self, metadata: Mapping[str, Any], auth_context: Mapping[str, Any], peer: str
-    ) -> Identity:
-        """The caller's identity, or ``Unauthenticated`` naming what is missing."""
-        token = bearer_token(metadata)
-        if token is not None:
-            return self._by_token(token)
+    def identify(self, auth_context: Mapping[str, Any], peer: str) -> Identity:
+        """The identity of a caller that sent no token, or ``Unauthenticated`` naming what
+        is missing."""
         subject = _first(auth_context, "x509_subject")
         if subject is not None and subject in self.cert_roles:
             return Identity(f"cert:{subject}", self.cert_roles[subject])
@@ -153,11 +153,11 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         rule = rule_for(handler_call_details.method)  # type: ignore[attr-defined]
         metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
         try:
-            self.access.prescreen(rule, metadata)
+            by_token = self.access.prescreen(rule, metadata)
         except XdsServerError as error:
             return self._refusing(rule, error)
         replaced = {
-            kind: self._guarded(rule, getattr(handler, kind))
+            kind: self._guarded(rule, by_token, getattr(handler, kind))
             for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
             if getattr(handler, kind) is not None
         }
@@ -173,16 +173,20 @@ class ApiGuard(grpc.aio.ServerInterceptor):
 
         return grpc.stream_stream_rpc_method_handler(refuse)
 
-    def admit(self, rule: MethodRule, context: grpc.aio.ServicerContext) -> StreamLease | None:
-        """Identify, authorise and count one call; the identity goes to the servicer.
+    def admit(
+        self, rule: MethodRule, by_token: Identity | None, context: grpc.aio.ServicerContext
+    ) -> StreamLease | None:
+        """Identify (unless the token already did), authorise and count one call; the
+        identity goes to the servicer.
 
         Health checks carry no credential and are not counted: an unauthenticated caller
         must not be able to use up the slots of the operators sharing its address."""
         if rule.role is None:
             return None
-        metadata = dict(context.invocation_metadata() or ())
-        identity = self.access.identify(metadata, context.auth_context(), context.peer())
-        authorise(rule, identity)
+        identity = by_token
+        if identity is None:
+            identity = self.access.identify(context.auth_context(), context.peer())
+            authorise(rule, identity)
         lease = self.calls.open(context.peer())
         try:
             lease.add_identity(
@@ -209,7 +213,9 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         )
         await context.abort(code, str(error))
 
-    def _guarded(self, rule: MethodRule, behaviour: Behaviour) -> Behaviour:
+    def _guarded(
+        self, rule: MethodRule, by_token: Identity | None, behaviour: Behaviour
+    ) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
 
             @functools.wraps(behaviour)
@@ -217,7 +223,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
                 request: Any, context: grpc.aio.ServicerContext
             ) -> AsyncIterator[Any]:
                 try:
-                    lease = self.admit(rule, context)
+                    lease = self.admit(rule, by_token, context)
                 except XdsServerError as error:
                     await self._refuse(rule, context, error)
                     return
@@ -233,7 +239,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         @functools.wraps(behaviour)
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                lease = self.admit(rule, context)
+                lease = self.admit(rule, by_token, context)
             except XdsServerError as error:
                 await self._refuse(rule, context, error)
                 return None

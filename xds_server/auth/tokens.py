@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xds_server.auth.roles import Role, parse_role
-from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
+from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed, XdsServerError
 from xds_server.model.names import validate_dns_label
 
 TOKEN_PREFIX = "xdst_"
@@ -76,10 +76,15 @@ def without_token(tokens: tuple[TokenRecord, ...], name: str) -> tuple[TokenReco
     return rest
 
 
-def check_admin_remains(tokens: tuple[TokenRecord, ...], what: str) -> None:
-    """Refuse a token set with no admin in it: ``what`` says how it came about."""
+def check_admin_remains(
+    tokens: tuple[TokenRecord, ...],
+    what: str,
+    refusal: type[XdsServerError] = PreconditionFailed,
+) -> None:
+    """Refuse (with ``refusal``) a token set with no admin in it: ``what`` says how it came
+    about."""
     if not any(t.role is Role.ADMIN for t in tokens):
-        raise PreconditionFailed(
+        raise refusal(
             f"{what}: there must always be one, or nobody could manage tokens: "
             "create another admin token first (`xdsctl tokens create --role admin`)"
         )

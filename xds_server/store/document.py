@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from xds_server.auth.tokens import check_admin_remains, token_from_document, token_to_document
-from xds_server.errors import InvalidRequest, PreconditionFailed
+from xds_server.errors import InvalidRequest
 from xds_server.model.document import world_from_document, world_to_document
 from xds_server.model.state import HistoryEntry
 from xds_server.store import codec
@@ -77,10 +77,9 @@ def state_from_json(text: str) -> StateDump:
         if len(set(values)) != len(values):
             raise InvalidRequest(f"the state document has two tokens with one {field}")
     if tokens:
-        try:
-            check_admin_remains(tokens, "the state document's tokens include no admin token")
-        except PreconditionFailed as error:
-            raise InvalidRequest(str(error)) from error
+        check_admin_remains(
+            tokens, "the state document's tokens include no admin token", InvalidRequest
+        )
     return StateDump(world=world, history=history, tokens=tokens)
 
 
