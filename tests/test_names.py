@@ -41,12 +41,15 @@ class TestParseEndpoint:
             ("10.0.0.5:0", "port must be from 1 to 65535"),
             ("10.0.0.5:65536", "port must be from 1 to 65535"),
             ("10.0.0.5:http", "is not a number"),
+            ("10.0.0.5:\u00b2", "is not a number"),  # superscript two: int() would crash
+            ("10.0.0.5:\u0668\u0660", "is not a number"),  # Arabic-Indic 80
+            ("10.0.0.5:" + "9" * 5000, "is not a number"),
             ("::1:8080", "put an IPv6 address in brackets"),
             ("[::1]8080", "is malformed"),
             ("[]:80", "is malformed"),
             ("bad_host:80", "is not an IP address or a DNS name"),
             ("999.1.1.1:80", "is not an IP address or a DNS name"),
-            (":8080", "has no port"),
+            (":8080", "has no host"),
             ("-app:80", "is not an IP address or a DNS name"),
         ],
     )
@@ -125,7 +128,7 @@ class TestParseWeights:
     def test_valid(self) -> None:
         """Pairs keep the operator's order; spaces around pairs are allowed."""
         assert parse_weights("blue=90, green=10") == (("blue", 90), ("green", 10))
-        assert parse_weights("blue=-5") == (("blue", -5),)  # range is the policy's rule
+        assert parse_weights("blue=0,green=100") == (("blue", 0), ("green", 100))
 
     @pytest.mark.parametrize(
         ("text", "message"),
@@ -137,6 +140,16 @@ class TestParseWeights:
             ("blue=9.5", "not a whole number"),
             ("blue=ninety", "not a whole number"),
             ("blue=90;green=10", "not a whole number"),
+            # Plain ASCII digits only: no sign, no leading zero, no other scripts' digits.
+            ("blue=-5", "not a whole number in plain digits"),
+            ("blue=+100", "not a whole number in plain digits"),
+            ("blue=050", "no sign or leading zero"),
+            ("blue=\u0661\u0660\u0660", "not a whole number"),  # Arabic-Indic 100
+            ("blue=\uff11\uff10\uff10", "not a whole number"),  # fullwidth 100
+            ("blue=\u00b2", "not a whole number"),  # superscript two: int() would crash
+            ("blue=101", r"must be from 0 to 100 \(got 101\)"),
+            ("blue=4294967396", r"must be from 0 to 100 \(got 429496\.\.\.\)"),
+            ("blue=" + "9" * 5000, "must be from 0 to 100"),  # beyond int()'s digit limit
         ],
     )
     def test_invalid(self, text: str, message: str) -> None:
@@ -172,6 +185,9 @@ class TestParseMirrors:
             ("five", "not a number"),
             ("nan", "not a number"),
             ("inf", "not a number"),
+            ("1e1", "not a number"),
+            ("+5", "not a number"),
+            ("\u0665", "not a number"),  # Arabic-Indic five
         ],
     )
     def test_invalid_percent(self, text: str, message: str) -> None:

@@ -54,14 +54,19 @@ class Harness:
         )
 
     def set(
-        self, tags: str, mirror: str | None = None, service: str = "default", **kwargs: Any
+        self,
+        tags: str | tuple[tuple[str, Any], ...],
+        mirror: str | None = None,
+        service: str = "default",
+        **kwargs: Any,
     ) -> ops.TrafficResult:
+        """``tags`` as typed (``blue=90,green=10``), or as pairs an API client may send."""
         return self._commit(
             ops.set_traffic(
                 self.world,
                 self._ctx,
                 service=service,
-                weights=parse_weights(tags),
+                weights=parse_weights(tags) if isinstance(tags, str) else tags,
                 mirrors=parse_mirrors(mirror) if mirror else (),
                 **kwargs,
             )
@@ -286,8 +291,21 @@ class TestSetTraffic:
                 r"weights must add up to 100 \(got blue=90, green=20 = 110\)",
             ),
             ("blue=50", None, InvalidRequest, r"\(got blue=50 = 50\)"),
-            ("blue=-10,green=110", None, InvalidRequest, "weight of blue must be from 0 to 100"),
-            ("blue=101", None, InvalidRequest, "weight of blue must be from 0 to 100"),
+            # The CLI refuses these already (tests/test_names.py); any API client may send them.
+            (
+                (("blue", -10), ("green", 110)),
+                None,
+                InvalidRequest,
+                "weight of blue must be from 0 to 100",
+            ),
+            ((("blue", 101),), None, InvalidRequest, "weight of blue must be from 0 to 100"),
+            (
+                (("blue", True), ("green", 99)),
+                None,
+                InvalidRequest,
+                r"weight of blue must be a whole number from 0 to 100 \(got True\)",
+            ),
+            ((("blue", 100.0),), None, InvalidRequest, "weight of blue must be a whole number"),
             ("blue=50,blue=50", None, InvalidRequest, "tag blue is listed twice"),
             (
                 "blue=90,purple=10",
@@ -303,7 +321,12 @@ class TestSetTraffic:
         ],
     )
     def test_refusals(
-        self, h: Harness, tags: str, mirror: str | None, error: type[Exception], message: str
+        self,
+        h: Harness,
+        tags: str | tuple[tuple[str, Any], ...],
+        mirror: str | None,
+        error: type[Exception],
+        message: str,
     ) -> None:
         """Every broken policy is refused with the problem named; nothing changes."""
         blue_green(h)

@@ -1,22 +1,27 @@
 """The world as a plain document (dicts and lists) and back.
 
 The translator's golden-test inputs are written in this form, and state
-export/import can use it too. Loading validates names, endpoints and weights
-with the same rules as the operator API, so a hand-written document cannot
-describe a world the API would refuse.
+export/import uses it too. Loading is strict, in two steps, and every
+refusal names where, as a JSON path (``$.world.services[1].weights.blue``):
+
+1. the shape, with pydantic in strict mode: ``true`` is not a weight, 16.5 not
+   a revision, and an unknown field is a typo, not something to ignore;
+2. the world it describes, with the operator API's own rules: the same
+   parsers as the CLI for endpoints, domains and percentages, then every
+   whole-world rule (``xds_server.model.invariants``: references, states,
+   uniqueness), so a document cannot describe a world the API would refuse.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
-from xds_server.model.names import (
-    parse_endpoint,
-    parse_percent,
-    validate_dns_label,
-    validate_domain,
-)
-from xds_server.model.operations import validate_policy
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from xds_server.errors import InvalidRequest
+from xds_server.model.invariants import Problem, Subject, world_problems
+from xds_server.model.names import parse_endpoint, parse_percent, validate_domain
 from xds_server.model.state import (
     Deployment,
     DeploymentState,
@@ -25,6 +30,42 @@ from xds_server.model.state import (
     TrafficPolicy,
     World,
 )
+
+T = TypeVar("T")
+
+# Above any real revision, and inside the 64-bit integers both stores keep.
+MAX_REVISION = 2**53
+
+
+class StrictDocument(BaseModel):
+    """A document part: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class ServiceDocument(StrictDocument):
+    name: str
+    domains: list[str] = []
+    revision: int = Field(default=0, ge=0, le=MAX_REVISION)
+    weights: dict[str, int] = {}
+    # Percentages as written: "5", "0.25" (numbers are taken too, for hand-written YAML).
+    mirrors: dict[str, Any] = {}
+
+
+class DeploymentDocument(StrictDocument):
+    id: str
+    service: str
+    created_at: str = ""
+    endpoints: list[str]
+    labels: dict[str, str] = {}
+    tag: str | None = None
+    # Left out: active exactly when the tag is in the service's weights.
+    state: Literal["active", "scaled_down"] | None = None
+
+
+class WorldDocument(StrictDocument):
+    services: list[ServiceDocument] = []
+    deployments: list[DeploymentDocument] = []
 
 
 def world_to_document(world: World) -> dict[str, Any]:
@@ -55,37 +96,129 @@ def world_to_document(world: World) -> dict[str, Any]:
     }
 
 
-def world_from_document(document: dict[str, Any]) -> World:
-    """Build a world from ``world_to_document``'s shape, checking every rule."""
-    deployments = {}
-    for item in document.get("deployments", []):
-        deployment = Deployment(
-            id=item["id"],
-            service=validate_dns_label("service name", item["service"]),
-            created_at=item.get("created_at", ""),
-            endpoints=tuple(parse_endpoint(text) for text in item["endpoints"]),
-            labels=tuple((item.get("labels") or {}).items()),
-            tag=validate_dns_label("tag", item["tag"]) if item.get("tag") else None,
-            state=DeploymentState(item.get("state", DeploymentState.ACTIVE.value)),
-        )
-        deployments[deployment.id] = deployment
-    services = {}
-    for item in document.get("services", []):
-        name = validate_dns_label("service name", item["name"])
-        policy = TrafficPolicy(
-            weights=tuple((item.get("weights") or {}).items()),
-            mirrors=tuple(
-                Mirror(tag=tag, hundredths=parse_percent(tag, str(percent)))
-                for tag, percent in (item.get("mirrors") or {}).items()
-            ),
-        )
-        if policy.weights:
-            held = (d.tag for d in deployments.values() if d.service == name and d.tag)
-            validate_policy(policy, held, name)
-        services[name] = Service(
-            name=name,
-            domains=tuple(validate_domain(domain) for domain in item.get("domains", [])),
-            revision=item.get("revision", 0),
-            policy=policy,
-        )
-    return World(services=services, deployments=deployments)
+def world_from_document(document: Any) -> World:
+    """Build a world from ``world_to_document``'s shape (parsed JSON or YAML)."""
+    try:
+        parsed = WorldDocument.model_validate(document)
+    except ValidationError as error:
+        raise InvalidRequest(shape_problems(error)) from error
+    return world_from_parsed(parsed, "$")
+
+
+def shape_problems(error: ValidationError, root: str = "$") -> list[str]:
+    """pydantic's findings as ``PATH: what is wrong (got VALUE)``."""
+    found = []
+    for item in error.errors():
+        shown = "" if item["type"] == "missing" else f" (got {_shown(item['input'])})"
+        found.append(f"{json_path(root, item['loc'])}: {item['msg']}{shown}")
+    return found
+
+
+def json_path(root: str, parts: tuple[int | str, ...]) -> str:
+    """``$.world.services[1].weights.blue`` from pydantic's location tuple."""
+    path = root
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _located(problems: list[str], where: str, parse: Callable[[], T]) -> T | None:
+    """Run a model parser; its refusal becomes a problem at ``where``."""
+    try:
+        return parse()
+    except InvalidRequest as error:
+        problems.extend(f"{where}: {problem}" for problem in error.problems)
+        return None
+
+
+def world_from_parsed(parsed: WorldDocument, root: str) -> World:
+    """The world a shape-checked document describes, once it passes every rule."""
+    problems: list[str] = []
+    services: dict[str, Service] = {}
+    service_at: dict[str, str] = {}
+    for index, item in enumerate(parsed.services):
+        where = f"{root}.services[{index}]"
+        if item.name in service_at:
+            problems.append(
+                f"{where}: service {item.name} is listed twice (also at {service_at[item.name]})"
+                ": list each service once"
+            )
+            continue
+        service_at[item.name] = where
+        services[item.name] = _service(item, where, problems)
+    deployments: dict[str, Deployment] = {}
+    deployment_at: dict[str, str] = {}
+    for index, item in enumerate(parsed.deployments):
+        where = f"{root}.deployments[{index}]"
+        if item.id in deployment_at:
+            problems.append(
+                f"{where}: deployment {item.id} is listed twice (also at {deployment_at[item.id]})"
+                ": give each deployment its own id"
+            )
+            continue
+        deployment_at[item.id] = where
+        deployments[item.id] = _deployment(item, services.get(item.service), where, problems)
+    world = World(services=services, deployments=deployments)
+    if not problems:
+        locations = {Subject.SERVICE: service_at, Subject.DEPLOYMENT: deployment_at}
+        problems = [_at(locations, problem) for problem in world_problems(world)]
+    if problems:
+        raise InvalidRequest(problems)
+    return world
+
+
+def _at(locations: dict[Subject, dict[str, str]], problem: Problem) -> str:
+    where = locations[problem.subject].get(problem.name, "$")
+    return f"{where} ({problem.subject} {problem.name}): {problem.message}"
+
+
+def _service(item: ServiceDocument, where: str, problems: list[str]) -> Service:
+    domains = []
+    for index, domain in enumerate(item.domains):
+        at = f"{where}.domains[{index}]"
+        domains.append(_located(problems, at, lambda d=domain: validate_domain(d)) or domain)
+    mirrors = []
+    for tag, value in item.mirrors.items():
+        at = f"{where}.mirrors.{tag}"
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            problems.append(f'{at}: a percentage is text or a number, e.g. "5" (got {value!r})')
+            continue
+        hundredths = _located(problems, at, lambda t=tag, v=value: parse_percent(t, str(v)))
+        if hundredths is not None:
+            mirrors.append(Mirror(tag=tag, hundredths=hundredths))
+    return Service(
+        name=item.name,
+        domains=tuple(domains),
+        revision=item.revision,
+        policy=TrafficPolicy(weights=tuple(item.weights.items()), mirrors=tuple(mirrors)),
+    )
+
+
+def _deployment(
+    item: DeploymentDocument, service: Service | None, where: str, problems: list[str]
+) -> Deployment:
+    endpoints = []
+    for index, text in enumerate(item.endpoints):
+        at = f"{where}.endpoints[{index}]"
+        endpoint = _located(problems, at, lambda t=text: parse_endpoint(t))
+        if endpoint is not None:
+            endpoints.append(endpoint)
+    if item.state is not None:
+        state = DeploymentState(item.state)
+    else:
+        listed = service is not None and item.tag in service.policy.tags
+        state = DeploymentState.ACTIVE if listed else DeploymentState.SCALED_DOWN
+    return Deployment(
+        id=item.id,
+        service=item.service,
+        created_at=item.created_at,
+        endpoints=tuple(endpoints),
+        labels=tuple(item.labels.items()),
+        tag=item.tag,
+        state=state,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from xds_server.errors import InvalidRequest
 from xds_server.model.state import WILDCARD_DOMAIN, Endpoint, Mirror
@@ -20,7 +20,15 @@ _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.IGNORECASE)
 _LABEL_KEY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?")
-_WEIGHT = re.compile(r"[+-]?\d+")
+# Plain ASCII digits only: Python's int() and \\d also take other scripts' digits
+# (Arabic-Indic, fullwidth, superscripts), which an operator never means to type.
+_WEIGHT = re.compile(r"0|[1-9][0-9]*")
+_PORT = re.compile(r"[0-9]{1,5}")
+_PERCENT = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?")
+# Longer numbers are out of range anyway; int() of thousands of digits is slow.
+_MAX_DIGITS = 6
+
+MAX_WEIGHT = 100
 
 DNS_LABEL_RULE = (
     "a lowercase DNS label: a-z, 0-9 and '-', at most 63 characters, "
@@ -30,8 +38,10 @@ DNS_LABEL_RULE = (
 
 def validate_dns_label(kind: str, value: str) -> str:
     """Check a service or tag name; returns it unchanged."""
-    if not _DNS_LABEL.fullmatch(value):
-        raise InvalidRequest(f"{kind} {value!r} is not valid: use {DNS_LABEL_RULE}")
+    if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
+        # At most 63 characters are valid, so a longer echo says nothing more.
+        shown = value[:70] if isinstance(value, str) else value
+        raise InvalidRequest(f"{kind} {shown!r} is not valid: use {DNS_LABEL_RULE}")
     return value
 
 
@@ -93,14 +103,21 @@ def parse_endpoint(text: str) -> Endpoint:
             raise InvalidRequest(f"endpoint {text!r} is malformed: {usage}")
     else:
         host, sep, port = text.rpartition(":")
-        if not sep or not host:
+        if not sep:
             raise InvalidRequest(f"endpoint {text!r} has no port: {usage}")
+        if not host:
+            raise InvalidRequest(
+                f"endpoint {text!r} has no host: {usage} (0.0.0.0 to listen on every address)"
+            )
         if ":" in host:
             raise InvalidRequest(
                 f"endpoint {text!r}: put an IPv6 address in brackets, e.g. [{host}]:{port}"
             )
-    if not port.isdigit():
-        raise InvalidRequest(f"endpoint {text!r}: the port {port!r} is not a number: {usage}")
+    if not _PORT.fullmatch(port):
+        raise InvalidRequest(
+            f"endpoint {text!r}: the port {port!r} is not a number from 1 to 65535 "
+            f"in plain digits: {usage}"
+        )
     return validate_endpoint(host, int(port))
 
 
@@ -165,37 +182,47 @@ def _split_pairs(flag: str, text: str, example: str) -> list[tuple[str, str]]:
 def parse_weights(text: str) -> tuple[tuple[str, int], ...]:
     """Parse ``--tags blue=90,green=10`` into (tag, weight) pairs, in order.
 
-    Only the syntax is checked here (integers, no tag twice); ranges, the sum
-    and whether deployments hold the tags are the policy's rules.
+    Each weight is plain ASCII digits from 0 to 100 (no sign, no leading zero);
+    the sum, duplicate tags and whether deployments hold the tags are the
+    policy's rules (``validate_policy``), which the server applies to every client.
     """
     weights = []
     for tag, value in _split_pairs("--tags", text, "blue=90,green=10"):
         if not _WEIGHT.fullmatch(value):
             raise InvalidRequest(
-                f"weight {value!r} of tag {tag} is not a whole number: "
-                "weights are integers from 0 to 100"
+                f"weight {value!r} of tag {tag} is not a whole number in plain digits "
+                f"(0 to 100, no sign or leading zero): write e.g. {tag}=90"
+            )
+        if len(value) > _MAX_DIGITS or int(value) > MAX_WEIGHT:
+            raise InvalidRequest(
+                f"weight of {tag} must be from 0 to {MAX_WEIGHT} (got {value[:_MAX_DIGITS]}"
+                f"{'...' if len(value) > _MAX_DIGITS else ''})"
             )
         weights.append((tag, int(value)))
     return tuple(weights)
 
 
 def parse_percent(tag: str, text: str) -> int:
-    """Parse a mirror percentage into hundredths of a percent, checking its range."""
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
+    """Parse a mirror percentage into hundredths of a percent, checking its range.
+
+    Plain ASCII digits with an optional fraction (``5``, ``0.25``); no exponent,
+    no ``+``, no other scripts' digits.
+    """
+    if not _PERCENT.fullmatch(text):
         raise InvalidRequest(
-            f"mirror percent {text!r} for {tag} is not a number: write e.g. {tag}=5 or {tag}=0.25"
+            f"mirror percent {text[:20]!r} for {tag} is not a number in plain digits: "
+            f"write e.g. {tag}=5 or {tag}=0.25"
         )
+    value = Decimal(text)
     if not Decimal(0) < value <= Decimal(100):
         raise InvalidRequest(
-            f"mirror percent for {tag} must be above 0 and at most 100 (got {text})"
+            f"mirror percent for {tag} must be above 0 and at most 100 (got {text[:20]})"
         )
     hundredths = value * 100
     if hundredths != hundredths.to_integral_value():
-        raise InvalidRequest(f"mirror percent for {tag} may have at most two decimals (got {text})")
+        raise InvalidRequest(
+            f"mirror percent for {tag} may have at most two decimals (got {text[:20]})"
+        )
     return int(hundredths)
 
 

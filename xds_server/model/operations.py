@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed, RevisionConflict
+from xds_server.ids import is_deployment_id
 from xds_server.model.names import (
+    MAX_WEIGHT,
     validate_dns_label,
     validate_domain,
     validate_endpoints,
@@ -210,15 +212,20 @@ def validate_policy(policy: TrafficPolicy, held_tags: Iterable[str], service: st
         if tag in seen:
             problems.append(f"tag {tag} is listed twice in --tags: list each tag once")
         seen.add(tag)
-        if not 0 <= weight <= 100:
-            problems.append(f"weight of {tag} must be from 0 to 100 (got {weight})")
+        # type(), not isinstance(): True is an int to Python, never a weight.
+        if type(weight) is not int:
+            problems.append(
+                f"weight of {tag} must be a whole number from 0 to {MAX_WEIGHT} (got {weight!r})"
+            )
+        elif not 0 <= weight <= MAX_WEIGHT:
+            problems.append(f"weight of {tag} must be from 0 to {MAX_WEIGHT} (got {weight})")
         if tag not in held:
             problems.append(
                 f"no deployment of service {service} holds tag {tag} "
                 f"(tags held: {', '.join(held) or 'none'}): tag one first with "
                 f"`xdsctl apply --service {service} --deployment-tag {tag} --endpoint HOST:PORT`"
             )
-    total = sum(weight for _, weight in policy.weights)
+    total = sum(weight for _, weight in policy.weights if type(weight) is int)
     if policy.weights and total != 100:
         problems.append(
             f"weights must add up to 100 (got {_format_weights(policy.weights)} = {total})"
@@ -226,6 +233,11 @@ def validate_policy(policy: TrafficPolicy, held_tags: Iterable[str], service: st
     weights = dict(policy.weights)
     mirrored: set[str] = set()
     for mirror in policy.mirrors:
+        if type(mirror.hundredths) is not int or not 0 < mirror.hundredths <= 100 * 100:
+            problems.append(
+                f"mirror percent for {mirror.tag} must be above 0 and at most 100 "
+                f"(got {mirror.hundredths!r} hundredths)"
+            )
         if mirror.tag in mirrored:
             problems.append(f"mirror target {mirror.tag} is given twice: give each target once")
         mirrored.add(mirror.tag)
@@ -453,7 +465,10 @@ def promote(
     return Change(world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)))
 
 
-def _rollback_picture(history: HistoryReader, svc: Service, to_revision: int | None) -> Picture:
+def _rollback_picture(
+    history: HistoryReader, svc: Service, to_revision: int | None
+) -> tuple[Picture, str]:
+    """The picture to restore, and how to name it in a refusal."""
     if to_revision is None:
         latest = history.entry(svc.name, svc.revision)
         if latest is None or svc.revision <= 1:
@@ -461,7 +476,7 @@ def _rollback_picture(history: HistoryReader, svc: Service, to_revision: int | N
                 f"nothing to roll back: service {svc.name} has had no change "
                 "since its first deployment"
             )
-        return latest.before
+        return latest.before, f"the picture before revision {svc.revision}"
     if to_revision == svc.revision:
         raise PreconditionFailed(
             f"service {svc.name} is at revision {to_revision} already: nothing to roll back"
@@ -472,7 +487,63 @@ def _rollback_picture(history: HistoryReader, svc: Service, to_revision: int | N
             f"service {svc.name} has no revision {to_revision} (revisions 1 to {svc.revision}): "
             "see `xdsctl traffic history`"
         )
-    return entry.after
+    return entry.after, f"revision {to_revision}"
+
+
+def _restorable(world: World, svc: Service, picture: Picture, what: str) -> Picture:
+    """``picture`` with the bindings that can still hold, once it passes every rule a
+    ``traffic set`` would: history can be old, or imported from a hand-edited file."""
+    listed = set(picture.policy.tags)
+    missing = [d for t, d in picture.bindings if t in listed and d not in world.deployments]
+    if missing:
+        raise PreconditionFailed(
+            f"cannot roll back: deployment {', '.join(missing)}, which that revision "
+            "routes traffic to, no longer exists; set the traffic with `xdsctl traffic set`"
+        )
+    # A deployment that was bound but scaled down then is not needed.
+    bindings = tuple((t, d) for t, d in picture.bindings if d in world.deployments)
+    problems = binding_problems(world, svc.name, bindings)
+    if not picture.policy.weights:
+        problems.append("it has no traffic policy")
+    else:
+        try:
+            validate_policy(picture.policy, (tag for tag, _ in bindings), svc.name)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+    if problems:
+        raise PreconditionFailed(
+            f"cannot roll back service {svc.name} to {what}: {'; '.join(problems)}; "
+            "nothing was changed: set the traffic with `xdsctl traffic set` instead"
+        )
+    return dataclasses.replace(picture, bindings=bindings)
+
+
+def binding_problems(world: World, service: str, bindings: Iterable[tuple[str, str]]) -> list[str]:
+    """What is wrong with (tag, deployment id) bindings for ``service``: each tag and
+    each deployment once, and only the service's own deployments."""
+    problems: list[str] = []
+    tags: set[str] = set()
+    held: set[str] = set()
+    for tag, deployment_id in bindings:
+        try:
+            validate_dns_label("tag", tag)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+        if not isinstance(deployment_id, str) or not is_deployment_id(deployment_id):
+            problems.append(f"tag {tag} is bound to {deployment_id!r}, not a deployment id")
+            continue
+        if tag in tags:
+            problems.append(f"tag {tag} is bound twice")
+        if deployment_id in held:
+            problems.append(f"deployment {deployment_id} holds two tags")
+        tags.add(tag)
+        held.add(deployment_id)
+        owner = world.deployments.get(deployment_id)
+        if owner is not None and owner.service != service:
+            problems.append(
+                f"tag {tag} is bound to deployment {deployment_id} of service {owner.service}"
+            )
+    return problems
 
 
 def rollback(
@@ -490,19 +561,9 @@ def rollback(
     second rollback undoes the first.
     """
     svc = get_service(world, service)
-    picture = _rollback_picture(history, svc, to_revision)
+    picture, what = _rollback_picture(history, svc, to_revision)
     check_revision(svc, if_revision)
-    # A deployment that was bound but scaled down then is not needed; one
-    # whose tag the restored policy lists is.
-    listed = set(picture.policy.tags)
-    missing = [d for t, d in picture.bindings if t in listed and d not in world.deployments]
-    if missing:
-        raise PreconditionFailed(
-            f"cannot roll back: deployment {', '.join(missing)}, which that revision "
-            "routes traffic to, no longer exists; set the traffic with `xdsctl traffic set`"
-        )
-    bindings = tuple((t, d) for t, d in picture.bindings if d in world.deployments)
-    picture = dataclasses.replace(picture, bindings=bindings)
+    picture = _restorable(world, svc, picture, what)
     world, entry = _commit_picture(world, svc, picture, ctx)
     return Change(world, (entry,), TrafficResult(traffic_of(world, service)))
 

@@ -1,23 +1,69 @@
 """The whole state as one JSON document (``xdsctl state export`` / ``import``), and back.
 
-Loading validates everything before anything is written: the world with the
-operator API's own rules (``world_from_document``), and each history entry
-against it (known service, unique revision, not beyond the service's).
+Loading validates everything before anything is written, and names where each
+problem is (a JSON path): the shape (strict types, no unknown fields, no key
+twice in one object), the world with the operator API's own rules
+(``world_from_parsed``), each history entry against it (a known service, a
+unique revision within the service's, a picture a rollback could restore) and
+the tokens (unique names and hashes, an admin among them).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
 
 from xds_server.auth.tokens import check_admin_remains, token_from_document, token_to_document
 from xds_server.errors import InvalidRequest
-from xds_server.model.document import world_from_document, world_to_document
-from xds_server.model.state import HistoryEntry
+from xds_server.model.document import (
+    MAX_REVISION,
+    StrictDocument,
+    WorldDocument,
+    shape_problems,
+    world_from_parsed,
+    world_to_document,
+)
+from xds_server.model.operations import binding_problems, validate_policy
+from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
 from xds_server.store import codec
 from xds_server.store.base import StateDump
 
 FORMAT = "xds_server-state/v1"
+# A refusal lists this many problems at most.
+SHOWN_PROBLEMS = 20
+
+
+class PictureDocument(StrictDocument):
+    weights: list[tuple[str, int]]
+    mirrors: list[tuple[str, int]]  # (tag, hundredths of a percent)
+    bindings: list[tuple[str, str]]  # (tag, deployment id)
+
+
+class HistoryDocument(StrictDocument):
+    service: str
+    revision: int = Field(ge=1, le=MAX_REVISION)
+    time: str
+    actor: str
+    command: str
+    before: PictureDocument
+    after: PictureDocument
+
+
+class TokenDocument(StrictDocument):
+    name: str
+    role: str
+    sha256: str
+    created_at: str
+    created_by: str
+
+
+class StateDocument(StrictDocument):
+    format: Literal["xds_server-state/v1"]
+    world: WorldDocument
+    history: list[HistoryDocument] = Field(default_factory=list)
+    tokens: list[TokenDocument] = Field(default_factory=list)
 
 
 def state_to_json(dump: StateDump) -> str:
@@ -41,12 +87,35 @@ def state_to_json(dump: StateDump) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
+def _refused(problems: list[str]) -> InvalidRequest:
+    more = len(problems) - SHOWN_PROBLEMS
+    listed = "; ".join(problems[:SHOWN_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    return InvalidRequest(
+        f"the state document is not valid, so nothing was imported: {listed}. Fix the "
+        "document (or export a fresh one with `xdsctl state export`) and import it again"
+    )
+
+
+def _no_key_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` keeps the last of two equal keys silently; a document must not."""
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise InvalidRequest(
+                f"the key {key!r} appears twice in one object of the state document: "
+                "keep one (JSON keeps only the last, silently)"
+            )
+    return dict(pairs)
+
+
 def state_from_json(text: str) -> StateDump:
     """Parse and validate an exported document; ``InvalidRequest`` names what is wrong."""
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_no_key_twice)
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"the state document is not JSON: {error}") from error
+    except InvalidRequest as error:
+        raise _refused(error.problems) from error
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         found = document.get("format") if isinstance(document, dict) else type(document).__name__
         raise InvalidRequest(
@@ -54,42 +123,90 @@ def state_from_json(text: str) -> StateDump:
             "import a file made by `xdsctl state export`"
         )
     try:
-        world = world_from_document(document["world"])
-        history = tuple(_entry(item) for item in document["history"])
-        tokens = tuple(token_from_document(item) for item in document.get("tokens", []))
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidRequest(f"the state document is malformed: {error!r}") from error
-    seen: set[tuple[str, int]] = set()
-    for entry in history:
-        key = (entry.service, entry.revision)
-        service = world.services.get(entry.service)
-        if service is None:
-            raise InvalidRequest(f"history entry {key} names an unknown service")
-        if key in seen:
-            raise InvalidRequest(f"history entry {key} appears twice")
-        if not 1 <= entry.revision <= service.revision:
-            raise InvalidRequest(
-                f"history entry {key} is outside the service's revisions 1..{service.revision}"
-            )
-        seen.add(key)
+        parsed = StateDocument.model_validate_json(text)
+    except ValidationError as error:
+        raise _refused(shape_problems(error)) from error
+    try:
+        world = world_from_parsed(parsed.world, "$.world")
+    except InvalidRequest as error:
+        raise _refused(error.problems) from error
+    problems: list[str] = []
+    history = _history(parsed.history, world, problems)
+    tokens = []
+    for index, item in enumerate(parsed.tokens):
+        try:
+            tokens.append(token_from_document(item.model_dump()))
+        except (InvalidRequest, ValueError) as error:
+            problems.append(f"$.tokens[{index}]: {error}")
     for field in ("name", "sha256"):
         values = [getattr(t, field) for t in tokens]
         if len(set(values)) != len(values):
-            raise InvalidRequest(f"the state document has two tokens with one {field}")
-    if tokens:
-        check_admin_remains(
-            tokens, "the state document's tokens include no admin token", InvalidRequest
+            problems.append(f"$.tokens: two tokens with one {field}: give each its own")
+    if tokens and not problems:
+        try:
+            check_admin_remains(tuple(tokens), "the tokens include no admin token", InvalidRequest)
+        except InvalidRequest as error:
+            problems.append(f"$.tokens: {error}")
+    if problems:
+        raise _refused(problems)
+    return StateDump(world=world, history=tuple(history), tokens=tuple(tokens))
+
+
+def _history(items: list[HistoryDocument], world: World, problems: list[str]) -> list[HistoryEntry]:
+    entries = []
+    seen: dict[tuple[str, int], int] = {}
+    for index, item in enumerate(items):
+        key = (item.service, item.revision)
+        where = f"$.history[{index}] (service {item.service}, revision {item.revision})"
+        service = world.services.get(item.service)
+        if service is None:
+            problems.append(f"{where}: names a service the world does not hold")
+            continue
+        if key in seen:
+            problems.append(f"{where}: appears twice (also at $.history[{seen[key]}])")
+            continue
+        seen[key] = index
+        if item.revision > service.revision:
+            problems.append(
+                f"{where}: is beyond the service's revision {service.revision} "
+                f"(history holds revisions 1 to {service.revision})"
+            )
+        entry = HistoryEntry(
+            service=item.service,
+            revision=item.revision,
+            time=item.time,
+            actor=item.actor,
+            command=item.command,
+            before=_picture(item.before),
+            after=_picture(item.after),
         )
-    return StateDump(world=world, history=history, tokens=tokens)
+        for side, picture in (("before", entry.before), ("after", entry.after)):
+            problems.extend(
+                f"{where}.{side}: {problem}"
+                for problem in _picture_problems(world, item.service, picture)
+            )
+        entries.append(entry)
+    return entries
 
 
-def _entry(item: dict[str, Any]) -> HistoryEntry:
-    return HistoryEntry(
-        service=str(item["service"]),
-        revision=int(item["revision"]),
-        time=str(item["time"]),
-        actor=str(item["actor"]),
-        command=str(item["command"]),
-        before=codec.decode_picture(json.dumps(item["before"])),
-        after=codec.decode_picture(json.dumps(item["after"])),
+def _picture(document: PictureDocument) -> Picture:
+    policy = TrafficPolicy(
+        weights=tuple(document.weights),
+        mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in document.mirrors),
     )
+    return Picture(policy=policy, bindings=tuple(document.bindings))
+
+
+def _picture_problems(world: World, service: str, picture: Picture) -> list[str]:
+    """What would stop a rollback to ``picture``. A binding to a deployment that is
+    gone is fine: deleting a scaled-down deployment leaves such history, and a
+    rollback that needs it is refused by name."""
+    problems = binding_problems(world, service, picture.bindings)
+    if picture.policy.weights:
+        try:
+            validate_policy(picture.policy, (tag for tag, _ in picture.bindings), service)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+    elif picture.policy.mirrors:
+        problems.append("has mirrors but no weights")
+    return problems
