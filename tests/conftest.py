@@ -9,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from xds_server.testing import wait_for_readyz
 from xds_server.v1 import operator_pb2 as pb
@@ -102,6 +105,36 @@ class ServerProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.signal(signal.SIGKILL)
+
+    def restart(self) -> ServerProcess:
+        """Stop gracefully (SIGTERM) and start again on the same state."""
+        assert self.signal(signal.SIGTERM) == 0, self.log.read_text()[-2000:]
+        return self.start()
+
+    def http(self, path: str) -> tuple[int, str]:
+        """GET ``path`` on the metrics port: the status and the body."""
+        url = f"http://{self.metrics_address}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """One sample of /metrics (None when absent)."""
+        for family in text_string_to_metric_families(self.http("/metrics")[1]):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return None
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The server's structured log lines (JSON) of one event."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{") and f'"event": "{event}"' in line:
+                found.append(json.loads(line))
+        return found
 
     def xdsctl(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
         """Run the real CLI against this server."""

@@ -94,6 +94,20 @@ class PostgresCluster:
             connection.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def password_user(self, user: str, password: str) -> str:
+        """A role that must log in with ``password`` (scram, over TCP); a URL for a new
+        database it owns, without the password."""
+        url = self.database()
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'")
+            connection.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" OWNER TO "{user}"')
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {user} 127.0.0.1/32 scram-sha-256\n"
+        hba.write_text(rule + hba.read_text())  # the first matching line wins
+        self._run("pg_ctl", "-D", str(self.data), "reload")
+        time.sleep(0.5)  # the postmaster rereads pg_hba.conf on SIGHUP
+        return url.replace("postgres@", f"{user}@")
+
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while True:

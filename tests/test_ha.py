@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, free_port, run_xdsctl
 from tests.stack import Envoy, Stack, Upstream, wait_until
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
@@ -353,20 +354,50 @@ def test_database_outage(tmp_path: Path) -> None:
         cluster.close()
 
 
-def test_a_password_in_the_store_url_is_never_shown(postgres: Any, tmp_path: Path) -> None:
-    """Accepted (libpq ignores it under trust auth here), never logged or printed."""
+def test_a_password_never_goes_on_the_command_line(postgres: Any, tmp_path: Path) -> None:
+    """A URL with a password is refused (anyone can read a command line in `ps`), without
+    repeating it; a malformed URL is one line, not a traceback."""
     secret = "s3cret-Pa55word"
     url = postgres.database().replace("postgres@", f"postgres:{secret}@")
-    server = ServerProcess(tmp_path / "replica.db", store_url=url).start()
+    refused = run_xdsctl("serve", "--store", url)
+    assert refused.returncode == 2
+    assert "holds a password" in refused.stderr and "--store-password-file" in refused.stderr
+    assert secret not in refused.stderr
+    malformed = run_xdsctl("serve", "--store", "postgresql://u@host:port/db")
+    assert malformed.returncode == 2 and "Traceback" not in malformed.stderr
+    assert len(malformed.stderr.splitlines()) == 1 and "is malformed" in malformed.stderr
+
+
+def test_the_password_comes_from_a_file(postgres: Any, tmp_path: Path) -> None:
+    """--store-password-file logs in a role that needs its password; the password is in
+    neither `ps`, the log, nor any output. A file others can read gets a warning."""
+    secret = "Fil3-Pa55word"
+    url = postgres.password_user("xds_pw", secret)
+    wrong = tmp_path / "wrong.pw"
+    wrong.write_text("not-it\n")
+    wrong.chmod(0o600)
+    refused = run_xdsctl("serve", "--store", url, "--store-password-file", str(wrong))
+    assert refused.returncode == 1 and "password authentication failed" in refused.stderr
+    assert "not-it" not in refused.stderr
+    password_file = tmp_path / "store.pw"
+    password_file.write_text(secret + "\n")
+    password_file.chmod(0o644)
+    server = ServerProcess(
+        tmp_path / "replica.db",
+        store_url=url,
+        extra_args=("--store-password-file", str(password_file)),
+    ).start()
     try:
         _ok(server, "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.1:80")
         status = _ok(server, "status", "-o", "json")
         assert secret not in status.stdout + status.stderr
+        processes = subprocess.run(["ps", "-ewwo", "args"], capture_output=True, text=True).stdout
+        assert "--store-password-file" in processes and secret not in processes
     finally:
         server.stop()
     log = server.log.read_text()
-    assert "server.started" in log and url.split("@")[1] in log  # the store is named...
-    assert secret not in log  # ...without its password
+    assert "server.started" in log and secret not in log
+    assert f"chmod 600 {password_file}" in log  # the warning (stderr goes to the log)
 
 
 def test_changes_missed_while_not_listening_are_caught_up(

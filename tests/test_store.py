@@ -4,8 +4,10 @@ writers, the change sequence, export/import, migrations."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from xds_server.errors import InvalidRequest, PreconditionFailed, StateError
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors
 from xds_server.model.state import World
-from xds_server.store.base import StateDump, Store
+from xds_server.store import rows
+from xds_server.store.base import Replayed, StateDump, Store, WriteRequest
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 
@@ -130,8 +133,13 @@ class TestStore:
         assert (wins, conflicts) == (1, 19)
         assert world.services["default"].revision == 4
 
-    def test_separate_openings_are_serialised(self, open_store: Opener) -> None:
-        """Like replicas: two stores on the same data, racing --if-revision writes."""
+    def test_separate_openings_are_serialised(self, open_store: Opener, request: Any) -> None:
+        """Like replicas: two stores on the same data, racing --if-revision writes. (A
+        SQLite file has one owner: its second opening is refused, see TestSqliteFile.)"""
+        if "sqlite" in request.node.callspec.id:
+            with pytest.raises(StateError, match=r"in use by another xdsctl serve \(PID \d+"):
+                asyncio.run(_second_opening(open_store))
+            return
 
         async def run() -> tuple[list[Any], World, list[Any]]:
             first = await _populated(open_store)
@@ -223,6 +231,70 @@ class TestStore:
         world = asyncio.run(run())
         assert [d.tag for d in world.deployments_of("default")] == ["blue", "green", None]
 
+    def test_a_request_id_commits_once(self, open_store: Opener) -> None:
+        """A write repeated with its request id is answered with the first reply and
+        changes nothing (not even the sequence); the id with another request is refused."""
+
+        def reply(change: Any) -> bytes:
+            return f"revision {change.result.revision}".encode()
+
+        request = WriteRequest("r-1", "asked", reply)
+
+        async def run() -> tuple[bytes, World, World, int, int]:
+            store = await open_store()
+            first = await store.transact(_apply(deployment_tag="blue"), request=request)
+            world, sequence = await store.load_versioned()
+            with pytest.raises(Replayed) as replayed:
+                await store.transact(_apply(deployment_tag="green"), request=request)
+            again, again_sequence = await store.load_versioned()
+            other = WriteRequest("r-1", "asked something else", reply)
+            with pytest.raises(InvalidRequest, match="already used for a different request"):
+                await store.transact(_apply(deployment_tag="green"), request=other)
+            await store.close()
+            assert first.result.revision == 1
+            return replayed.value.reply, world, again, sequence, again_sequence
+
+        reply_bytes, world, again, sequence, again_sequence = asyncio.run(run())
+        assert reply_bytes == b"revision 1"
+        assert again == world and again_sequence == sequence
+
+    def test_request_ids_are_forgotten_after_a_day(self, open_store: Opener) -> None:
+        async def run() -> None:
+            store = await open_store()
+            old = WriteRequest("r-old", "asked", lambda _result: b"old")
+            day_ago = time.time() - rows.REQUEST_MEMORY_SECONDS - 1
+            await store._write(lambda db: rows.remember_request(db, old, b"old", day_ago))
+            with pytest.raises(Replayed):
+                await store.transact(_apply(), request=old)
+            await store.transact(_apply(), request=WriteRequest("r-new", "x", lambda _r: b""))
+            await store.transact(_apply(), request=old)  # forgotten: applied anew
+            assert len((await store.load()).deployments) == 2
+            await store.close()
+
+        asyncio.run(run())
+
+    def test_a_change_that_breaks_a_rule_is_not_written(self, open_store: Opener) -> None:
+        """The store's last check: a change function whose world breaks a rule (a bug, or
+        state edited by hand) is refused, and nothing is written."""
+
+        def broken(world: World, _history: Any) -> ops.Change[None]:
+            service = dataclasses.replace(world.services["default"], revision=-5)
+            return ops.Change(
+                World({**world.services, "default": service}, world.deployments), (), None
+            )
+
+        async def run() -> tuple[World, World]:
+            store = await _populated(open_store)
+            before = await store.load()
+            with pytest.raises(PreconditionFailed, match="revision must be a whole number"):
+                await store.transact(broken)
+            after = await store.load()
+            await store.close()
+            return before, after
+
+        before, after = asyncio.run(run())
+        assert after == before
+
 
 class TestSqliteFile:
     def test_schema_version_recorded(self, tmp_path: Path) -> None:
@@ -245,6 +317,14 @@ class TestSqliteFile:
         (tmp_path / "state.db").write_bytes(b"not a database at all" * 100)
         with pytest.raises(StateError, match="is not usable"):
             asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
+
+
+async def _second_opening(opener: Opener) -> None:
+    first = await opener()
+    try:
+        await _close(opener())
+    finally:
+        await first.close()
 
 
 async def _close(opening: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from xds_server.auth.limits import StreamLimits
@@ -24,7 +24,10 @@ class TlsFiles:
 class ServeConfig:
     state_path: Path = Path("./xds-state.db")
     # A postgresql:// URL: the shared store for HA replicas (instead of state_path).
+    # Never with a password in it: that comes from store_password or libpq.
     store_url: str | None = None
+    # From --store-password-file; kept out of repr so it never reaches a log.
+    store_password: str | None = field(default=None, repr=False)
     # With PostgreSQL: how often a replica compares its state with the
     # database even without a change notice (a last resort).
     resync_seconds: float = 30.0

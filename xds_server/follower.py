@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from xds_server.auth.tokens import TokenRecord
-from xds_server.errors import StoreUnavailable
+from xds_server.errors import StateError, XdsServerError
+from xds_server.model.invariants import summary, world_problems
 from xds_server.model.state import World
 from xds_server.store.base import Store
 
@@ -40,21 +41,38 @@ class StateFollower:
         self.world: World | None = None  # the world last published
 
     async def refresh(self) -> None:
+        """Publish the store's latest world if it moved on; raises what went wrong.
+
+        The first world (at start-up) is checked against every rule first: a
+        server refuses to serve a state that breaks one (``StateError``), and
+        its Envoys keep their last config, rather than being sent a broken one.
+        """
         async with self._lock:
             if await self._store.sequence() <= self.sequence:
                 return
             world, sequence = await self._store.load_versioned()
+            if self.world is None:
+                _refuse_to_serve(world, self._store.where)
             # Tokens first: a revocation must not wait for the world's publication.
             self._on_tokens(await self._store.tokens())
             await self._publish(world)
             log.debug("store.published", sequence=sequence, previous=self.sequence)
             self.sequence, self.world = sequence, world
 
-    async def after_commit(self) -> None:
-        """The operator API committed a change: publish it before the call returns."""
+    async def catch_up(self) -> None:
+        """``refresh`` where failing is not an option (a commit already answered, a change
+        notice): the published world stays as it was and the next notice tries again."""
         try:
             await self.refresh()
-        except StoreUnavailable as error:
-            # Committed, but the read back failed: the follower catches up
-            # when the database answers again; the call itself succeeded.
+        except XdsServerError as error:
             log.warning("store.refresh_failed", error=str(error))
+
+
+def _refuse_to_serve(world: World, where: str) -> None:
+    problems = world_problems(world)
+    if problems:
+        raise StateError(
+            f"the state in {where} breaks these rules, so this server will not serve it "
+            f"(Envoys keep their last config): {summary(problems)}; restore a good export "
+            "with `xdsctl state import --replace` on a server with a new --state"
+        )

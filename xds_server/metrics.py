@@ -40,6 +40,13 @@ class Metrics:
             "xds_store_available", "1 while the state store answers, else 0", registry=r
         )
         self.store_available.set(1)
+        self.store_errors = Counter(
+            "xds_store_errors",
+            "State store calls that failed, by kind (disk_full, read_only, io, corrupt, "
+            "busy, file_lost, unreachable, other)",
+            ["kind"],
+            registry=r,
+        )
         self.revision = Gauge("xds_service_revision", "Current revision", ["service"], registry=r)
         self.operator_requests = Counter(
             "xds_operator_requests", "Operator API calls", ["method", "result"], registry=r
@@ -73,6 +80,9 @@ class Metrics:
 
     def on_store_health(self, available: bool) -> None:
         self.store_available.set(1 if available else 0)
+
+    def on_store_error(self, kind: str) -> None:
+        self.store_errors.labels(kind=kind).inc()
 
     def on_publish(self, world: World) -> None:
         for service in world.services.values():

@@ -31,8 +31,9 @@ from xds_server.heap import HeapSettler
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
+from xds_server.redaction import redact_url_passwords as redact
 from xds_server.store.base import Store
-from xds_server.store.postgres import PostgresStore, redact
+from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SqliteStore
 from xds_server.translate import TranslateOptions
 from xds_server.v1 import operator_pb2
@@ -42,6 +43,7 @@ from xds_server.xds.csds import ClientStatusService
 from xds_server.xds.gate import NodeGate
 from xds_server.xds.publisher import SnapshotPublisher
 from xds_server.xds.service import AggregatedDiscoveryService
+from xds_server.xds.snapshot import snapshot_of
 from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
@@ -94,7 +96,7 @@ class ControlPlane:
     _health: health.aio.HealthServicer = field(default_factory=health.aio.HealthServicer)
     _summary: asyncio.Task[None] | None = None
     _heap: HeapSettler = field(default_factory=HeapSettler)
-    # With PostgreSQL: the change listener and the fleet board.
+    # The store's watch (change notices, the file) and, with PostgreSQL, the fleet board.
     _background: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -118,9 +120,12 @@ class ControlPlane:
 
     def _readiness(self) -> tuple[bool, str]:
         """/readyz: ready once a snapshot is loaded; a database blip does not change that
-        (every replica would go unready at once), but the body says how the store is."""
-        store = self.store.health.describe() if self.store else "not opened"
-        return self.ready, f"{'ready' if self.ready else 'not ready'}\nstore: {store}\n"
+        (every replica would go unready at once), but the body says how the store is. A
+        state file lost under the server does: nothing can be written until a restart."""
+        health = self.store.health if self.store else None
+        ready = self.ready and not (health is not None and health.lost_for_good)
+        store = health.describe() if health is not None else "not opened"
+        return ready, f"{'ready' if ready else 'not ready'}\nstore: {store}\n"
 
     async def _summarise(self) -> None:
         """Log once the fleet has the change (or who lags after a while)."""
@@ -155,7 +160,8 @@ class ControlPlane:
         )
         servicer = OperatorServicer(
             self.store,
-            on_change=follower.after_commit,
+            snapshot_problems=self._snapshot_problems,
+            on_change=follower.catch_up,
             fleet=self.registry,
             metrics=self.metrics,
             follower=follower,
@@ -192,6 +198,10 @@ class ControlPlane:
         _listen(xds, config.xds_listen, "--xds-listen", config.xds_tls)
         return xds
 
+    def _snapshot_problems(self, world: World) -> list[str]:
+        """Why the snapshot of ``world`` would break Envoy (checked before an import)."""
+        return snapshot_of(world, translate_options(self.config)).problems()
+
     async def start(self) -> None:
         options = translate_options(self.config)
         metrics_at = parse_endpoint(self.config.metrics_listen)
@@ -200,6 +210,7 @@ class ControlPlane:
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
             follower = StateFollower(self.store, publisher.publish, self.tokens.replace)
             self.store.health.on_change = self.metrics.on_store_health
+            self.store.health.on_error = self.metrics.on_store_error
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
             check_api_exposure(self.config, has_tokens=not self.tokens.empty)
@@ -216,12 +227,10 @@ class ControlPlane:
         for server in (api, xds):
             await server.start()
             self._servers.append(server)
-        if isinstance(self.store, PostgresStore):
-            loop = asyncio.get_running_loop()
-            listen = self.store.follow(follower.refresh, self.config.resync_seconds)
-            self._background.append(loop.create_task(listen))
-            if board is not None:
-                self._background.append(loop.create_task(board.run()))
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.store.watch(follower.catch_up)))
+        if board is not None:
+            self._background.append(loop.create_task(board.run()))
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True
@@ -258,7 +267,11 @@ class ControlPlane:
 
 async def _open_store(config: ServeConfig) -> Store:
     if config.store_url:
-        return await PostgresStore.open(config.store_url)
+        return await PostgresStore.open(
+            config.store_url,
+            password=config.store_password,
+            resync_seconds=config.resync_seconds,
+        )
     return await SqliteStore.open(config.state_path)
 
 

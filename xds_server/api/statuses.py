@@ -11,6 +11,7 @@ from xds_server.errors import (
     NotFound,
     PreconditionFailed,
     RevisionConflict,
+    StateError,
     Unauthenticated,
     XdsServerError,
 )
@@ -19,6 +20,8 @@ _STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     NotFound: grpc.StatusCode.NOT_FOUND,
     PreconditionFailed: grpc.StatusCode.FAILED_PRECONDITION,
+    # Stored rows that do not decode: the state, not the request, is at fault.
+    StateError: grpc.StatusCode.FAILED_PRECONDITION,
     RevisionConflict: grpc.StatusCode.ABORTED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,

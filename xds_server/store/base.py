@@ -13,10 +13,11 @@ it with the world, so a replica can tell whether it has seen the latest state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -33,33 +34,97 @@ ChangeFunction = Callable[[World, HistoryReader], Change[T]]
 TokenEdit = Callable[[tuple[TokenRecord, ...]], tuple[TokenRecord, ...]]
 
 
+class StoreError(StrEnum):
+    """Why a store call failed: the ``kind`` label of ``xds_store_errors_total``."""
+
+    DISK_FULL = "disk_full"
+    READ_ONLY = "read_only"
+    IO = "io"
+    CORRUPT = "corrupt"
+    BUSY = "busy"
+    FILE_LOST = "file_lost"
+    UNREACHABLE = "unreachable"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class _Outage:
+    since: float
+    kind: StoreError
+    message: str
+    # Cleared by the next call that succeeds, or only by a write (a full disk
+    # still reads), or never (a lost file: only a restart on a restored one).
+    cleared_by: str  # "any" | "write" | "never"
+
+
 class StoreHealth:
-    """Whether the store answers, kept by the store itself on every call it makes;
+    """Whether the store works, kept by the store itself on every call it makes;
     read by `xdsctl status`, /readyz and the metrics."""
 
     def __init__(self) -> None:
-        self._unavailable: tuple[float, str] | None = None  # since, why
+        self._outage: _Outage | None = None
         self.on_change: Callable[[bool], None] = lambda _available: None
+        self.on_error: Callable[[StoreError], None] = lambda _kind: None
 
-    def lost(self, error: str) -> None:
-        if self._unavailable is None:
-            self._unavailable = (time.time(), error)
-            log.warning("store.unavailable", error=error)
+    def failed(self, kind: StoreError, message: str, *, during_write: bool) -> None:
+        """A call failed: one log line, one count, and unavailable until it clears."""
+        log.error("store.error", kind=kind.value, write=during_write, error=message)
+        self.on_error(kind)
+        if self._outage is not None and self._outage.cleared_by == "never":
+            return
+        cleared_by = "never" if kind is StoreError.FILE_LOST else "any"
+        if during_write and kind in (StoreError.DISK_FULL, StoreError.READ_ONLY, StoreError.IO):
+            cleared_by = "write"
+        was_available = self._outage is None
+        self._outage = _Outage(time.time(), kind, message, cleared_by)
+        if was_available:
             self.on_change(False)
 
-    def answered(self) -> None:
-        if self._unavailable is not None:
-            log.info("store.available", was=self.describe())
-            self._unavailable = None
-            self.on_change(True)
+    def answered(self, *, write: bool) -> None:
+        """A call succeeded: available again, unless only a write (or nothing) can say so."""
+        outage = self._outage
+        if outage is None or outage.cleared_by == "never":
+            return
+        if outage.cleared_by == "write" and not write:
+            return
+        log.info("store.available", was=self.describe())
+        self._outage = None
+        self.on_change(True)
+
+    @property
+    def lost_for_good(self) -> bool:
+        """The state can no longer be written until a restart: readiness fails."""
+        return self._outage is not None and self._outage.cleared_by == "never"
 
     def describe(self) -> str:
         """The word "available", or since when and why not."""
-        if self._unavailable is None:
+        if self._outage is None:
             return "available"
-        since, error = self._unavailable
-        stamp = datetime.fromtimestamp(since, UTC).isoformat(timespec="seconds")
-        return f"unavailable since {stamp}: {error}"
+        stamp = datetime.fromtimestamp(self._outage.since, UTC).isoformat(timespec="seconds")
+        return f"unavailable since {stamp}: {self._outage.message}"
+
+
+class Replayed(Exception):
+    """A write whose request id was already committed: here is its first reply.
+
+    Raised inside the write transaction, so the retry rolls back and changes
+    nothing; the operator API answers with ``reply``.
+    """
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__("request already committed")
+        self.reply = reply
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """A write's request id (``x-request-id``), so that a retry is applied at most once."""
+
+    id: str
+    # What was asked (method, request, caller): a retry must ask the same.
+    fingerprint: str
+    # The reply to remember, made from the write's result inside its transaction.
+    reply: Callable[[Any], bytes]
 
 
 @dataclass(frozen=True)
@@ -74,6 +139,8 @@ class StateDump:
 
 class Store(Protocol):
     health: StoreHealth
+    # The file or database, as errors name it ("state file ./xds-state.db").
+    where: str
 
     async def load(self) -> World:
         """The current world, read in one consistent snapshot."""
@@ -84,19 +151,30 @@ class Store(Protocol):
     async def sequence(self) -> int:
         """The change sequence: how many changes were ever committed."""
 
-    async def transact(self, change: ChangeFunction[T], credential: str | None = None) -> Change[T]:
+    async def transact(
+        self,
+        change: ChangeFunction[T],
+        credential: str | None = None,
+        request: WriteRequest | None = None,
+    ) -> Change[T]:
         """Run ``change`` on the current world and persist what it returns, atomically.
 
-        Writers are serialised. If ``change`` raises, nothing is written and
-        the error propagates. ``credential``: the caller's token hash, checked
-        to still exist inside the transaction (``Unauthenticated`` if revoked).
+        Writers are serialised. If ``change`` raises, or its world breaks a rule
+        (``xds_server.model.invariants``), nothing is written and the error
+        propagates. ``credential``: the caller's token hash, checked to still
+        exist inside the transaction (``Unauthenticated`` if revoked).
+        ``request``: raises ``Replayed`` when its id was committed before. The
+        same two arguments, with the same meaning, on every write below.
         """
 
     async def tokens(self) -> tuple[TokenRecord, ...]:
         """Every token record, by name."""
 
     async def edit_tokens(
-        self, edit: TokenEdit, credential: str | None = None
+        self,
+        edit: TokenEdit,
+        credential: str | None = None,
+        request: WriteRequest | None = None,
     ) -> tuple[TokenRecord, ...]:
         """Replace the token set with ``edit(current)`` in one write; returns the new set."""
 
@@ -107,13 +185,21 @@ class Store(Protocol):
         """Everything, read in one consistent snapshot."""
 
     async def import_state(
-        self, dump: StateDump, replace: bool, credential: str | None = None
+        self,
+        dump: StateDump,
+        replace: bool,
+        credential: str | None = None,
+        request: WriteRequest | None = None,
     ) -> None:
         """Write ``dump`` as the whole state in one transaction.
 
         Refused (``PreconditionFailed``) when the store holds any service,
         unless ``replace``; then the old state is deleted in the same transaction.
         """
+
+    async def watch(self, on_notice: Callable[[], Awaitable[None]]) -> None:
+        """Run for the server's life: call ``on_notice`` whenever the state may have
+        changed elsewhere (another replica), and keep ``health`` current."""
 
     async def close(self) -> None:
         """Release the store's resources; pending writes are finished first."""

@@ -8,7 +8,7 @@ writers are serialised and how replicas hear about each other's changes:
   latest committed world, so no update is lost and ``--if-revision`` holds
   across replicas; a UNIQUE domain backs the model's own domain check;
 - the same transaction sends ``NOTIFY xds_server_change`` (delivered at commit);
-  ``follow`` listens, and after every notice, every reconnect and every
+  ``watch`` listens, and after every notice, every reconnect and every
   ``resync_seconds`` lets the replica compare the sequence with what it loaded.
 
 Database work runs on worker threads with psycopg's connection pool, so the
@@ -22,16 +22,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import psycopg_pool
 import structlog
 from psycopg.rows import dict_row
 
-from xds_server.errors import StateError, StoreUnavailable
+from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
+from xds_server.redaction import redact_url_passwords as redact
 from xds_server.store import rows
-from xds_server.store.base import StoreHealth
+from xds_server.store.base import StoreError, StoreHealth
 from xds_server.store.rows import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -47,18 +47,6 @@ CONNECT_TIMEOUT_S = 2
 # libpq TCP keepalives: a listening connection to a vanished host fails in
 # seconds, not after the kernel's two hours.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
 class _PgDb:
@@ -88,16 +76,37 @@ class PostgresStore(SqlStore):
     """A ``Store`` on a PostgreSQL database; open it with ``PostgresStore.open``."""
 
     def __init__(
-        self, url: str, pool: psycopg_pool.ConnectionPool, executor: ThreadPoolExecutor
+        self,
+        url: str,
+        connect: dict[str, Any],
+        pool: psycopg_pool.ConnectionPool,
+        executor: ThreadPoolExecutor,
+        resync_seconds: float,
     ) -> None:
         self._url = url
+        self._connect = connect
         self._pool = pool
         self._executor = executor
+        self._resync_seconds = resync_seconds
+        self.where = f"database {redact(url)}"
         self.health = StoreHealth()
 
     @classmethod
-    async def open(cls, url: str, pool_timeout: float = 2.0) -> PostgresStore:
-        """Connect, and migrate the schema once even if replicas start together."""
+    async def open(
+        cls,
+        url: str,
+        pool_timeout: float = 2.0,
+        password: str | None = None,
+        resync_seconds: float = 30.0,
+    ) -> PostgresStore:
+        """Connect, and migrate the schema once even if replicas start together.
+
+        ``password``: from ``--store-password-file``; without it libpq looks in
+        PGPASSWORD, PGPASSFILE and ~/.pgpass. Never in ``url`` (``ps`` shows it).
+        """
+        connect: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES}
+        if password is not None:
+            connect["password"] = password
         pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
@@ -105,7 +114,7 @@ class PostgresStore(SqlStore):
             open=False,
             timeout=pool_timeout,
             check=psycopg_pool.ConnectionPool.check_connection,
-            kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_S, **KEEPALIVES},
+            kwargs={"row_factory": dict_row, **connect},
             name="xds-store",
         )
         executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="pg-store")
@@ -121,14 +130,15 @@ class PostgresStore(SqlStore):
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             await loop.run_in_executor(executor, pool.close)
             executor.shutdown()
-            raise StateError(f"database {redact(url)} is not usable: {error}") from error
+            why = redact(str(error))
+            raise StateError(f"database {redact(url)} is not usable: {why}") from error
         except BaseException:
             await loop.run_in_executor(executor, pool.close)
             executor.shutdown()
             raise
-        return cls(url, pool, executor)
+        return cls(url, connect, pool, executor, resync_seconds)
 
-    async def _run(self, work: Callable[[rows.Db], T], begin: str = "") -> T:
+    async def _run(self, work: Callable[[rows.Db], T], begin: str, write: bool) -> T:
         """Run ``work`` in one transaction on a pooled connection, off the event loop."""
 
         def transaction() -> T:
@@ -138,39 +148,40 @@ class PostgresStore(SqlStore):
                         connection.execute(begin)
                     result = work(_PgDb(connection))
             except psycopg_pool.PoolTimeout as error:
-                raise self._unavailable(f"no connection within {self._pool.timeout:g}s") from error
+                why = f"no connection within {self._pool.timeout:g}s"
+                raise self._unavailable(StoreError.UNREACHABLE, why, write) from error
             except psycopg.OperationalError as error:
-                raise self._unavailable(str(error)) from error
-            self.health.answered()
+                raise self._unavailable(error_kind(error), str(error), write) from error
+            except psycopg.Error as error:
+                # A constraint the model should have kept: refused, the database is fine.
+                raise PreconditionFailed(
+                    f"the database refused the change ({redact(str(error))}); nothing was changed"
+                ) from error
+            self.health.answered(write=write)
             return result
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, transaction)
 
-    def _unavailable(self, why: str) -> StoreUnavailable:
+    def _unavailable(self, kind: StoreError, why: str, write: bool) -> StoreUnavailable:
         """The error for a failed call, recorded in the store's health."""
-        error = StoreUnavailable(
-            f"database unavailable ({redact(self._url)}): {why}; nothing was changed, "
-            "retry when it is back"
-        )
-        self.health.lost(str(error))
-        return error
+        message = f"database unavailable ({redact(self._url)}): {redact(why)}"
+        self.health.failed(kind, message, during_write=write)
+        return StoreUnavailable(f"{message}; nothing was changed, retry when it is back")
 
     async def _read(self, query: Callable[[rows.Db], T]) -> T:
-        return await self._run(query, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return await self._run(
+            query, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", write=False
+        )
 
     async def _write(self, work: Callable[[rows.Db], T]) -> T:
-        return await self._run(work)
+        return await self._run(work, "", write=True)
 
     def _announce(self, db: rows.Db, sequence: int) -> None:
         # Delivered at commit, to every replica listening (this one too).
         db.run("SELECT pg_notify(?, ?)", (CHANNEL, str(sequence)))
 
-    async def follow(
-        self,
-        on_notice: Callable[[], Awaitable[None]],
-        resync_seconds: float = 30.0,
-    ) -> None:
+    async def watch(self, on_notice: Callable[[], Awaitable[None]]) -> None:
         """Call ``on_notice`` after every change notice, reconnect and resync period; forever.
 
         Notices carry no state: ``on_notice`` compares the sequence itself, so
@@ -181,7 +192,7 @@ class PostgresStore(SqlStore):
         while True:
             try:
                 connection = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, **KEEPALIVES
+                    self._url, autocommit=True, **self._connect
                 )
                 async with connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
@@ -190,14 +201,15 @@ class PostgresStore(SqlStore):
                     await on_notice()  # whatever was missed while not listening
                     while True:
                         async for _notice in connection.notifies(
-                            timeout=resync_seconds, stop_after=1
+                            timeout=self._resync_seconds, stop_after=1
                         ):
                             pass
                         await on_notice()
-            except (psycopg.Error, StoreUnavailable) as error:
-                log.warning("store.listen_lost", database=redact(self._url), error=str(error))
-                if not isinstance(error, StoreUnavailable):
-                    self._unavailable(str(error))
+            except psycopg.Error as error:
+                log.warning(
+                    "store.listen_lost", database=redact(self._url), error=redact(str(error))
+                )
+                self._unavailable(StoreError.UNREACHABLE, str(error), False)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
@@ -205,6 +217,19 @@ class PostgresStore(SqlStore):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._pool.close)
         self._executor.shutdown()
+
+
+def error_kind(error: psycopg.OperationalError) -> StoreError:
+    """By SQLSTATE class: 53 insufficient resources (disk full), 58 system (I/O),
+    25006 read-only transaction (a standby); the rest are connection problems."""
+    state = error.sqlstate or ""
+    if state.startswith("53"):
+        return StoreError.DISK_FULL
+    if state.startswith("58"):
+        return StoreError.IO
+    if state == "25006":
+        return StoreError.READ_ONLY
+    return StoreError.UNREACHABLE
 
 
 def _migrate(db: rows.Db, where: str) -> None:

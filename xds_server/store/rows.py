@@ -8,16 +8,17 @@ worker threads, never on the event loop.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import structlog
 
 from xds_server.auth.identity import NO_TOKENS_YET
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import TokenRecord
-from xds_server.errors import PreconditionFailed, StateError, Unauthenticated
-from xds_server.model.operations import Change
+from xds_server.errors import InvalidRequest, PreconditionFailed, StateError, Unauthenticated
+from xds_server.model.invariants import WorldDiff, world_diff
 from xds_server.model.state import (
     Deployment,
     DeploymentState,
@@ -27,9 +28,7 @@ from xds_server.model.state import (
     World,
 )
 from xds_server.store import codec
-from xds_server.store.base import StateDump
-
-T = TypeVar("T")
+from xds_server.store.base import Replayed, StateDump, WriteRequest
 
 log = structlog.get_logger(__name__)
 
@@ -113,7 +112,20 @@ MIGRATIONS: tuple[str, ...] = (
         created_by TEXT NOT NULL
     );
     """,
+    # Request ids of recent writes with their replies (base64 protobuf), so a
+    # retried write is answered, not applied twice, on any replica.
+    """
+    CREATE TABLE requests (
+        id          TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        reply       TEXT NOT NULL,
+        created_at  DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX requests_created_at ON requests (created_at);
+    """,
 )
+# How long a request id is remembered: far beyond any client's retries.
+REQUEST_MEMORY_SECONDS = 24 * 3600
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -224,29 +236,21 @@ def load_world(db: Db) -> World:
     return World(services=services, deployments=deployments)
 
 
-def write_change(db: Db, before: World, change: Change[T]) -> None:
-    """Persist what differs between ``before`` and ``change.world``, plus history.
-
-    Changed rows are deleted before any is inserted, so a tag or a domain that
-    moves between two rows never trips a unique index half way.
-    """
-    write_diff(db, before, change.world)
-    write_history(db, change.history)
+def write_change(db: Db, diff: WorldDiff, history: Iterable[HistoryEntry]) -> None:
+    """Persist a change: the rows ``diff`` names, plus its history entries."""
+    write_diff(db, diff)
+    write_history(db, history)
 
 
-def write_diff(db: Db, before: World, after: World) -> None:
-    changed_services = [s for n, s in after.services.items() if before.services.get(n) != s]
-    changed_deployments = [
-        d for i, d in after.deployments.items() if before.deployments.get(i) != d
-    ]
-    removed_deployments = [i for i in before.deployments if i not in after.deployments]
-
-    for service in changed_services:
+def write_diff(db: Db, diff: WorldDiff) -> None:
+    """Changed rows are deleted before any is inserted, so a tag or a domain that
+    moves between two rows never trips a unique index half way."""
+    for service in diff.services:
         db.run("DELETE FROM domains WHERE service = ?", (service.name,))
-    for deployment_id in [d.id for d in changed_deployments] + removed_deployments:
-        db.run("DELETE FROM deployments WHERE id = ?", (deployment_id,))
+    for deployment in (*diff.deployments, *diff.removed_deployments):
+        db.run("DELETE FROM deployments WHERE id = ?", (deployment.id,))
 
-    for service in changed_services:
+    for service in diff.services:
         db.run(
             "INSERT INTO services (name, revision, weights, mirrors) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, "
@@ -275,7 +279,7 @@ def write_diff(db: Db, before: World, after: World) -> None:
                 d.tag,
                 d.state.value,
             )
-            for d in changed_deployments
+            for d in diff.deployments
         ],
     )
 
@@ -383,23 +387,43 @@ def dump(db: Db) -> StateDump:
     )
 
 
-def restore(db: Db, state: StateDump, replace: bool, credential: str | None = None) -> int:
-    """Make ``state`` the whole state (call inside one write transaction); its sequence."""
-    sequence = bump_sequence(db)
-    check_credential(db, credential)
+def restore(db: Db, state: StateDump, replace: bool) -> None:
+    """Make ``state`` the whole state (call inside one write transaction)."""
     held = db.all("SELECT name FROM services ORDER BY name")
     if held and not replace:
-        names = ", ".join(row["name"] for row in held)
+        names = ", ".join(row["name"] for row in held[:20])
         raise PreconditionFailed(
-            f"the store already holds services ({names}): import only into an empty "
-            "store, or pass --replace to overwrite everything"
+            f"the store already holds services ({names}{', ...' if len(held) > 20 else ''}): "
+            "import only into an empty store, or pass --replace to overwrite everything"
         )
     for table in ("history", "domains", "deployments", "services"):
         db.run(f"DELETE FROM {table}")
-    write_diff(db, World(), state.world)
+    write_diff(db, world_diff(World(), state.world))
     write_history(db, state.history)
     if state.tokens:
         # Moving engines keeps every token working; a document without
         # tokens leaves the store's own (so an import cannot lock admins out).
         write_tokens(db, load_tokens(db), state.tokens)
-    return sequence
+
+
+def recall_request(db: Db, request: WriteRequest) -> None:
+    """Raise ``Replayed`` if ``request`` was committed before (within the memory);
+    refuse an id reused for a different request."""
+    found = db.all("SELECT fingerprint, reply FROM requests WHERE id = ?", (request.id,))
+    if not found:
+        return
+    if found[0]["fingerprint"] != request.fingerprint:
+        raise InvalidRequest(
+            f"request id {request.id} was already used for a different request: give each "
+            "command its own id (unset XDSCTL_REQUEST_ID, and the CLI makes a fresh one)"
+        )
+    raise Replayed(base64.b64decode(found[0]["reply"]))
+
+
+def remember_request(db: Db, request: WriteRequest, reply: bytes, now: float) -> None:
+    """Record a committed request's reply, and forget those beyond the memory."""
+    db.run("DELETE FROM requests WHERE created_at < ?", (now - REQUEST_MEMORY_SECONDS,))
+    db.run(
+        "INSERT INTO requests (id, fingerprint, reply, created_at) VALUES (?, ?, ?, ?)",
+        (request.id, request.fingerprint, base64.b64encode(reply).decode(), now),
+    )
