@@ -125,7 +125,7 @@ class Demo:
                 request.deployment_tag = "blue"
             else:
                 request.bluegreen = True
-            ids[name] = client.call(client.stub.Apply, request).deployment.id
+            ids[name] = client.call("Apply", request).deployment.id
         client.close()
         url = f"http://127.0.0.1:{o.listen_port}/"
         _wait(lambda: _http_get(url).strip() == "blue", "Envoy to serve blue (see envoy.log)")

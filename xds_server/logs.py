@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
 
-from xds_server.auth.tokens import TOKEN_PREFIX
-
-# A token pasted where a name or value belongs would otherwise reach the log.
-_TOKEN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{8,}")
+from xds_server.redaction import redact
 
 
 def _redacted(value: Any) -> Any:
     if isinstance(value, str):
-        return _TOKEN.sub(TOKEN_PREFIX + "<redacted>", value) if TOKEN_PREFIX in value else value
+        # A token pasted where a name or value belongs, a password in a database
+        # message: neither reaches the log.
+        return redact(value)
     if isinstance(value, dict):
         return {key: _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from xds_server.auth.tokens import TokenRecord
 from xds_server.model.names import parse_percent, validate_endpoint
-from xds_server.model.operations import Traffic
+from xds_server.model.operations import ApplyResult, Traffic
 from xds_server.model.state import (
     Deployment,
     Endpoint,
@@ -43,6 +43,16 @@ def deployment_to_pb(deployment: Deployment) -> pb.Deployment:
         labels=[pb.Label(key=k, value=v) for k, v in deployment.labels],
         tag=deployment.tag or "",
         state=deployment.state.value,
+    )
+
+
+def apply_to_pb(result: ApplyResult) -> pb.ApplyResponse:
+    return pb.ApplyResponse(
+        deployment=deployment_to_pb(result.deployment),
+        weight=result.weight,
+        replaced_deployment_id=result.replaced_deployment_id or "",
+        revision=result.revision,
+        warnings=result.warnings,
     )
 
 

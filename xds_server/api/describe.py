@@ -50,5 +50,5 @@ def describe_promote(request: pb.PromoteTrafficRequest) -> str:
 
 def describe_rollback(request: pb.RollbackTrafficRequest) -> str:
     words = ["traffic rollback", "--service", request.service]
-    words += _option("--to-revision", request.to_revision, request.to_revision > 0)
+    words += _option("--to-revision", request.to_revision, request.HasField("to_revision"))
     return " ".join(words + _guard(request))

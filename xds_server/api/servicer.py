@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import functools
+import hashlib
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
 from xds_server.api import convert
 from xds_server.api.describe import (
@@ -24,7 +27,7 @@ from xds_server.api.describe import (
     describe_rollback,
     describe_set_traffic,
 )
-from xds_server.api.metadata import ACTOR_METADATA_KEY
+from xds_server.api.metadata import ACTOR_METADATA_KEY, REQUEST_ID_METADATA_KEY
 from xds_server.api.statuses import status_of
 from xds_server.auth.identity import current_identity
 from xds_server.auth.roles import parse_role
@@ -38,6 +41,7 @@ from xds_server.auth.tokens import (
 )
 from xds_server.errors import (
     InvalidRequest,
+    PreconditionFailed,
     StoreUnavailable,
     XdsServerError,
 )
@@ -50,7 +54,14 @@ from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, Picture, World
-from xds_server.store.base import ChangeFunction, Store, TokenEdit
+from xds_server.redaction import redact
+from xds_server.store.base import (
+    ChangeFunction,
+    Replayed,
+    Store,
+    TokenEdit,
+    WriteRequest,
+)
 from xds_server.store.document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
@@ -59,6 +70,8 @@ from xds_server.xds.status import NodeRegistry
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+Result = TypeVar("Result")
+ReplyT = TypeVar("ReplyT", bound=Message)
 MAX_WAIT_SECONDS = 3600.0
 # How often --wait looks at the other replicas' Envoys (the board is posted every 0.25 s).
 FLEET_POLL_SECONDS = 0.2
@@ -76,9 +89,10 @@ def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply
             reply = await method(self, request, context)
         except XdsServerError as error:
             code = status_of(error)
-            log.info("operator.refused", method=method.__name__, code=code.name, error=str(error))
+            message = redact(str(error))
+            log.info("operator.refused", method=method.__name__, code=code.name, error=message)
             self._count(method.__name__, code.name.lower())
-            await context.abort(code, str(error))
+            await context.abort(code, message)
             raise  # abort() raises; this line only satisfies type checkers
         self._count(method.__name__, "ok")
         return reply
@@ -127,13 +141,44 @@ def _credential() -> str | None:
     return identity.credential if identity is not None else None
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Each write's reply type, by its request type: what a replayed reply decodes as.
+_REPLY_TYPES: dict[str, type[Message]] = {
+    method.input_type.full_name: getattr(pb, method.output_type.name)
+    for method in pb.DESCRIPTOR.services_by_name["Operator"].methods
+}
+
+
+def _retry_key(
+    context: grpc.aio.ServicerContext, request: Message, reply: Callable[[Any], Message]
+) -> WriteRequest | None:
+    """The call's request id (``x-request-id``) with what it asks; None without one."""
+    request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA_KEY)
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+        raise InvalidRequest(
+            f"the request id {str(request_id)[:40]!r} is not valid: use up to 128 of "
+            "A-Z a-z 0-9 . _ : - (or leave XDSCTL_REQUEST_ID unset: the CLI makes one)"
+        )
+    identity = current_identity()
+    asked = hashlib.sha256()
+    for part in (request.DESCRIPTOR.full_name, identity.name if identity else ""):
+        asked.update(part.encode() + b"\0")
+    asked.update(request.SerializeToString(deterministic=True))
+    return WriteRequest(
+        request_id, asked.hexdigest(), lambda result: reply(result).SerializeToString()
+    )
+
+
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     """Serves ``xds_server.v1.Operator`` on top of a ``Store``."""
 
     def __init__(
         self,
         store: Store,
-        on_change: Callable[[], Awaitable[None]] | None = None,
+        snapshot_problems: Callable[[World], list[str]],
+        on_change: Callable[[], Awaitable[None]],
         new_id: Callable[[], str] | None = None,
         fleet: NodeRegistry | None = None,
         metrics: Metrics | None = None,
@@ -149,7 +194,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self._follower = follower
         # With several replicas: the other replicas' Envoys, for status and --wait.
         self._board = board
+        # Publishes a committed change (the follower), before the call returns.
         self._on_change = on_change
+        # Why a world's snapshot would break Envoy: checked before an import.
+        self._snapshot_problems = snapshot_problems
         self._new_id = new_id or DeploymentIdGenerator()
         self._fleet = fleet or NodeRegistry()
         self._metrics = metrics
@@ -158,15 +206,34 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         if self._metrics is not None:
             self._metrics.on_operator_request(method, result)
 
-    async def _transact(self, change: ChangeFunction[T]) -> ops.Change[T]:
-        """Commit a change, then hand the new world on (to the xDS snapshot) before replying.
+    async def _commit(
+        self,
+        context: grpc.aio.ServicerContext,
+        request: Message,
+        write: Callable[[WriteRequest | None], Awaitable[Result]],
+        reply: Callable[[Result], ReplyT],
+        remembered: Callable[[ReplyT], Message] = lambda reply: reply,
+        replayed: Callable[[ReplyT], ReplyT] = lambda reply: reply,
+    ) -> ReplyT:
+        """The one path of every write: commit, then hand the new state on (to the xDS
+        snapshot) before replying, so a call that returns is durable and being pushed.
 
-        So when a call returns, the change is both durable and being pushed.
+        ``write`` commits (and audits) given the call's request id, and returns what
+        the store returned: ``reply`` turns that into the answer, also inside the
+        store's transaction, to remember. A repeat of a committed id changes nothing
+        and is answered with the ``remembered`` part of the first reply (passed
+        through ``replayed``).
         """
-        committed = await self._store.transact(change, _credential())
-        if self._on_change is not None:
-            await self._on_change()
-        return committed
+        retry = _retry_key(context, request, lambda result: remembered(reply(result)))
+        try:
+            result = await write(retry)
+        except Replayed as replay:
+            assert retry is not None  # only a request with an id is replayed
+            log.info("operator.replayed", request=request.DESCRIPTOR.name, request_id=retry.id)
+            first = _REPLY_TYPES[request.DESCRIPTOR.full_name].FromString(replay.reply)
+            return replayed(first)  # type: ignore[arg-type]
+        await self._on_change()
+        return reply(result)
 
     async def _world(self) -> World:
         """The current world; during a database outage, this replica's last published one."""
@@ -200,8 +267,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         ctx = self._context(context, describe_apply(request))
         service = _service_name(request.service)
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        change = await self._transact(
-            lambda world, _history: ops.apply_deployment(
+
+        def change(world: World, _history: HistoryReader) -> ops.Change[ops.ApplyResult]:
+            return ops.apply_deployment(
                 world,
                 ctx,
                 service=service,
@@ -213,20 +281,30 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 bluegreen=request.bluegreen,
                 if_revision=convert.if_revision(request),
             )
+
+        return await self._commit(
+            context,
+            request,
+            lambda retry: self._revision_change(change, retry, "Apply", ctx),
+            lambda change: convert.apply_to_pb(change.result),
         )
-        self._audit(change, "Apply", ctx)
-        result = change.result
-        return pb.ApplyResponse(
-            deployment=convert.deployment_to_pb(result.deployment),
-            weight=result.weight,
-            replaced_deployment_id=result.replaced_deployment_id or "",
-            revision=result.revision,
-            warnings=result.warnings,
-        )
+
+    async def _revision_change(
+        self,
+        change: ChangeFunction[T],
+        retry: WriteRequest | None,
+        method: str,
+        ctx: ops.Context,
+    ) -> ops.Change[T]:
+        """Commit a change that makes revisions, with one audit record per revision."""
+        committed = await self._store.transact(change, _credential(), retry)
+        self._audit(committed, method, ctx)
+        return committed
 
     async def _traffic_change(
         self,
         context: grpc.aio.ServicerContext,
+        request: Message,
         method: str,
         command: str,
         service_name: str,
@@ -237,13 +315,16 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         """The shared path of set, promote and rollback: commit, audit, reply with the traffic."""
         ctx = self._context(context, command)
         service = _service_name(service_name)
-        change = await self._transact(
-            lambda world, history: operation(world, history, ctx, service)
-        )
-        self._audit(change, method, ctx)
-        return pb.TrafficChange(
-            traffic=convert.traffic_to_pb(change.result.traffic),
-            warnings=change.result.warnings,
+        return await self._commit(
+            context,
+            request,
+            lambda retry: self._revision_change(
+                lambda world, history: operation(world, history, ctx, service), retry, method, ctx
+            ),
+            lambda change: pb.TrafficChange(
+                traffic=convert.traffic_to_pb(change.result.traffic),
+                warnings=change.result.warnings,
+            ),
         )
 
     @_refusals_as_status
@@ -251,6 +332,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         mirrors = convert.mirrors_from_pb(request.mirrors)
         return await self._traffic_change(
             context,
+            request,
             "SetTraffic",
             describe_set_traffic(request),
             request.service,
@@ -270,6 +352,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     ) -> pb.TrafficChange:
         return await self._traffic_change(
             context,
+            request,
             "PromoteTraffic",
             describe_promote(request),
             request.service,
@@ -290,6 +373,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             raise InvalidRequest(f"--to-revision must be 1 or more (got {request.to_revision})")
         return await self._traffic_change(
             context,
+            request,
             "RollbackTraffic",
             describe_rollback(request),
             request.service,
@@ -298,7 +382,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 history,
                 ctx,
                 service=service,
-                to_revision=request.to_revision or None,
+                to_revision=request.to_revision if request.HasField("to_revision") else None,
                 if_revision=convert.if_revision(request),
             ),
         )
@@ -340,63 +424,68 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def _audited(
         self,
         context: grpc.aio.ServicerContext,
-        method: str,
+        request: Message,
         subject: str,
         change: ChangeFunction[T],
         view: Callable[[World], Any],
-    ) -> ops.Change[T]:
+        reply: Callable[[T], ReplyT],
+    ) -> ReplyT:
         """Commit a change that has no revision, logging ``view`` of the world before and after."""
+        method = request.DESCRIPTOR.name.removesuffix("Request")
         before: list[Any] = []
 
         def recorded(world: World, history: HistoryReader) -> ops.Change[T]:
             before.append(view(world))
             return change(world, history)
 
-        committed = await self._transact(recorded)
-        log.info(
-            "operator.change",
-            method=method,
-            actor=self._context(context, method).actor,
-            subject=subject,
-            before=before[0],
-            after=view(committed.world),
-        )
-        return committed
+        async def write(retry: WriteRequest | None) -> ops.Change[T]:
+            committed = await self._store.transact(recorded, _credential(), retry)
+            log.info(
+                "operator.change",
+                method=method,
+                actor=_actor(context),
+                subject=subject,
+                before=before[-1],
+                after=view(committed.world),
+            )
+            return committed
+
+        return await self._commit(context, request, write, lambda change: reply(change.result))
 
     @_refusals_as_status
     async def SetEndpoints(self, request: pb.SetEndpointsRequest, context: Any) -> pb.Deployment:
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        change = await self._audited(
+        return await self._audited(
             context,
-            "SetEndpoints",
+            request,
             request.id,
             lambda world, _history: ops.set_endpoints(
                 world, deployment_id=request.id, endpoints=endpoints
             ),
             lambda world: _endpoints_of(world, request.id),
+            convert.deployment_to_pb,
         )
-        return convert.deployment_to_pb(change.result)
 
     @_refusals_as_status
     async def DeleteDeployment(
         self, request: pb.DeleteDeploymentRequest, context: Any
     ) -> pb.Deployment:
-        change = await self._audited(
+        return await self._audited(
             context,
-            "DeleteDeployment",
+            request,
             request.id,
             lambda world, _history: ops.delete_deployment(world, deployment_id=request.id),
             lambda world: _endpoints_of(world, request.id),
+            convert.deployment_to_pb,
         )
-        return convert.deployment_to_pb(change.result)
 
     @_refusals_as_status
     async def SetServiceDomains(
         self, request: pb.SetServiceDomainsRequest, context: Any
     ) -> pb.SetServiceDomainsResponse:
-        change = await self._audited(
+        return await self._audited(
             context,
-            "SetServiceDomains",
+            request,
             request.service,
             lambda world, _history: ops.set_domains(
                 world, service=request.service, domains=list(request.domains)
@@ -406,9 +495,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 if request.service in world.services
                 else None
             ),
-        )
-        return pb.SetServiceDomainsResponse(
-            service=convert.service_to_pb(change.result.service), created=change.result.created
+            lambda result: pb.SetServiceDomainsResponse(
+                service=convert.service_to_pb(result.service), created=result.created
+            ),
         )
 
     async def _elsewhere(self) -> list[pb.NodeStatus]:
@@ -482,33 +571,57 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self, request: pb.ImportStateRequest, context: grpc.aio.ServicerContext
     ) -> pb.ImportStateResponse:
         dump = state_from_json(request.document)
-        await self._store.import_state(dump, replace=request.replace, credential=_credential())
-        ctx = self._context(context, "state import")
-        log.info(
-            "operator.state_imported",
-            actor=ctx.actor,
-            replace=request.replace,
-            services=len(dump.world.services),
-            deployments=len(dump.world.deployments),
-            history_entries=len(dump.history),
-            tokens=len(dump.tokens),
-        )
-        if self._on_change is not None:
-            await self._on_change()
-        return pb.ImportStateResponse(
-            services=len(dump.world.services),
-            deployments=len(dump.world.deployments),
-            history_entries=len(dump.history),
+        problems = self._snapshot_problems(dump.world)
+        if problems:
+            raise InvalidRequest(
+                "the state document would give Envoy a config it rejects, so nothing was "
+                f"imported: {'; '.join(problems[:10])}"
+            )
+
+        async def write(retry: WriteRequest | None) -> None:
+            await self._store.import_state(dump, request.replace, _credential(), retry)
+            log.info(
+                "operator.state_imported",
+                actor=_actor(context),
+                replace=request.replace,
+                services=len(dump.world.services),
+                deployments=len(dump.world.deployments),
+                history_entries=len(dump.history),
+                tokens=len(dump.tokens),
+            )
+
+        return await self._commit(
+            context,
+            request,
+            write,
+            lambda _none: pb.ImportStateResponse(
+                services=len(dump.world.services),
+                deployments=len(dump.world.deployments),
+                history_entries=len(dump.history),
+            ),
         )
 
     async def _edit_tokens(
-        self, context: grpc.aio.ServicerContext, command: str, subject: str, edit: TokenEdit
-    ) -> None:
+        self,
+        context: grpc.aio.ServicerContext,
+        request: Message,
+        command: str,
+        subject: str,
+        edit: TokenEdit,
+        reply: Callable[[tuple[TokenRecord, ...]], ReplyT],
+        remembered: Callable[[ReplyT], Message] = lambda reply: reply,
+        replayed: Callable[[ReplyT], ReplyT] = lambda reply: reply,
+    ) -> ReplyT:
         """Commit a token change, log it (never the secret) and reload every replica's book."""
-        await self._store.edit_tokens(edit, _credential())
-        log.info("operator.tokens_changed", actor=_actor(context), command=command, token=subject)
-        if self._on_change is not None:
-            await self._on_change()
+
+        async def write(retry: WriteRequest | None) -> tuple[TokenRecord, ...]:
+            tokens = await self._store.edit_tokens(edit, _credential(), retry)
+            log.info(
+                "operator.tokens_changed", actor=_actor(context), command=command, token=subject
+            )
+            return tokens
+
+        return await self._commit(context, request, write, reply, remembered, replayed)
 
     @_refusals_as_status
     async def CreateToken(
@@ -522,13 +635,25 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             created_at=_now(),
             created_by=_actor(context),
         )
-        await self._edit_tokens(
+
+        def replayed(first: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
+            raise PreconditionFailed(
+                f"this request already created token {first.info.name}, and its secret was "
+                "shown once, to that first attempt: if it is lost, revoke the token "
+                f"(`xdsctl tokens revoke {first.info.name}`) and create another"
+            )
+
+        return await self._edit_tokens(
             context,
+            request,
             f"tokens create --name {record.name} --role {record.role.label}",
             record.name,
             lambda tokens: with_token(tokens, record),
+            lambda _tokens: pb.CreateTokenResponse(info=convert.token_to_pb(record), token=token),
+            # The store keeps hashes only: a repeat is told the token exists, not its secret.
+            remembered=lambda reply: pb.CreateTokenResponse(info=reply.info),
+            replayed=replayed,
         )
-        return pb.CreateTokenResponse(info=convert.token_to_pb(record), token=token)
 
     @_refusals_as_status
     async def ListTokens(
@@ -545,13 +670,21 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         revoked: list[TokenRecord] = []
 
         def edit(tokens: tuple[TokenRecord, ...]) -> tuple[TokenRecord, ...]:
-            revoked.extend(t for t in tokens if t.name == request.name)
+            revoked[:] = [t for t in tokens if t.name == request.name]
             return without_token(tokens, request.name)
 
-        await self._edit_tokens(context, f"tokens revoke {request.name}", request.name, edit)
-        # Refused here from now on, even if reading the tokens back just failed.
-        self._forget_token(revoked[0].sha256)
-        return convert.token_to_pb(revoked[0])
+        info = await self._edit_tokens(
+            context,
+            request,
+            f"tokens revoke {request.name}",
+            request.name,
+            edit,
+            lambda _tokens: convert.token_to_pb(revoked[0]),
+        )
+        if revoked:
+            # Refused here from now on, even if reading the tokens back just failed.
+            self._forget_token(revoked[0].sha256)
+        return info
 
     @_refusals_as_status
     async def ListServices(

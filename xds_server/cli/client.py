@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import getpass
+import itertools
+import os
+import re
 import socket
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from xds_server.api.metadata import ACTOR_METADATA_KEY
+from xds_server.api.metadata import ACTOR_METADATA_KEY, REQUEST_ID_METADATA_KEY
 from xds_server.auth.identity import AUTHORIZATION_KEY
+from xds_server.auth.roles import rule_for
 from xds_server.auth.tls import is_loopback
 from xds_server.v1 import operator_pb2_grpc
 
@@ -21,6 +27,7 @@ Reply = TypeVar("Reply")
 
 DEFAULT_SERVER = "127.0.0.1:18001"
 CALL_TIMEOUT_SECONDS = 15.0
+REACH_TIMEOUT_SECONDS = 5.0
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -28,11 +35,23 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_CONFIRMED = 4
 EXIT_DENIED = 5
+EXIT_OUTCOME_UNKNOWN = 7
 # Above the server's default limit: state export can be large.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+REQUEST_ID_ENV = "XDSCTL_REQUEST_ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,120}")
 
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+# What a write can end with although the server may have committed it: the
+# connection broke, the deadline passed, or the server failed after the commit.
+_OUTCOME_UNKNOWN = _UNREACHABLE | {
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.DATA_LOSS,
+}
 _DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+_OPERATOR = "/xds_server.v1.Operator/"
 
 
 class CliError(Exception):
@@ -89,14 +108,38 @@ def _read(path: Path | None, flag: str) -> bytes | None:
         raise CliError(f"cannot read {flag} {path}: {error.strerror}", EXIT_USAGE) from error
 
 
+def request_id() -> str:
+    """This run's request id: ``XDSCTL_REQUEST_ID`` (to repeat an earlier run's), else new."""
+    given = os.environ.get(REQUEST_ID_ENV)
+    if given is None:
+        return uuid.uuid4().hex
+    if not _REQUEST_ID.fullmatch(given):
+        raise CliError(
+            f"{REQUEST_ID_ENV} is not a request id: use up to 120 of A-Z a-z 0-9 . _ : - "
+            "(or unset it, and a fresh one is made)",
+            EXIT_USAGE,
+        )
+    return given
+
+
 class OperatorClient:
-    """Calls the operator API and turns gRPC failures into ``CliError``."""
+    """Calls the operator API and turns gRPC failures into ``CliError``.
+
+    Every write carries this run's request id, so repeating a run whose outcome
+    was unknown, with ``XDSCTL_REQUEST_ID`` set to that id, applies it at most
+    once. A write is only sent once the server has answered a health check:
+    what fails before that never reached it (exit 3), what fails after may
+    have been committed (exit 7).
+    """
 
     def __init__(self, server: str, credentials: Credentials | None = None) -> None:
         credentials = credentials or Credentials()
         self._server = server
         self._channel = credentials.channel(server)
         self.stub = operator_pb2_grpc.OperatorStub(self._channel)
+        self.request_id = request_id()
+        # The first write takes the id itself, any further one of the run ID.2, ID.3...
+        self._writes = itertools.count(1)
         metadata = [(ACTOR_METADATA_KEY, actor())]
         if credentials.token:
             metadata.append((AUTHORIZATION_KEY, f"Bearer {credentials.token}"))
@@ -108,18 +151,53 @@ class OperatorClient:
                     file=sys.stderr,
                 )
         self._metadata = tuple(metadata)
+        self._reached = False
 
-    def call(
-        self, method: Callable[..., Reply], request: object, timeout: float = CALL_TIMEOUT_SECONDS
-    ) -> Reply:
+    def call(self, method: str, request: object, timeout: float = CALL_TIMEOUT_SECONDS) -> Reply:
+        """Call operator method ``method`` (``"SetTraffic"``); a failure is a ``CliError``."""
+        stub_method: Callable[..., Reply] = getattr(self.stub, method)
+        writes = rule_for(_OPERATOR + method).writes
+        metadata = self._metadata
+        call_id: str | None = None
+        if writes:
+            self._reach()
+            number = next(self._writes)
+            call_id = self.request_id if number == 1 else f"{self.request_id}.{number}"
+            metadata = (*metadata, (REQUEST_ID_METADATA_KEY, call_id))
         try:
-            return method(request, timeout=timeout, metadata=self._metadata)
+            return stub_method(request, timeout=timeout, metadata=metadata)
         except grpc.RpcError as error:
-            raise self._cli_error(error) from error
+            raise self._cli_error(error, call_id) from error
 
-    def _cli_error(self, error: grpc.RpcError) -> CliError:
+    def _reach(self) -> None:
+        """Make sure the server answers before a write is sent (health needs no token)."""
+        if self._reached:
+            return
+        health = health_pb2_grpc.HealthStub(self._channel)
+        try:
+            reply = health.Check(health_pb2.HealthCheckRequest(), timeout=REACH_TIMEOUT_SECONDS)
+        except grpc.RpcError as error:
+            raise self._cli_error(error, None) from error
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise CliError(
+                f"the xds_server at {self._server} is not serving (starting or stopping): "
+                "nothing was sent; try again in a moment",
+                EXIT_UNREACHABLE,
+            )
+        self._reached = True
+
+    def _cli_error(self, error: grpc.RpcError, write_id: str | None) -> CliError:
         code = error.code()  # type: ignore[attr-defined]
         details = error.details()  # type: ignore[attr-defined]
+        if write_id is not None and code in _OUTCOME_UNKNOWN:
+            return CliError(
+                f"the call to the xds_server at {self._server} failed after the request was "
+                f"sent ({code.name}: {details}): it may or may not have been applied. Check "
+                "with `xdsctl traffic history`, `traffic get` or `deployments list`, or repeat "
+                f"the same command with {REQUEST_ID_ENV}={self.request_id}: a request id is "
+                "applied at most once, and a repeat is answered with the first result",
+                EXIT_OUTCOME_UNKNOWN,
+            )
         if code in _UNREACHABLE:
             return CliError(
                 f"cannot reach the xds_server at {self._server} ({details}): start it with "
