@@ -38,8 +38,14 @@ BAD_INPUT = [
         1,
         "weights must add up to 100 (got blue=90, green=20 = 110)",
     ),
-    ("traffic set --tags blue=-10,green=110", 1, "weight of blue must be from 0 to 100 (got -10)"),
-    ("traffic set --tags blue=101", 1, "weight of blue must be from 0 to 100 (got 101)"),
+    # Weights are plain digits 0-100: a sign or a value beyond 100 is a usage error (the
+    # server refuses the same from any other API client: tests/test_operations.py).
+    (
+        "traffic set --tags blue=-10,green=110",
+        2,
+        "weight '-10' of tag blue is not a whole number in plain digits",
+    ),
+    ("traffic set --tags blue=101", 2, "weight of blue must be from 0 to 100 (got 101)"),
     ("traffic set --tags blue=9.5,green=90.5", 2, "weight '9.5' of tag blue is not a whole number"),
     ("traffic set --tags blue=50,blue=50", 1, "tag blue is listed twice in --tags"),
     (
@@ -69,7 +75,11 @@ BAD_INPUT = [
         1,
         "service default is at revision 2, not 1",
     ),
-    ("traffic set --tags blue=100 --if-revision two", 2, "invalid int value: 'two'"),
+    (
+        "traffic set --tags blue=100 --if-revision two",
+        2,
+        "argument --if-revision: 'two' is not a whole number in plain digits",
+    ),
     ("traffic set", 2, "the following arguments are required: --tags"),
     ("traffic set --service nope --tags blue=100", 1, "service 'nope' does not exist"),
     ("traffic get --service nope", 1, "create it with `xdsctl apply --service nope"),
@@ -77,6 +87,8 @@ BAD_INPUT = [
     ("traffic promote --to blue", 1, "tag blue already carries 100% of traffic"),
     ("traffic promote --service shop", 1, "nothing to promote to"),
     ("traffic rollback --to-revision 99", 1, "service default has no revision 99"),
+    ("traffic rollback --to-revision 0", 1, "service default has no revision 0"),
+    ("traffic rollback --to-revision -1", 2, "'-1' is not a whole number in plain digits"),
     ("traffic rollback --to-revision 2", 1, "at revision 2 already"),
     ("apply --endpoint 10.0.0.1", 2, "endpoint '10.0.0.1' has no port"),
     ("apply --endpoint 10.0.0.1:70000", 2, "the port must be from 1 to 65535"),
@@ -121,6 +133,32 @@ def test_bad_input(primed: tuple[ServerProcess, dict], args: str, code: int, mes
     assert message in result.stderr
     assert result.stdout == ""
     assert server.snapshot() == before
+
+
+TOKEN_LIKE = "xdst_" + "Q" * 43
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("traffic", "get", "--service", TOKEN_LIKE),
+        ("apply", "--deployment-tag", TOKEN_LIKE, "--endpoint", "10.0.0.1:80"),
+        ("apply", "--endpoint", f"{TOKEN_LIKE}:80"),
+        ("deployments", "get", TOKEN_LIKE),
+    ],
+    ids=["service", "tag", "endpoint", "deployment id"],
+)
+def test_a_token_pasted_as_a_value_is_never_echoed(
+    primed: tuple[ServerProcess, dict], args: tuple[str, ...]
+) -> None:
+    """Whoever echoes the value (the server's refusal, the CLI's parser), the CLI prints
+    it redacted, and the server's log has it redacted too."""
+    server, _ids = primed
+    result = server.xdsctl(*args)
+    assert result.returncode in (1, 2), result.stderr
+    assert "xdst_<redacted>" in result.stderr
+    assert TOKEN_LIKE not in result.stderr + result.stdout
+    assert TOKEN_LIKE not in server.log.read_text()
 
 
 def _race(server: ServerProcess, *commands: list[str]) -> list[subprocess.CompletedProcess]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from xds_server.auth.roles import Role, parse_role
 from xds_server.bootstrap import BootstrapOptions, bootstrap
@@ -24,15 +24,30 @@ from xds_server.cli.client import (
     EXIT_NOT_CONFIRMED,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     CliError,
     Credentials,
     OperatorClient,
 )
+from xds_server.cli.flags import (
+    OneLineParser,
+    address,
+    parse_duration,
+    positive,
+    whole_number,
+)
+from xds_server.cli.secret_files import (
+    read_secret,
+    warn_if_shared,
+    warn_if_stdout_shared,
+    write_secret,
+)
 from xds_server.config import ServeConfig, TlsFiles
-from xds_server.errors import InvalidRequest, ServeRefused, StateError
+from xds_server.errors import InvalidRequest, XdsServerError
 from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
 from xds_server.model.state import DEFAULT_SERVICE
+from xds_server.redaction import has_url_password, one_line, redact
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds import keepalive
 
@@ -78,7 +93,7 @@ def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
         request.deployment_tag = args.deployment_tag
     elif args.bluegreen:
         request.bluegreen = True
-    reply = client.call(client.stub.Apply, request)
+    reply = client.call("Apply", request)
     args.committed_revision = reply.revision
     _warn(reply.warnings)
     deployment = reply.deployment
@@ -114,29 +129,29 @@ def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
         mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
         **_guard(args),
     )
-    return _traffic_change(args, client.call(client.stub.SetTraffic, request))
+    return _traffic_change(args, client.call("SetTraffic", request))
 
 
 def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> str:
-    reply = client.call(client.stub.GetTraffic, pb.GetTrafficRequest(service=args.service))
+    reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
     return render.structured(render.traffic_data(reply), args.output)
 
 
 def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **_guard(args))
-    return _traffic_change(args, client.call(client.stub.PromoteTraffic, request))
+    return _traffic_change(args, client.call("PromoteTraffic", request))
 
 
 def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> str:
-    request = pb.RollbackTrafficRequest(
-        service=args.service, to_revision=args.to_revision or 0, **_guard(args)
-    )
-    return _traffic_change(args, client.call(client.stub.RollbackTraffic, request))
+    request = pb.RollbackTrafficRequest(service=args.service, **_guard(args))
+    if args.to_revision is not None:
+        request.to_revision = args.to_revision
+    return _traffic_change(args, client.call("RollbackTraffic", request))
 
 
 def cmd_traffic_history(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.ListHistoryRequest(service=args.service, limit=args.limit or 0)
-    entries = client.call(client.stub.ListHistory, request).entries
+    entries = client.call("ListHistory", request).entries
     if args.output == "table":
         rows = [(e.revision, e.time, e.actor, e.command) for e in entries]
         return render.table(("REVISION", "TIME", "ACTOR", "COMMAND"), rows)
@@ -169,25 +184,25 @@ def _deployment_output(args: argparse.Namespace, deployment: pb.Deployment) -> s
 def cmd_deployments_list(args: argparse.Namespace, client: OperatorClient) -> str:
     service = "" if args.all_services else args.service
     request = pb.ListDeploymentsRequest(service=service)
-    deployments = client.call(client.stub.ListDeployments, request).deployments
+    deployments = client.call("ListDeployments", request).deployments
     if args.output == "table":
         return _deployments_table(deployments)
     return render.structured([render.deployment_data(d) for d in deployments], args.output)
 
 
 def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> str:
-    deployment = client.call(client.stub.GetDeployment, pb.GetDeploymentRequest(id=args.id))
+    deployment = client.call("GetDeployment", pb.GetDeploymentRequest(id=args.id))
     return _deployment_output(args, deployment)
 
 
 def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.SetEndpointsRequest(id=args.id, endpoints=_endpoints(args))
-    return _deployment_output(args, client.call(client.stub.SetEndpoints, request))
+    return _deployment_output(args, client.call("SetEndpoints", request))
 
 
 def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.DeleteDeploymentRequest(id=args.id)
-    return _deployment_output(args, client.call(client.stub.DeleteDeployment, request))
+    return _deployment_output(args, client.call("DeleteDeployment", request))
 
 
 def _node_data(node: pb.NodeStatus) -> dict[str, Any]:
@@ -220,7 +235,7 @@ def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
-    reply = client.call(client.stub.GetStatus, pb.GetStatusRequest())
+    reply = client.call("GetStatus", pb.GetStatusRequest())
     nodes = reply.nodes
     if args.output != "table":
         data = {
@@ -244,34 +259,26 @@ def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
     return render.table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
 
 
-MAX_DURATION_SECONDS = 3600.0
-
-
-def parse_duration(text: str) -> float:
-    """``30s``, ``500ms``, ``2m`` or plain seconds."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write e.g. 30s, 500ms or 2m")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    seconds = value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-    if not 0 < seconds <= MAX_DURATION_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1h")
-    return seconds
-
-
 def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
     """--wait: block until every connected Envoy holds the change, or exit 4 naming who lags."""
     request = pb.WaitForSyncRequest(timeout_seconds=args.timeout, min_envoys=args.min_envoys)
-    # The call itself may take the whole timeout: give gRPC a little more.
-    reply = client.call(client.stub.WaitForSync, request, timeout=args.timeout + 10)
+    revision = getattr(args, "committed_revision", None)
+    committed = f"committed as revision {revision}" if revision else "committed"
+    try:
+        # The call itself may take the whole timeout: give gRPC a little more.
+        reply = client.call("WaitForSync", request, timeout=args.timeout + 10)
+    except CliError as error:
+        if error.exit_code != EXIT_UNREACHABLE:
+            raise
+        raise CliError(
+            f"{committed}, but not confirmed on the Envoys: {error}", EXIT_NOT_CONFIRMED
+        ) from error
     if reply.done:
         if reply.envoys == 0:
             print("no Envoy is connected: nothing to wait for", file=sys.stderr)
         else:
             print(f"on all {reply.envoys} Envoys after {reply.seconds:.2f}s", file=sys.stderr)
         return
-    revision = getattr(args, "committed_revision", None)
-    committed = f"committed as revision {revision}" if revision else "committed"
     lagging = ", ".join(f"{n.node_id} ({n.reason})" for n in reply.lagging)
     if not lagging:
         lagging = f"only {reply.envoys} Envoys connected, --min-envoys asks for {args.min_envoys}"
@@ -280,7 +287,7 @@ def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
 
 def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.SetServiceDomainsRequest(service=args.name, domains=args.domain)
-    reply = client.call(client.stub.SetServiceDomains, request)
+    reply = client.call("SetServiceDomains", request)
     if args.output == "text":
         verb = "created, answers" if reply.created else "answers"
         return f"service {reply.service.name} {verb} {', '.join(reply.service.domains)}\n"
@@ -288,7 +295,7 @@ def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
 
 
 def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
-    services = client.call(client.stub.ListServices, pb.ListServicesRequest()).services
+    services = client.call("ListServices", pb.ListServicesRequest()).services
     if args.output == "table":
         rows = [(s.name, ",".join(s.domains) or "- (not routed)", s.revision) for s in services]
         return render.table(("NAME", "DOMAINS", "REVISION"), rows)
@@ -296,7 +303,7 @@ def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
 
 
 def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> str:
-    return client.call(client.stub.ExportState, pb.ExportStateRequest()).document
+    return client.call("ExportState", pb.ExportStateRequest()).document
 
 
 def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -305,7 +312,7 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
     except OSError as error:
         raise CliError(f"cannot read {args.file}: {error.strerror}", EXIT_USAGE) from error
     request = pb.ImportStateRequest(document=document, replace=args.replace)
-    reply = client.call(client.stub.ImportState, request)
+    reply = client.call("ImportState", request)
     if args.output == "text":
         return (
             f"imported {reply.services} services, {reply.deployments} deployments, "
@@ -321,12 +328,21 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
 
 def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.CreateTokenRequest(name=args.name, role=args.role)
-    reply = client.call(client.stub.CreateToken, request)
+    reply = client.call("CreateToken", request)
+    if args.output_file is not None:
+        write_secret(args.output_file, reply.token)
+        print(
+            f"token {reply.info.name} ({reply.info.role}) created and written to "
+            f"{args.output_file} (mode 0600); the server keeps only its SHA-256",
+            file=sys.stderr,
+        )
+        return ""
     print(
         f"token {reply.info.name} ({reply.info.role}) created: it is shown this once, "
         "store it now (the server keeps only its SHA-256)",
         file=sys.stderr,
     )
+    warn_if_stdout_shared("the token")
     if args.output == "text":
         return reply.token + "\n"
     # The one output that carries a secret: creating it is what was asked for.
@@ -334,7 +350,7 @@ def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
 
 
 def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
-    tokens = client.call(client.stub.ListTokens, pb.ListTokensRequest()).tokens
+    tokens = client.call("ListTokens", pb.ListTokensRequest()).tokens
     if args.output == "table":
         rows = [(t.name, t.role, t.created_at, t.created_by) for t in tokens]
         return render.table(("NAME", "ROLE", "CREATED", "CREATED BY"), rows)
@@ -342,7 +358,7 @@ def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> str:
-    info = client.call(client.stub.RevokeToken, pb.RevokeTokenRequest(name=args.name))
+    info = client.call("RevokeToken", pb.RevokeTokenRequest(name=args.name))
     if args.output == "text":
         return f"token {info.name} ({info.role}) revoked\n"
     return render.structured(render.token_data(info), args.output)
@@ -378,20 +394,28 @@ def _option(args: argparse.Namespace, flag: str) -> str | None:
     return getattr(args, flag.lstrip("-").replace("-", "_"), None) or os.environ.get(env) or None
 
 
+def _server(args: argparse.Namespace) -> str:
+    """The server's address (--server, XDSCTL_SERVER): HOST:PORT, refused otherwise."""
+    server = _option(args, "--server") or DEFAULT_SERVER
+    try:
+        return address(server)
+    except argparse.ArgumentTypeError as error:
+        raise CliError(
+            f"--server / XDSCTL_SERVER {server[:60]!r} is not HOST:PORT ({error}): "
+            f"write e.g. {DEFAULT_SERVER}",
+            EXIT_USAGE,
+        ) from None
+
+
 def credentials(args: argparse.Namespace) -> Credentials:
     """The token (--token-file, XDSCTL_TOKEN) and TLS files the command line names."""
     token = os.environ.get("XDSCTL_TOKEN")
     token_file = _option(args, "--token-file")
     if token_file:
-        try:
-            token = Path(token_file).read_text().strip()
-        except OSError as error:
-            raise CliError(
-                f"cannot read --token-file {token_file}: {error.strerror}", EXIT_USAGE
-            ) from error
-        if not token:
-            raise CliError(f"--token-file {token_file} is empty: put the token in it", EXIT_USAGE)
+        token = read_secret(Path(token_file), "--token-file")
     paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
+    if paths["--key"]:
+        warn_if_shared(Path(paths["--key"]), "--key")
     return Credentials(
         token=token.strip() if token else None,
         **{flag.lstrip("-"): Path(value) for flag, value in paths.items() if value},
@@ -441,7 +465,7 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-envoys",
-        type=int,
+        type=whole_number(0, 1_000_000),
         default=0,
         metavar="N",
         help="with --wait, fail unless at least N Envoys are connected and have it",
@@ -451,7 +475,7 @@ def _wait_options(parser: argparse.ArgumentParser) -> None:
 def _if_revision(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--if-revision",
-        type=int,
+        type=whole_number(),
         metavar="N",
         help="refuse unless the service is still at revision N (compare-and-set)",
     )
@@ -468,7 +492,7 @@ def _endpoint_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="xdsctl",
         description="Blue-green, canary and mirrored releases on Envoy, from the command line.",
     )
@@ -533,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rollback.add_argument(
         "--to-revision",
-        type=int,
+        type=whole_number(),
         metavar="N",
         help="the revision to restore (default: before the latest change)",
     )
@@ -542,7 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     history = _command(
         traffic, "history", cmd_traffic_history, "list every change", ("table", "yaml", "json")
     )
-    history.add_argument("--limit", type=int, metavar="N", help="show the latest N changes")
+    history.add_argument(
+        "--limit", type=whole_number(1, 1_000_000), metavar="N", help="show the latest N changes"
+    )
 
     deployments = commands.add_parser("deployments", help="inspect deployments").add_subparsers(
         dest="deployments_command", required=True, metavar="COMMAND"
@@ -651,6 +677,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--name", required=True, help="what the token is for, e.g. ci-bot")
     create.add_argument(
+        "--output-file",
+        type=Path,
+        metavar="FILE",
+        help="write the token to FILE, readable by you only (mode 0600), instead of stdout",
+    )
+    create.add_argument(
         "--role",
         required=True,
         choices=[role.label for role in Role],
@@ -717,17 +749,65 @@ def _tls_files(args: argparse.Namespace, port: str) -> TlsFiles | None:
     return TlsFiles(cert=cert, key=key, client_ca=ca)
 
 
-def _positive(kind: type) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be above 0")
-        return value
+def _store_url(url: str) -> str:
+    """A ``--store`` URL this server can use: PostgreSQL, well formed, no password."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise CliError(
+            "--store takes a postgresql://HOST:PORT/DB URL; for a SQLite file use --state FILE",
+            EXIT_USAGE,
+        )
+    if has_url_password(url):
+        raise CliError(
+            "the --store URL holds a password, and every user of this machine can read a "
+            "command line (`ps`): take it out of the URL and give it with "
+            "--store-password-file FILE (mode 0600), PGPASSWORD or ~/.pgpass",
+            EXIT_USAGE,
+        )
+    import psycopg  # here: client commands start without the database driver
 
-    return parse
+    try:
+        urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is no number
+        psycopg.conninfo.conninfo_to_dict(url)
+    except (ValueError, psycopg.Error) as error:
+        raise CliError(
+            f"the --store URL {redact(url)!r} is malformed ({redact(str(error))}): "
+            "write postgresql://USER@HOST:PORT/DB",
+            EXIT_USAGE,
+        ) from None
+    return url
+
+
+def serve_config(args: argparse.Namespace) -> ServeConfig:
+    """``xdsctl serve``'s settings from its flags, checked; ``CliError`` (exit 2) if not."""
+    password = None
+    if args.store_password_file is not None:
+        if args.store is None:
+            raise CliError("--store-password-file goes with --store", EXIT_USAGE)
+        password = read_secret(args.store_password_file, "--store-password-file")
+    for port in ("api", "xds"):
+        key = getattr(args, f"{port}_tls_key")
+        if key is not None:
+            warn_if_shared(key, f"--{port}-tls-key")
+    config = ServeConfig(
+        state_path=args.state,
+        store_url=_store_url(args.store) if args.store is not None else None,
+        store_password=password,
+        api_listen=args.api_listen,
+        xds_listen=args.xds_listen,
+        envoy_listen=args.envoy_listen,
+        metrics_listen=args.metrics_listen,
+        node_grace_seconds=args.node_grace,
+        api_tls=_tls_files(args, "api"),
+        api_cert_roles=tuple(_parsed(parse_cert_role, text) for text in args.api_cert_role),
+        xds_tls=_tls_files(args, "xds"),
+        insecure=args.insecure,
+        **{name: getattr(args, name) for name in LIMIT_SETTINGS},
+    )
+    if config.api_cert_roles and (config.api_tls is None or config.api_tls.client_ca is None):
+        raise CliError(
+            "--api-cert-role needs --api-client-ca (and --api-tls-cert/-key)", EXIT_USAGE
+        )
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -737,42 +817,16 @@ def _serve(args: argparse.Namespace) -> int:
     from xds_server.logs import configure_logging
     from xds_server.server import serve
 
-    configure_logging(args.log_level)
-    if args.store is not None and not args.store.startswith(("postgresql://", "postgres://")):
-        print(
-            "xdsctl serve: --store takes a postgresql://HOST:PORT/DB URL; "
-            "for a SQLite file use --state FILE",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     try:
-        config = ServeConfig(
-            state_path=args.state,
-            store_url=args.store,
-            api_listen=args.api_listen,
-            xds_listen=args.xds_listen,
-            envoy_listen=args.envoy_listen,
-            metrics_listen=args.metrics_listen,
-            node_grace_seconds=args.node_grace,
-            api_tls=_tls_files(args, "api"),
-            api_cert_roles=tuple(_parsed(parse_cert_role, text) for text in args.api_cert_role),
-            xds_tls=_tls_files(args, "xds"),
-            insecure=args.insecure,
-            **{name: getattr(args, name) for name in LIMIT_SETTINGS},
-        )
-        if config.api_cert_roles and (config.api_tls is None or config.api_tls.client_ca is None):
-            raise CliError(
-                "--api-cert-role needs --api-client-ca (and --api-tls-cert/-key)", EXIT_USAGE
-            )
-        for address in (config.envoy_listen, config.metrics_listen):
-            _parsed(parse_endpoint, address)
+        config = serve_config(args)
     except CliError as error:
-        print(f"xdsctl serve: {error}", file=sys.stderr)
+        print(f"xdsctl serve: error: {one_line(str(error))}", file=sys.stderr)
         return error.exit_code
+    configure_logging(args.log_level)
     try:
         asyncio.run(serve(config))
-    except (StateError, ServeRefused, OSError) as error:
-        print(f"xdsctl serve: {error}", file=sys.stderr)
+    except (XdsServerError, OSError) as error:
+        print(f"xdsctl serve: error: {one_line(str(error))}", file=sys.stderr)
         return EXIT_REFUSED
     return EXIT_OK
 
@@ -852,7 +906,7 @@ def _security_options(serve: argparse.ArgumentParser, defaults: ServeConfig) -> 
         default = getattr(defaults, name)
         serve.add_argument(
             "--" + name.replace("_", "-"),
-            type=_positive(type(default)),
+            type=positive(type(default)),
             default=default,
             metavar="N",
             help=f"{what} (default {default:g})",
@@ -871,7 +925,11 @@ def _add_local_commands(commands: Any) -> None:
         ("--metrics-listen", defaults.metrics_listen, "/metrics, /healthz and /readyz"),
     ):
         serve.add_argument(
-            flag, default=default, metavar="HOST:PORT", help=f"{what} (default {default})"
+            flag,
+            default=default,
+            type=address,
+            metavar="HOST:PORT",
+            help=f"{what} (default {default})",
         )
     store = serve.add_mutually_exclusive_group()
     store.add_argument(
@@ -883,9 +941,15 @@ def _add_local_commands(commands: Any) -> None:
     )
     store.add_argument(
         "--store",
-        metavar="postgresql://HOST:PORT/DB",
+        metavar="postgresql://[USER@]HOST:PORT/DB",
         help="PostgreSQL database shared by several replicas, instead of --state; "
-        "credentials as for libpq (PGPASSWORD, ~/.pgpass, PG* variables)",
+        "no password in it: use --store-password-file or libpq's PGPASSWORD, ~/.pgpass",
+    )
+    serve.add_argument(
+        "--store-password-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the database password (mode 0600), for --store",
     )
     serve.add_argument(
         "--node-grace",
@@ -901,14 +965,18 @@ def _add_local_commands(commands: Any) -> None:
         "demo", help="run the control plane, Envoy and two upstreams on loopback"
     )
     demo.set_defaults(local=_demo)
+    port = whole_number(1, 65535)
     demo.add_argument(
-        "--listen-port", type=int, default=10000, help="Envoy's HTTP port (default 10000)"
+        "--listen-port", type=port, default=10000, help="Envoy's HTTP port (default 10000)"
     )
     demo.add_argument(
-        "--admin-port", type=int, default=9901, help="Envoy's admin port (default 9901)"
+        "--admin-port", type=port, default=9901, help="Envoy's admin port (default 9901)"
     )
-    demo.add_argument("--api-listen", default=defaults.api_listen, metavar="HOST:PORT")
-    demo.add_argument("--xds-listen", default=defaults.xds_listen, metavar="HOST:PORT")
+    for flag, default in (
+        ("--api-listen", defaults.api_listen),
+        ("--xds-listen", defaults.xds_listen),
+    ):
+        demo.add_argument(flag, default=default, type=address, metavar="HOST:PORT")
 
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap for this server")
     boot.set_defaults(local=_bootstrap)
@@ -938,7 +1006,7 @@ def _add_local_commands(commands: Any) -> None:
     boot.add_argument("--delta", action="store_true", help="use delta xDS (DELTA_GRPC)")
     boot.add_argument(
         "--keepalive-interval",
-        type=int,
+        type=whole_number(0, 3600),  # 0 reaches the bootstrap's own "at least 1s"
         default=None,
         metavar="SECONDS",
         help=f"HTTP/2 keepalive to the control plane (default {keepalive.PING_INTERVAL_S}; "
@@ -954,30 +1022,35 @@ def _add_local_commands(commands: Any) -> None:
         boot.add_argument(flag, metavar="FILE" if flag != "--server-name" else "NAME", help=what)
 
 
+def _failed(error: CliError) -> int:
+    print(f"xdsctl: error: {one_line(str(error))}", file=sys.stderr)
+    return error.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "local", None) is not None:
         try:
-            return args.local(args)
+            return int(args.local(args))
         except CliError as error:
-            print(f"xdsctl: error: {error}", file=sys.stderr)
-            return error.exit_code
-    server = _option(args, "--server") or DEFAULT_SERVER
+            return _failed(error)
     try:
-        client = OperatorClient(server, credentials(args))
+        client = OperatorClient(_server(args), credentials(args))
     except CliError as error:
-        print(f"xdsctl: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return _failed(error)
     try:
         sys.stdout.write(args.handler(args, client))
         sys.stdout.flush()
         if getattr(args, "wait", False):
             wait_for_envoys(args, client)
     except CliError as error:
-        print(f"xdsctl: error: {error}", file=sys.stderr)
-        return error.exit_code
+        return _failed(error)
     except KeyboardInterrupt:
         return 130  # the shell's convention for "stopped by Ctrl-C"
+    except BrokenPipeError:
+        # The reader went away (`xdsctl state export | head`): nothing more to say.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # the shell's convention for SIGPIPE
     finally:
         client.close()
     return EXIT_OK
