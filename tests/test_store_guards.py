@@ -12,7 +12,12 @@ import pytest
 
 from xds_server.errors import StateError
 from xds_server.store.base import StoreError, StoreHealth
-from xds_server.store.state_file import StateFileLock, StateFileWatch, check_state_path
+from xds_server.store.state_file import (
+    StateFileLock,
+    StateFileWatch,
+    check_state_directory,
+    check_state_file,
+)
 
 
 def _health() -> tuple[StoreHealth, list[object]]:
@@ -68,6 +73,7 @@ def state(tmp_path: Path) -> Path:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("CREATE TABLE t (x)")
     connection.close()
+    StateFileLock(path).release()  # the lock file a server leaves, watched too
     return path
 
 
@@ -94,15 +100,35 @@ def test_a_lost_file_is_noticed(state: Path, lose: object, why: str) -> None:
     watch.close()
 
 
-def test_a_lost_write_ahead_log_is_noticed(state: Path) -> None:
+@pytest.mark.parametrize(
+    ("lose", "why"),
+    [
+        (lambda p: p.unlink(), "was deleted"),
+        (lambda p: os.truncate(p, 0), "was truncated from"),
+        (lambda p: p.open("r+b").write(b"\0\0\0\0"), "was overwritten"),
+    ],
+    ids=["deleted", "truncated", "overwritten"],
+)
+def test_a_lost_write_ahead_log_is_noticed(state: Path, lose: object, why: str) -> None:
+    """The log holds every change since the last checkpoint: losing it loses them."""
     connection = sqlite3.connect(state, isolation_level=None)
     connection.execute("INSERT INTO t VALUES (1)")  # the log exists while a connection is open
     wal = state.with_name(state.name + "-wal")
     watch = StateFileWatch(state)
-    wal.unlink()
-    assert watch.lost() == f"{wal} was deleted"
+    assert watch.lost() is None
+    lose(wal)  # type: ignore[operator]
+    found = watch.lost()
+    assert found is not None and found.startswith(f"{wal} {why}")
     watch.close()
     connection.close()
+
+
+def test_a_deleted_lock_file_is_noticed(state: Path) -> None:
+    """Without it a second server could take the file beside this one."""
+    watch = StateFileWatch(state)
+    state.with_name("state.db.lock").unlink()
+    assert watch.lost() == f"{state}.lock was deleted"
+    watch.close()
 
 
 @pytest.mark.parametrize(
@@ -116,5 +142,7 @@ def test_paths_that_hold_no_state(tmp_path: Path, prepare: object, message: str)
     path = tmp_path / "state.db"
     prepare(path)  # type: ignore[operator]
     with pytest.raises(StateError, match=re.escape(message)):
-        check_state_path(path)
-    check_state_path(tmp_path / "fresh.db")  # missing: a fresh install
+        check_state_directory(path)
+        check_state_file(path)
+    check_state_directory(tmp_path / "fresh.db")  # missing: a fresh install
+    check_state_file(tmp_path / "fresh.db")

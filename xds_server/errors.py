@@ -11,6 +11,7 @@ The hierarchy, with the gRPC status the operator API answers for each::
     ├── Unauthenticated      no credential, or an unknown one    UNAUTHENTICATED
     ├── Forbidden            the caller's role is too low        PERMISSION_DENIED
     ├── LimitExceeded        size, calls in flight, write rate   RESOURCE_EXHAUSTED
+    ├── OutcomeUnknown       the store failed during a commit    UNAVAILABLE
     ├── StateError           the state file cannot be used       (server start-up)
     └── ServeRefused         unsafe or unreadable serve settings (server start-up)
 
@@ -59,6 +60,11 @@ class Forbidden(XdsServerError):
 
 class LimitExceeded(XdsServerError):
     """A limit that protects the server: calls in flight, write rate."""
+
+
+class OutcomeUnknown(XdsServerError):
+    """A write whose commit may or may not have happened (the database connection failed
+    during it): the client must check, or repeat it with the same request id."""
 
 
 class StateError(XdsServerError):

@@ -12,17 +12,16 @@ import re
 from xds_server.auth.tokens import TOKEN_PREFIX
 
 _TOKEN_SHAPE = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{8,}")
-# user:password@ after a scheme; also in malformed URLs, where URL parsers give up.
-_URL_PASSWORD = re.compile(r"(?<=://)([^/?#@:\s]*):[^/?#@\s]*@")
+# user:password@ after a scheme, up to the last @ of the word (a password may hold
+# any character, an unencoded @ too); also in malformed URLs, where parsers give up.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/?#@:\s]*):\S*@")
+# libpq's other ways: password=... as a URL parameter or a key=value setting.
+_PASSWORD_SETTING = re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|[^&\s]*)")
 
 
 def redact_url_passwords(text: str) -> str:
-    """``text`` without the password of any URL in it."""
-    return _URL_PASSWORD.sub(r"\1:***@", text)
-
-
-def has_url_password(url: str) -> bool:
-    return _URL_PASSWORD.search(url) is not None
+    """``text`` without the password of any URL or connection string in it."""
+    return _PASSWORD_SETTING.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
 def redact(text: str) -> str:

@@ -9,6 +9,7 @@ from xds_server.errors import (
     InvalidRequest,
     LimitExceeded,
     NotFound,
+    OutcomeUnknown,
     PreconditionFailed,
     RevisionConflict,
     StateError,
@@ -26,6 +27,8 @@ _STATUS_OF_ERROR: dict[type[XdsServerError], grpc.StatusCode] = {
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     Forbidden: grpc.StatusCode.PERMISSION_DENIED,
     LimitExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # The client says "may or may not have been applied" (exit 7) for a write.
+    OutcomeUnknown: grpc.StatusCode.UNAVAILABLE,
 }
 
 

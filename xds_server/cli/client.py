@@ -68,7 +68,9 @@ def actor() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    # gRPC metadata is printable ASCII: a name in another script goes as escapes.
+    who = f"{user}@{socket.gethostname()}".encode("ascii", "backslashreplace").decode()
+    return "".join(ch if ch.isprintable() else "?" for ch in who)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ from xds_server.config import ServeConfig, TlsFiles
 from xds_server.errors import InvalidRequest, XdsServerError
 from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
 from xds_server.model.state import DEFAULT_SERVICE
-from xds_server.redaction import has_url_password, one_line, redact
+from xds_server.redaction import one_line, redact
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds import keepalive
 
@@ -308,9 +308,16 @@ def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> str:
 
 def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
     try:
-        document = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        document = raw.decode("utf-8")
     except OSError as error:
         raise CliError(f"cannot read {args.file}: {error.strerror}", EXIT_USAGE) from error
+    except UnicodeDecodeError as error:
+        raise CliError(
+            f"{args.file} is not a state document: it is not UTF-8 text ({error.reason} at "
+            f"byte {error.start}); import a file made by `xdsctl state export`",
+            EXIT_USAGE,
+        ) from error
     request = pb.ImportStateRequest(document=document, replace=args.replace)
     reply = client.call("ImportState", request)
     if args.output == "text":
@@ -416,8 +423,15 @@ def credentials(args: argparse.Namespace) -> Credentials:
     paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
     if paths["--key"]:
         warn_if_shared(Path(paths["--key"]), "--key")
+    token = token.strip() if token else None
+    if token is not None and not (token.isascii() and token.isprintable()):
+        raise CliError(
+            "the token (XDSCTL_TOKEN or --token-file) holds characters no token has "
+            "(tokens are xdst_ and letters, digits, - and _): check what was pasted",
+            EXIT_USAGE,
+        )
     return Credentials(
-        token=token.strip() if token else None,
+        token=token,
         **{flag.lstrip("-"): Path(value) for flag, value in paths.items() if value},
     )
 
@@ -756,24 +770,25 @@ def _store_url(url: str) -> str:
             "--store takes a postgresql://HOST:PORT/DB URL; for a SQLite file use --state FILE",
             EXIT_USAGE,
         )
-    if has_url_password(url):
-        raise CliError(
-            "the --store URL holds a password, and every user of this machine can read a "
-            "command line (`ps`): take it out of the URL and give it with "
-            "--store-password-file FILE (mode 0600), PGPASSWORD or ~/.pgpass",
-            EXIT_USAGE,
-        )
     import psycopg  # here: client commands start without the database driver
 
     try:
         urlsplit(url).port  # noqa: B018 - raises ValueError for a port that is no number
-        psycopg.conninfo.conninfo_to_dict(url)
+        settings = psycopg.conninfo.conninfo_to_dict(url)
     except (ValueError, psycopg.Error) as error:
         raise CliError(
             f"the --store URL {redact(url)!r} is malformed ({redact(str(error))}): "
             "write postgresql://USER@HOST:PORT/DB",
             EXIT_USAGE,
         ) from None
+    # As libpq reads it: user:password@ and ?password= alike.
+    if "password" in settings:
+        raise CliError(
+            "the --store URL holds a password, and every user of this machine can read a "
+            "command line (`ps`): take it out of the URL and give it with "
+            "--store-password-file FILE (mode 0600), PGPASSWORD or ~/.pgpass",
+            EXIT_USAGE,
+        )
     return url
 
 
