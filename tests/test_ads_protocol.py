@@ -15,11 +15,11 @@ from xds_server.model.state import World
 from xds_server.testing import Received, ScriptedAdsClient
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds import keepalive
+from xds_server.xds.builder import snapshot_of
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.planner import plan_clusters
-from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, ResourceSet
+from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from xds_server.xds.service import AggregatedDiscoveryService
-from xds_server.xds.snapshot import snapshot_of
 from xds_server.xds.status import NodeRegistry
 
 BLUE, GREEN, NEW_BLUE = (
@@ -327,7 +327,7 @@ class TestSotw:
         async def test() -> None:
             scaled = world({"green": 100}, {"blue": BLUE, "green": GREEN})
             snapshot = snapshot_of(scaled, TranslateOptions())
-            union = ResourceSet.of(CLUSTER, plan_clusters(snapshot, None, None))
+            union = plan_clusters(snapshot, None, None, SnapshotCache())
             async with ads(scaled) as h, h.client() as client:
                 await client.request(CLUSTER, version=union.version)
                 await client.expect_silence()
@@ -448,7 +448,9 @@ class TestDelta:
                     snapshot = h.cache.snapshot
                     assert snapshot is not None
                     held[CLUSTER] = snapshot.clusters.versions()
-                    held[ENDPOINT] = {BLUE_CLUSTER: snapshot.endpoints[BLUE_CLUSTER].version}
+                    held[ENDPOINT] = {
+                        BLUE_CLUSTER: snapshot.endpoints.resources[BLUE_CLUSTER].version
+                    }
                 async with h.client(delta=True) as client:
                     await client.delta_request(CLUSTER, initial_versions=held[CLUSTER])
                     await client.delta_request(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from tests.test_ads_protocol import BLUE, GREEN, NEW_BLUE, world
 from xds_server.translate import TranslateOptions, cluster_name
+from xds_server.xds.builder import snapshot_of
+from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.planner import live_references, plan_clusters, plan_routes
-from xds_server.xds.snapshot import snapshot_of
+from xds_server.xds.resources import ResourceSet
 
 OLD, NEW = cluster_name("default", BLUE), cluster_name("default", NEW_BLUE)
 SNAPSHOT = snapshot_of(
@@ -15,39 +17,42 @@ OLD_SNAPSHOT = snapshot_of(world({"blue": 100}, {"blue": BLUE}), TranslateOption
 OLD_ROUTES = dict(OLD_SNAPSHOT.routes.resources)
 
 
-def names(resources: list) -> list[str]:
-    return sorted(r.name for r in resources)
+CACHE = SnapshotCache()
+
+
+def names(planned: ResourceSet) -> list[str]:
+    return sorted(planned.resources)
 
 
 class TestPlanClusters:
     def test_fresh_node_gets_the_desired_clusters(self) -> None:
         """A node holding nothing gets exactly the desired clusters."""
-        assert names(plan_clusters(SNAPSHOT, {}, {})) == [NEW]
+        assert names(plan_clusters(SNAPSHOT, {}, {}, CACHE)) == [NEW]
 
     def test_routed_old_cluster_is_kept(self) -> None:
         """While live routes use the old cluster, it stays beside the new one."""
         held = {OLD: OLD_SNAPSHOT.clusters.resources[OLD]}
-        assert names(plan_clusters(SNAPSHOT, held, OLD_ROUTES)) == sorted([OLD, NEW])
+        assert names(plan_clusters(SNAPSHOT, held, OLD_ROUTES, CACHE)) == sorted([OLD, NEW])
 
     def test_old_cluster_dropped_once_routes_moved(self) -> None:
         """After the node accepted routes that no longer use it, it goes."""
         held = {OLD: None, NEW: None}
-        assert names(plan_clusters(SNAPSHOT, held, dict(SNAPSHOT.routes.resources))) == [NEW]
+        assert names(plan_clusters(SNAPSHOT, held, dict(SNAPSHOT.routes.resources), CACHE)) == [NEW]
 
     def test_unknown_routes_keep_everything_held(self) -> None:
         """Routes of unknown content: keep every held cluster that still exists."""
         held = {OLD: None}
-        assert names(plan_clusters(SNAPSHOT, held, {"routes": None})) == sorted([OLD, NEW])
+        assert names(plan_clusters(SNAPSHOT, held, {"routes": None}, CACHE)) == sorted([OLD, NEW])
         assert live_references({"routes": None}) is None
 
     def test_unknown_clusters_add_every_standby(self) -> None:
         """Nothing known at all: the desired clusters plus every standby cluster."""
-        assert names(plan_clusters(SNAPSHOT, None, None)) == sorted([OLD, NEW])
+        assert names(plan_clusters(SNAPSHOT, None, None, CACHE)) == sorted([OLD, NEW])
 
     def test_deleted_deployment_cannot_be_kept(self) -> None:
         """A cluster whose deployment is gone has no definition left to keep."""
         held = {cluster_name("default", GREEN): None}
-        assert names(plan_clusters(SNAPSHOT, held, None)) == [NEW]
+        assert names(plan_clusters(SNAPSHOT, held, None, CACHE)) == [NEW]
 
 
 class TestPlanRoutes:

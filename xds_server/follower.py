@@ -28,10 +28,11 @@ class StateFollower:
     def __init__(
         self,
         store: Store,
-        publish: Callable[[World], Awaitable[None]],
+        publish: Callable[[World, frozenset[str] | None], Awaitable[None]],
         on_tokens: Callable[[tuple[TokenRecord, ...]], None] = lambda _tokens: None,
     ) -> None:
         self._store = store
+        # Publishes a world, given the services that changed (None: any may have).
         self._publish = publish
         # Tokens move with the change sequence too: a revocation reaches every
         # replica by the same notice as a traffic change.
@@ -40,30 +41,41 @@ class StateFollower:
         self.sequence = -1  # of the world last published; -1: none yet
         self.world: World | None = None  # the world last published
 
-    async def refresh(self) -> None:
+    async def refresh(self, look: bool = True) -> None:
         """Publish the store's latest world if it moved on; raises what went wrong.
 
-        The first world (at start-up) is checked against every rule first: a
-        server refuses to serve a state that breaks one (``StateError``), and
-        its Envoys keep their last config, rather than being sent a broken one.
+        ``look=False`` takes what the store already holds (after a commit made here)
+        without asking the database. The first world (at start-up) is checked
+        against every rule first: a server refuses to serve a state that breaks one
+        (``StateError``), and its Envoys keep their last config, rather than being
+        sent a broken one.
         """
         async with self._lock:
-            if await self._store.sequence() <= self.sequence:
+            update = await self._store.updates_since(self.sequence, look=look)
+            if update.sequence <= self.sequence:
                 return
-            world, sequence = await self._store.load_versioned()
             if self.world is None:
-                _refuse_to_serve(world, self._store.where)
-            # Tokens first: a revocation must not wait for the world's publication.
-            self._on_tokens(await self._store.tokens())
-            await self._publish(world)
-            log.debug("store.published", sequence=sequence, previous=self.sequence)
-            self.sequence, self.world = sequence, world
+                _refuse_to_serve(update.world, self._store.where)
+            if update.tokens or self.world is None:
+                # Tokens first: a revocation must not wait for the world's publication.
+                self._on_tokens(await self._store.tokens())
+            await self._publish(update.world, None if self.world is None else update.services)
+            log.debug("store.published", sequence=update.sequence, previous=self.sequence)
+            self.sequence, self.world = update.sequence, update.world
+
+    async def after_commit(self) -> None:
+        """A change committed here: publish it before the call returns."""
+        await self._logged(look=False)
 
     async def catch_up(self) -> None:
-        """``refresh`` where failing is not an option (a commit already answered, a change
-        notice): the published world stays as it was and the next notice tries again."""
+        """A change notice, a reconnect, a resync: publish whatever the database has."""
+        await self._logged(look=True)
+
+    async def _logged(self, look: bool) -> None:
+        # Failing is not an option here (a commit already answered, a notice): the
+        # published world stays as it was and the next notice tries again.
         try:
-            await self.refresh()
+            await self.refresh(look)
         except XdsServerError as error:
             log.warning("store.refresh_failed", error=str(error))
 

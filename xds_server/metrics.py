@@ -84,9 +84,13 @@ class Metrics:
     def on_store_error(self, kind: str) -> None:
         self.store_errors.labels(kind=kind).inc()
 
-    def on_publish(self, world: World) -> None:
-        for service in world.services.values():
-            self.revision.labels(service=service.name).set(service.revision)
+    def on_publish(self, world: World, changed: frozenset[str] | None = None) -> None:
+        """Revisions of the services that changed (all of them when not known)."""
+        names = world.services if changed is None else changed
+        for name in names:
+            service = world.services.get(name)
+            if service is not None:
+                self.revision.labels(service=name).set(service.revision)
 
     def on_operator_request(self, method: str, result: str) -> None:
         self.operator_requests.labels(method=method, result=result).inc()

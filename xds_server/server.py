@@ -31,7 +31,7 @@ from xds_server.heap import HeapSettler
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
-from xds_server.redaction import redact_url_passwords as redact
+from xds_server.redaction import redact_url_passwords
 from xds_server.store.base import Store
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SqliteStore
@@ -43,7 +43,6 @@ from xds_server.xds.csds import ClientStatusService
 from xds_server.xds.gate import NodeGate
 from xds_server.xds.publisher import SnapshotPublisher
 from xds_server.xds.service import AggregatedDiscoveryService
-from xds_server.xds.snapshot import snapshot_of
 from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
@@ -107,10 +106,11 @@ class ControlPlane:
     def _xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
         self.metrics.on_xds_event(event, kind, node, seconds)
         if event in ("connect", "disconnect"):
-            self._heap.poke()
+            # A closed stream leaves cycles (tasks, calls) among older objects.
+            self._heap.poke(full=event == "disconnect")
 
-    def _published(self, world: World) -> None:
-        self.metrics.on_publish(world)
+    def _published(self, world: World, changed: frozenset[str] | None) -> None:
+        self.metrics.on_publish(world, changed)
         self.registry.notify()
         self._heap.poke()
         # One summary per change; a newer change supersedes the pending one.
@@ -151,7 +151,7 @@ class ControlPlane:
         )
 
     def _operator_server(
-        self, follower: StateFollower, board: FleetBoard | None
+        self, follower: StateFollower, publisher: SnapshotPublisher, board: FleetBoard | None
     ) -> grpc.aio.Server:
         assert self.store is not None
         api = grpc.aio.server(
@@ -160,8 +160,8 @@ class ControlPlane:
         )
         servicer = OperatorServicer(
             self.store,
-            snapshot_problems=self._snapshot_problems,
-            on_change=follower.catch_up,
+            snapshot_problems=publisher.problems,
+            on_change=follower.after_commit,
             fleet=self.registry,
             metrics=self.metrics,
             follower=follower,
@@ -198,10 +198,6 @@ class ControlPlane:
         _listen(xds, config.xds_listen, "--xds-listen", config.xds_tls)
         return xds
 
-    def _snapshot_problems(self, world: World) -> list[str]:
-        """Why the snapshot of ``world`` would break Envoy (checked before an import)."""
-        return snapshot_of(world, translate_options(self.config)).problems()
-
     async def start(self) -> None:
         options = translate_options(self.config)
         metrics_at = parse_endpoint(self.config.metrics_listen)
@@ -219,7 +215,7 @@ class ControlPlane:
                 if isinstance(self.store, PostgresStore)
                 else None
             )
-            api = self._operator_server(follower, board)
+            api = self._operator_server(follower, publisher, board)
             xds = self._xds_server()
         except BaseException:
             await self._close_side_resources()
@@ -309,7 +305,7 @@ def check_api_exposure(config: ServeConfig, has_tokens: bool) -> None:
 
 def _store_name(config: ServeConfig) -> str:
     """Where the state lives, safe to log (no password)."""
-    return redact(config.store_url) if config.store_url else str(config.state_path)
+    return redact_url_passwords(config.store_url) if config.store_url else str(config.state_path)
 
 
 async def serve(config: ServeConfig) -> None:

@@ -11,8 +11,7 @@ no domain belongs to two services.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -63,14 +62,30 @@ class WorldDiff:
         }
 
 
-def world_diff(before: World, after: World) -> WorldDiff:
+def world_diff(before: World, after: World, services: Iterable[str] | None = None) -> WorldDiff:
+    """The rows that differ; only among ``services`` and their deployments when given (what
+    a change says it touched), else across the whole world."""
+    if services is None:
+        names: Iterable[str] = after.services
+        old_ids: Iterable[str] = before.deployments
+        new_ids: Iterable[str] = after.deployments
+    else:
+        names = sorted(set(services))
+        old_ids = [i for n in names for i in before.index.by_service.get(n, ())]
+        new_ids = [i for n in names for i in after.index.by_service.get(n, ())]
     return WorldDiff(
-        services=tuple(s for n, s in after.services.items() if before.services.get(n) != s),
+        services=tuple(
+            after.services[n]
+            for n in names
+            if n in after.services and before.services.get(n) != after.services[n]
+        ),
         deployments=tuple(
-            d for i, d in after.deployments.items() if before.deployments.get(i) != d
+            after.deployments[i]
+            for i in new_ids
+            if before.deployments.get(i) != after.deployments[i]
         ),
         removed_deployments=tuple(
-            d for i, d in before.deployments.items() if i not in after.deployments
+            before.deployments[i] for i in old_ids if i not in after.deployments
         ),
     )
 
@@ -84,38 +99,24 @@ def summary(problems: list[Problem], shown: int = 10) -> str:
 def world_problems(world: World, services: Iterable[str] | None = None) -> list[Problem]:
     """Every broken rule of ``services`` (default: all) and their deployments.
 
-    Linear in the size of the world: domains and deployments are grouped once.
+    Linear in what is checked: the world's indexes give each service's
+    deployments and each domain's services.
     """
-    names = sorted(world.services if services is None else set(services))
-    wanted = set(names)
-    owners: dict[str, list[str]] = defaultdict(list)
-    for service in world.services.values():
-        for domain in service.domains:
-            owners[domain].append(service.name)
-    by_service: dict[str, list[Deployment]] = defaultdict(list)
     problems: list[Problem] = []
-    for deployment_id, deployment in sorted(world.deployments.items()):
-        if deployment.service not in wanted and services is not None:
-            continue
-        if deployment.id != deployment_id:
-            problems.append(
-                Problem(Subject.DEPLOYMENT, deployment_id, f"is filed under id {deployment.id}")
-            )
-        elif deployment.service not in world.services:
-            problems.append(
-                Problem(
-                    Subject.DEPLOYMENT,
-                    deployment.id,
-                    f"belongs to service {deployment.service!r}, which does not exist",
-                )
-            )
-        else:
-            by_service[deployment.service].append(deployment)
+    if services is None:
+        names = sorted(world.services)
+        for deployment_id, deployment in world.deployments.items():
+            if deployment.id != deployment_id:
+                problems.append(_misfiled(deployment_id, deployment))
+    else:
+        names = sorted(set(services))
+    owners = world.index.domain_owners
     for name in names:
+        deployments = world.deployments_of(name)
         service = world.services.get(name)
         if service is None:
+            problems += [_orphan(d) for d in deployments]
             continue
-        deployments = by_service[name]
         found = _service_problems(name, service, deployments, owners)
         problems += [Problem(Subject.SERVICE, name, message) for message in found]
         tags: dict[str, str] = {}
@@ -124,7 +125,27 @@ def world_problems(world: World, services: Iterable[str] | None = None) -> list[
                 Problem(Subject.DEPLOYMENT, deployment.id, message)
                 for message in _deployment_problems(service, deployment, tags)
             ]
+    if services is None:
+        known = set(world.services)
+        problems += [
+            _orphan(d)
+            for n, ids in sorted(world.index.by_service.items())
+            if n not in known
+            for d in (world.deployments[i] for i in ids)
+        ]
     return problems
+
+
+def _misfiled(deployment_id: str, deployment: Deployment) -> Problem:
+    return Problem(Subject.DEPLOYMENT, deployment_id, f"is filed under id {deployment.id}")
+
+
+def _orphan(deployment: Deployment) -> Problem:
+    return Problem(
+        Subject.DEPLOYMENT,
+        deployment.id,
+        f"belongs to service {deployment.service!r}, which does not exist",
+    )
 
 
 def _rule(check: Callable[[], object]) -> list[str]:
@@ -140,7 +161,7 @@ def _service_problems(
     name: str,
     service: Service,
     deployments: list[Deployment],
-    owners: dict[str, list[str]],
+    owners: Mapping[str, tuple[str, ...]],
 ) -> list[str]:
     problems = _rule(lambda: validate_dns_label("service name", name))
     if service.name != name:
@@ -157,7 +178,7 @@ def _service_problems(
     return problems
 
 
-def _domain_problems(service: Service, owners: dict[str, list[str]]) -> list[str]:
+def _domain_problems(service: Service, owners: Mapping[str, tuple[str, ...]]) -> list[str]:
     problems: list[str] = []
     for domain in dict.fromkeys(service.domains):
         try:
@@ -165,13 +186,13 @@ def _domain_problems(service: Service, owners: dict[str, list[str]]) -> list[str
                 problems.append(f"domain {domain} must be written in lowercase")
         except InvalidRequest as error:
             problems += error.problems
-        others = [owner for owner in owners[domain] if owner != service.name]
+        others = [owner for owner in owners.get(domain, ()) if owner != service.name]
         if others:
             problems.append(
                 f"domain {domain} belongs to service {', '.join(others)} too: "
                 "a domain belongs to one service"
             )
-        if owners[domain].count(service.name) > 1:
+        if service.domains.count(domain) > 1:
             problems.append(f"domain {domain} is listed twice")
     return problems
 

@@ -60,9 +60,13 @@ class Context:
 
 @dataclass(frozen=True)
 class Change(Generic[T]):
+    """What an operation did: the new world, its history entries, a result for the caller,
+    and the one service whose rows it changed (the store writes those, nothing else)."""
+
     world: World
     history: tuple[HistoryEntry, ...]
     result: T
+    touched: str = ""
 
 
 class HistoryReader(Protocol):
@@ -271,16 +275,15 @@ def _commit_picture(
     before = world.picture_of(service.name)
     tag_of = {deployment_id: tag for tag, deployment_id in after.bindings}
     listed = set(after.policy.tags)
-    deployments = dict(world.deployments)
+    settled = []
     for deployment in world.deployments_of(service.name):
         tag = tag_of.get(deployment.id)
         state = DeploymentState.ACTIVE if tag in listed else DeploymentState.SCALED_DOWN
-        deployments[deployment.id] = dataclasses.replace(deployment, tag=tag, state=state)
+        if (deployment.tag, deployment.state) != (tag, state):
+            deployment = dataclasses.replace(deployment, tag=tag, state=state)
+        settled.append(deployment)
     revision = service.revision + 1
-    services = {
-        **world.services,
-        service.name: dataclasses.replace(service, policy=after.policy, revision=revision),
-    }
+    updated = dataclasses.replace(service, policy=after.policy, revision=revision)
     entry = HistoryEntry(
         service=service.name,
         revision=revision,
@@ -290,7 +293,7 @@ def _commit_picture(
         before=before,
         after=after,
     )
-    return World(services=services, deployments=deployments), entry
+    return world.replace(services=[updated], deployments=settled), entry
 
 
 def _with_binding(bindings: Iterable[tuple[str, str]], tag: str, deployment_id: str) -> tuple:
@@ -355,10 +358,7 @@ def apply_deployment(
     deployment = Deployment(
         id=ctx.new_id(), service=service, created_at=ctx.now, endpoints=endpoints, labels=labels
     )
-    world = World(
-        services={**world.services, service: svc},
-        deployments={**world.deployments, deployment.id: deployment},
-    )
+    world = world.replace(services=[svc], deployments=[deployment])
     before = world.picture_of(service)
     replaced = before.holder_of(tag)
     policy = svc.policy
@@ -389,7 +389,7 @@ def apply_deployment(
         revision=entry.revision,
         warnings=tuple(warnings),
     )
-    return Change(world=world, history=(entry,), result=result)
+    return Change(world=world, history=(entry,), result=result, touched=service)
 
 
 def set_traffic(
@@ -410,7 +410,9 @@ def set_traffic(
     world, entry = _commit_picture(world, svc, Picture(policy=policy, bindings=bindings), ctx)
     dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
     warnings = [f"scaled down: {', '.join(dropped)} (left out of --tags)"] if dropped else []
-    return Change(world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)))
+    return Change(
+        world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)), service
+    )
 
 
 def promote_target(policy: TrafficPolicy, to_tag: str | None, service: str) -> str:
@@ -462,7 +464,9 @@ def promote(
     after = Picture(policy=TrafficPolicy(weights=weights), bindings=world.bindings_of(service))
     world, entry = _commit_picture(world, svc, after, ctx)
     warnings = ["mirror cleared"] if svc.policy.mirrors else []
-    return Change(world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)))
+    return Change(
+        world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)), service
+    )
 
 
 def _rollback_picture(
@@ -565,7 +569,7 @@ def rollback(
     check_revision(svc, if_revision)
     picture = _restorable(world, svc, picture, what)
     world, entry = _commit_picture(world, svc, picture, ctx)
-    return Change(world, (entry,), TrafficResult(traffic_of(world, service)))
+    return Change(world, (entry,), TrafficResult(traffic_of(world, service)), service)
 
 
 def set_endpoints(
@@ -574,8 +578,7 @@ def set_endpoints(
     """Replace a deployment's endpoints (it scaled); no revision, no history."""
     deployment = get_deployment(world, deployment_id)
     updated = dataclasses.replace(deployment, endpoints=validate_endpoints(endpoints))
-    world = World(world.services, {**world.deployments, deployment_id: updated})
-    return Change(world, (), updated)
+    return Change(world.replace(deployments=[updated]), (), updated, deployment.service)
 
 
 def delete_deployment(world: World, *, deployment_id: str) -> Change[Deployment]:
@@ -586,8 +589,8 @@ def delete_deployment(world: World, *, deployment_id: str) -> Change[Deployment]
             f"deployment {deployment_id} is active with tag {deployment.tag}: scale it down "
             f"first by leaving {deployment.tag} out of `xdsctl traffic set --tags ...`"
         )
-    deployments = {k: v for k, v in world.deployments.items() if k != deployment_id}
-    return Change(World(world.services, deployments), (), deployment)
+    world = world.replace(removed=[deployment_id])
+    return Change(world, (), deployment, deployment.service)
 
 
 def set_domains(world: World, *, service: str, domains: Iterable[str]) -> Change[DomainsResult]:
@@ -615,5 +618,5 @@ def set_domains(world: World, *, service: str, domains: Iterable[str]) -> Change
         raise InvalidRequest(problems)
     existing = world.services.get(service)
     svc = dataclasses.replace(existing or Service(name=service), domains=tuple(wanted))
-    world = World({**world.services, service: svc}, world.deployments)
-    return Change(world, (), DomainsResult(service=svc, created=existing is None))
+    world = world.replace(services=[svc])
+    return Change(world, (), DomainsResult(service=svc, created=existing is None), service)

@@ -6,7 +6,7 @@ return a new one; the store persists the difference.
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -28,11 +28,12 @@ class Endpoint:
 
     @property
     def is_ip(self) -> bool:
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
+        """Whether the host is an IP address. Hosts are kept in their normal form
+        (``validate_endpoint``), where a DNS name has no ``:`` and never ends in an
+        all-digit label, so the text tells without parsing (translation asks per
+        deployment, thousands of times)."""
+        last = self.host.rpartition(".")[2]
+        return ":" in self.host or (last.isascii() and last.isdigit())
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -131,17 +132,27 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class World:
-    """All services and deployments. Treat as immutable: operations build new ones."""
+    """All services and deployments. Immutable: operations build new ones (``replace``).
 
-    services: dict[str, Service] = field(default_factory=dict)
-    deployments: dict[str, Deployment] = field(default_factory=dict)
+    Two indexes, built on first use and carried along by ``replace`` (updated for
+    the services a change touches only), make every look-up O(the service):
+    each service's deployments, and the service of each domain.
+    """
+
+    services: Mapping[str, Service] = field(default_factory=dict)
+    deployments: Mapping[str, Deployment] = field(default_factory=dict)
+    _index: _Index | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def index(self) -> _Index:
+        if self._index is None:
+            object.__setattr__(self, "_index", _Index.of(self))
+        assert self._index is not None
+        return self._index
 
     def deployments_of(self, service: str) -> list[Deployment]:
         """The service's deployments, oldest first (ids sort by creation time)."""
-        return sorted(
-            (d for d in self.deployments.values() if d.service == service),
-            key=lambda d: d.id,
-        )
+        return [self.deployments[i] for i in self.index.by_service.get(service, ())]
 
     def bindings_of(self, service: str) -> tuple[tuple[str, str], ...]:
         return tuple(
@@ -153,7 +164,81 @@ class World:
 
     def domain_owner(self, domain: str) -> str | None:
         """The service that answers ``domain``, if any."""
-        for service in self.services.values():
-            if domain in service.domains:
-                return service.name
-        return None
+        owners = self.index.domain_owners.get(domain, ())
+        return owners[0] if owners else None
+
+    def replace(
+        self,
+        services: Iterable[Service] = (),
+        deployments: Iterable[Deployment] = (),
+        removed: Iterable[str] = (),
+    ) -> World:
+        """This world with these services and deployments put in (by name and id) and
+        the ``removed`` deployment ids taken out."""
+        put_services = {s.name: s for s in services}
+        put = {d.id: d for d in deployments}
+        gone = [i for i in removed if i in self.deployments]
+        new_services = {**self.services, **put_services} if put_services else self.services
+        new_deployments = dict(self.deployments) if put or gone else self.deployments
+        for deployment_id in gone:
+            del new_deployments[deployment_id]
+        new_deployments.update(put)
+        index = None
+        if self._index is not None:
+            index = self._index.updated(self, put_services, put, gone)
+        return World(new_services, new_deployments, index)
+
+
+@dataclass(frozen=True)
+class _Index:
+    by_service: Mapping[str, tuple[str, ...]]  # service -> its deployment ids, sorted
+    # domain -> the services that list it: one, in a world that keeps the rules.
+    domain_owners: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, world: World) -> _Index:
+        grouped: dict[str, list[str]] = {}
+        for deployment_id in sorted(world.deployments):
+            service = world.deployments[deployment_id].service
+            grouped.setdefault(service, []).append(deployment_id)
+        owners: dict[str, tuple[str, ...]] = {}
+        for service in sorted(world.services.values(), key=lambda s: s.name):
+            for domain in dict.fromkeys(service.domains):
+                owners[domain] = (*owners.get(domain, ()), service.name)
+        return cls({k: tuple(v) for k, v in grouped.items()}, owners)
+
+    def updated(
+        self,
+        old: World,
+        services: Mapping[str, Service],
+        deployments: Mapping[str, Deployment],
+        gone: list[str],
+    ) -> _Index:
+        """The index after ``old.replace(...)``: redone for the services it touched only."""
+        changed: dict[str, set[str]] = {}
+
+        def ids(service: str) -> set[str]:
+            if service not in changed:
+                changed[service] = set(self.by_service.get(service, ()))
+            return changed[service]
+
+        for deployment_id in gone:
+            ids(old.deployments[deployment_id].service).discard(deployment_id)
+        for deployment in deployments.values():
+            before = old.deployments.get(deployment.id)
+            if before is not None and before.service != deployment.service:
+                ids(before.service).discard(deployment.id)
+            ids(deployment.service).add(deployment.id)
+        by_service = {**self.by_service, **{k: tuple(sorted(v)) for k, v in changed.items()}}
+        owners = dict(self.domain_owners) if services else self.domain_owners
+        for service in services.values():
+            previous = old.services.get(service.name)
+            for domain in previous.domains if previous else ():
+                rest = tuple(s for s in owners.get(domain, ()) if s != service.name)
+                if rest:
+                    owners[domain] = rest
+                else:
+                    owners.pop(domain, None)
+            for domain in dict.fromkeys(service.domains):
+                owners[domain] = tuple(sorted({*owners.get(domain, ()), service.name}))
+        return _Index(by_service, owners)

@@ -12,6 +12,7 @@ it with the world, so a replica can tell whether it has seen the latest state.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import structlog
 from xds_server.auth.tokens import TokenRecord
 from xds_server.model.operations import Change, HistoryReader
 from xds_server.model.state import HistoryEntry, World
+from xds_server.store.committed import WorldUpdate
 
 T = TypeVar("T")
 
@@ -47,21 +49,26 @@ class StoreError(StrEnum):
     OTHER = "other"
 
 
+# What clears an outage, weakest first: the next call that succeeds, only a write
+# (a full disk still reads), or nothing (a lost file: only a restart on a restored one).
+_CLEARED_BY = ("any", "write", "never")
+
+
 @dataclass(frozen=True)
 class _Outage:
     since: float
     kind: StoreError
     message: str
-    # Cleared by the next call that succeeds, or only by a write (a full disk
-    # still reads), or never (a lost file: only a restart on a restored one).
-    cleared_by: str  # "any" | "write" | "never"
+    cleared_by: str
 
 
 class StoreHealth:
-    """Whether the store works, kept by the store itself on every call it makes;
-    read by `xdsctl status`, /readyz and the metrics."""
+    """Whether the store works, kept by the store itself on every call it makes (from
+    its worker threads and the event loop: hence the lock); read by `xdsctl status`,
+    /readyz and the metrics."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._outage: _Outage | None = None
         self.on_change: Callable[[bool], None] = lambda _available: None
         self.on_error: Callable[[StoreError], None] = lambda _kind: None
@@ -70,38 +77,46 @@ class StoreHealth:
         """A call failed: one log line, one count, and unavailable until it clears."""
         log.error("store.error", kind=kind.value, write=during_write, error=message)
         self.on_error(kind)
-        if self._outage is not None and self._outage.cleared_by == "never":
-            return
-        cleared_by = "never" if kind is StoreError.FILE_LOST else "any"
-        if during_write and kind in (StoreError.DISK_FULL, StoreError.READ_ONLY, StoreError.IO):
+        cleared_by = "any"
+        if kind is StoreError.FILE_LOST:
+            cleared_by = "never"
+        elif during_write and kind in (StoreError.DISK_FULL, StoreError.READ_ONLY, StoreError.IO):
             cleared_by = "write"
-        was_available = self._outage is None
-        self._outage = _Outage(time.time(), kind, message, cleared_by)
-        if was_available:
-            self.on_change(False)
+        with self._lock:
+            outage = self._outage
+            if outage is not None and _CLEARED_BY.index(outage.cleared_by) > _CLEARED_BY.index(
+                cleared_by
+            ):
+                return  # a weaker failure does not hide a stronger one
+            self._outage = _Outage(time.time(), kind, message, cleared_by)
+            if outage is None:
+                self.on_change(False)
 
     def answered(self, *, write: bool) -> None:
         """A call succeeded: available again, unless only a write (or nothing) can say so."""
-        outage = self._outage
-        if outage is None or outage.cleared_by == "never":
-            return
-        if outage.cleared_by == "write" and not write:
-            return
-        log.info("store.available", was=self.describe())
-        self._outage = None
-        self.on_change(True)
+        with self._lock:
+            outage = self._outage
+            if outage is None or outage.cleared_by == "never":
+                return
+            if outage.cleared_by == "write" and not write:
+                return
+            self._outage = None
+            self.on_change(True)
+        log.info("store.available", was=outage.message)
 
     @property
     def lost_for_good(self) -> bool:
         """The state can no longer be written until a restart: readiness fails."""
-        return self._outage is not None and self._outage.cleared_by == "never"
+        outage = self._outage
+        return outage is not None and outage.cleared_by == "never"
 
     def describe(self) -> str:
         """The word "available", or since when and why not."""
-        if self._outage is None:
+        outage = self._outage
+        if outage is None:
             return "available"
-        stamp = datetime.fromtimestamp(self._outage.since, UTC).isoformat(timespec="seconds")
-        return f"unavailable since {stamp}: {self._outage.message}"
+        stamp = datetime.fromtimestamp(outage.since, UTC).isoformat(timespec="seconds")
+        return f"unavailable since {stamp}: {outage.message}"
 
 
 class Replayed(Exception):
@@ -150,6 +165,11 @@ class Store(Protocol):
 
     async def sequence(self) -> int:
         """The change sequence: how many changes were ever committed."""
+
+    async def updates_since(self, sequence: int, *, look: bool = True) -> WorldUpdate:
+        """The latest committed world and what changed after ``sequence`` (the services
+        touched, or None for anything). ``look=False``: what this process holds already
+        (after its own commit), without asking the database."""
 
     async def transact(
         self,

@@ -58,3 +58,11 @@ def decode_picture(text: str) -> Picture:
         mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in data["mirrors"]),
     )
     return Picture(policy=policy, bindings=tuple((t, d) for t, d in data["bindings"]))
+
+
+def encode_names(names: list[str]) -> str:
+    return _dumps(names)
+
+
+def decode_names(text: str) -> list[str]:
+    return [str(name) for name in json.loads(text)]

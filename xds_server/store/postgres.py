@@ -28,10 +28,11 @@ import psycopg_pool
 import structlog
 from psycopg.rows import dict_row
 
-from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
-from xds_server.redaction import redact_url_passwords as redact
+from xds_server.errors import OutcomeUnknown, PreconditionFailed, StateError, StoreUnavailable
+from xds_server.redaction import redact_url_passwords as _redact
 from xds_server.store import rows
 from xds_server.store.base import StoreError, StoreHealth
+from xds_server.store.committed import CommittedWorld
 from xds_server.store.rows import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -88,8 +89,9 @@ class PostgresStore(SqlStore):
         self._pool = pool
         self._executor = executor
         self._resync_seconds = resync_seconds
-        self.where = f"database {redact(url)}"
+        self.where = f"database {_redact(url)}"
         self.health = StoreHealth()
+        self._committed = CommittedWorld()
 
     @classmethod
     async def open(
@@ -123,15 +125,15 @@ class PostgresStore(SqlStore):
         def start() -> None:
             pool.open(wait=True, timeout=10)
             with pool.connection() as connection, connection.transaction():
-                _migrate(_PgDb(connection), redact(url))
+                _migrate(_PgDb(connection), _redact(url))
 
         try:
             await loop.run_in_executor(executor, start)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as error:
             await loop.run_in_executor(executor, pool.close)
             executor.shutdown()
-            why = redact(str(error))
-            raise StateError(f"database {redact(url)} is not usable: {why}") from error
+            why = _redact(str(error))
+            raise StateError(f"database {_redact(url)} is not usable: {why}") from error
         except BaseException:
             await loop.run_in_executor(executor, pool.close)
             executor.shutdown()
@@ -142,21 +144,32 @@ class PostgresStore(SqlStore):
         """Run ``work`` in one transaction on a pooled connection, off the event loop."""
 
         def transaction() -> T:
+            worked = False
             try:
                 with self._pool.connection() as connection, connection.transaction():
                     if begin:
                         connection.execute(begin)
                     result = work(_PgDb(connection))
+                    worked = True
             except psycopg_pool.PoolTimeout as error:
                 why = f"no connection within {self._pool.timeout:g}s"
                 raise self._unavailable(StoreError.UNREACHABLE, why, write) from error
-            except psycopg.OperationalError as error:
-                raise self._unavailable(error_kind(error), str(error), write) from error
             except psycopg.Error as error:
-                # A constraint the model should have kept: refused, the database is fine.
-                raise PreconditionFailed(
-                    f"the database refused the change ({redact(str(error))}); nothing was changed"
-                ) from error
+                kind = error_kind(error)
+                if kind is None:
+                    # A constraint the model should have kept: refused; the database is fine.
+                    raise PreconditionFailed(
+                        f"the database refused the change ({_redact(str(error))}); "
+                        "nothing was changed"
+                    ) from error
+                if write and worked:
+                    # The connection failed at COMMIT: it may or may not have happened.
+                    self.health.failed(kind, _redact(str(error)), during_write=True)
+                    raise OutcomeUnknown(
+                        f"the database connection failed while committing "
+                        f"({_redact(str(error))}): the change may or may not have been made"
+                    ) from error
+                raise self._unavailable(kind, str(error), write) from error
             self.health.answered(write=write)
             return result
 
@@ -165,7 +178,7 @@ class PostgresStore(SqlStore):
 
     def _unavailable(self, kind: StoreError, why: str, write: bool) -> StoreUnavailable:
         """The error for a failed call, recorded in the store's health."""
-        message = f"database unavailable ({redact(self._url)}): {redact(why)}"
+        message = f"database unavailable ({_redact(self._url)}): {_redact(why)}"
         self.health.failed(kind, message, during_write=write)
         return StoreUnavailable(f"{message}; nothing was changed, retry when it is back")
 
@@ -196,7 +209,7 @@ class PostgresStore(SqlStore):
                 )
                 async with connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
-                    log.info("store.listening", database=redact(self._url))
+                    log.info("store.listening", database=_redact(self._url))
                     backoff = 0.5
                     await on_notice()  # whatever was missed while not listening
                     while True:
@@ -207,7 +220,9 @@ class PostgresStore(SqlStore):
                         await on_notice()
             except psycopg.Error as error:
                 log.warning(
-                    "store.listen_lost", database=redact(self._url), error=redact(str(error))
+                    "store.listen_lost",
+                    database=_redact(self._url),
+                    error=_redact(str(error)),
                 )
                 self._unavailable(StoreError.UNREACHABLE, str(error), False)
                 await asyncio.sleep(backoff)
@@ -219,17 +234,29 @@ class PostgresStore(SqlStore):
         self._executor.shutdown()
 
 
-def error_kind(error: psycopg.OperationalError) -> StoreError:
-    """By SQLSTATE class: 53 insufficient resources (disk full), 58 system (I/O),
-    25006 read-only transaction (a standby); the rest are connection problems."""
-    state = error.sqlstate or ""
-    if state.startswith("53"):
-        return StoreError.DISK_FULL
-    if state.startswith("58"):
-        return StoreError.IO
-    if state == "25006":
-        return StoreError.READ_ONLY
-    return StoreError.UNREACHABLE
+# By SQLSTATE (psycopg's exception classes do not follow availability: a
+# read-only standby's 25006 is an InternalError).
+_KIND_OF_STATE = {
+    "25006": StoreError.READ_ONLY,  # read_only_sql_transaction: a standby after failover
+    "53100": StoreError.DISK_FULL,  # disk_full
+    "53300": StoreError.UNREACHABLE,  # too_many_connections
+}
+_KIND_OF_CLASS = {
+    "08": StoreError.UNREACHABLE,  # connection exception
+    "53": StoreError.OTHER,  # insufficient resources (memory, ...)
+    "57": StoreError.UNREACHABLE,  # operator intervention: shutdown, cancelled
+    "58": StoreError.IO,  # system error
+    "XX": StoreError.CORRUPT,  # internal error, data corrupted
+}
+
+
+def error_kind(error: psycopg.Error) -> StoreError | None:
+    """The outage an error shows, or None for a refusal of this change only (a constraint,
+    a conflict): by SQLSTATE, then class; no SQLSTATE is a lost connection."""
+    state = error.sqlstate
+    if state is None:
+        return StoreError.UNREACHABLE if isinstance(error, psycopg.OperationalError) else None
+    return _KIND_OF_STATE.get(state) or _KIND_OF_CLASS.get(state[:2])
 
 
 def _migrate(db: rows.Db, where: str) -> None:

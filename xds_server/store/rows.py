@@ -9,8 +9,8 @@ worker threads, never on the event loop.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -31,6 +31,8 @@ from xds_server.store import codec
 from xds_server.store.base import Replayed, StateDump, WriteRequest
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 Row = Mapping[str, Any]
 
@@ -123,7 +125,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX requests_created_at ON requests (created_at);
     """,
+    # The change log: which services each change touched, so a replica that
+    # missed changes reloads those services only, not the whole world.
+    # "everything": an import replaced the whole state.
+    """
+    CREATE TABLE changes (
+        seq        BIGINT PRIMARY KEY,
+        services   TEXT NOT NULL,
+        tokens     INTEGER NOT NULL,
+        everything INTEGER NOT NULL
+    );
+    """,
 )
+# The change log keeps this many changes: a replica further behind reloads all.
+CHANGE_LOG_KEEP = 10_000
 # How long a request id is remembered: far beyond any client's retries.
 REQUEST_MEMORY_SECONDS = 24 * 3600
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -169,6 +184,20 @@ def sequence(db: Db) -> int:
     return int(db.all("SELECT seq FROM change_sequence")[0]["seq"])
 
 
+class UnreadableRow(StateError):
+    """A stored row that does not decode into model values (edited by hand, or by a
+    broken tool)."""
+
+
+def _decoded(table: str, key: object, decode: Callable[[], T]) -> T:
+    try:
+        return decode()
+    except (ValueError, TypeError, KeyError, InvalidRequest) as error:
+        raise UnreadableRow(
+            f"its {table} row {key!r} cannot be read ({type(error).__name__}: {error})"
+        ) from error
+
+
 class DbHistory:
     """Reads history inside the running transaction (for rollback)."""
 
@@ -183,14 +212,18 @@ class DbHistory:
 
 
 def history_entry(row: Row) -> HistoryEntry:
-    return HistoryEntry(
-        service=row["service"],
-        revision=row["revision"],
-        time=row["time"],
-        actor=row["actor"],
-        command=row["command"],
-        before=codec.decode_picture(row["before"]),
-        after=codec.decode_picture(row["after"]),
+    return _decoded(
+        "history",
+        (row["service"], row["revision"]),
+        lambda: HistoryEntry(
+            service=row["service"],
+            revision=row["revision"],
+            time=row["time"],
+            actor=row["actor"],
+            command=row["command"],
+            before=codec.decode_picture(row["before"]),
+            after=codec.decode_picture(row["after"]),
+        ),
     )
 
 
@@ -205,12 +238,11 @@ def history(db: Db, service: str, limit: int | None) -> list[HistoryEntry]:
     return [history_entry(row) for row in rows]
 
 
-def load_world(db: Db) -> World:
-    domains: dict[str, list[str]] = {}
-    for row in db.all("SELECT domain, service FROM domains ORDER BY position"):
-        domains.setdefault(row["service"], []).append(row["domain"])
-    services = {
-        row["name"]: Service(
+def _service(row: Row, domains: dict[str, list[str]]) -> Service:
+    return _decoded(
+        "services",
+        row["name"],
+        lambda: Service(
             name=row["name"],
             domains=tuple(domains.get(row["name"], ())),
             revision=row["revision"],
@@ -218,11 +250,15 @@ def load_world(db: Db) -> World:
                 weights=codec.decode_pairs(row["weights"]),
                 mirrors=codec.decode_mirrors(row["mirrors"]),
             ),
-        )
-        for row in db.all("SELECT * FROM services")
-    }
-    deployments = {
-        row["id"]: Deployment(
+        ),
+    )
+
+
+def _deployment(row: Row) -> Deployment:
+    return _decoded(
+        "deployments",
+        row["id"],
+        lambda: Deployment(
             id=row["id"],
             service=row["service"],
             created_at=row["created_at"],
@@ -230,10 +266,55 @@ def load_world(db: Db) -> World:
             labels=codec.decode_pairs(row["labels"]),
             tag=row["tag"],
             state=DeploymentState(row["state"]),
-        )
-        for row in db.all("SELECT * FROM deployments")
+        ),
+    )
+
+
+def _rows_of(db: Db, sql: str, names: Sequence[str] | None) -> list[Row]:
+    """All rows of ``sql`` or, with ``names``, those whose service is one of them."""
+    if names is None:
+        return db.all(sql)
+    marks = ", ".join("?" for _ in names)
+    column = "name" if "FROM services" in sql else "service"
+    return db.all(f"{sql} WHERE {column} IN ({marks})", list(names))
+
+
+def load_services(db: Db, names: Sequence[str] | None = None) -> World:
+    """The services named (and their deployments), or every one: a world of them."""
+    domains: dict[str, list[str]] = {}
+    for row in _rows_of(db, "SELECT domain, service, position FROM domains", names):
+        domains.setdefault(row["service"], []).append((row["position"], row["domain"]))
+    ordered = {name: [d for _, d in sorted(found)] for name, found in domains.items()}
+    services = {
+        row["name"]: _service(row, ordered) for row in _rows_of(db, "SELECT * FROM services", names)
+    }
+    deployments = {
+        row["id"]: _deployment(row) for row in _rows_of(db, "SELECT * FROM deployments", names)
     }
     return World(services=services, deployments=deployments)
+
+
+def load_world(db: Db) -> World:
+    return load_services(db)
+
+
+def log_change(db: Db, sequence: int, services: Iterable[str] | None, tokens: bool = False) -> None:
+    """Record what change ``sequence`` touched (None: everything), forgetting old entries."""
+    db.run("DELETE FROM changes WHERE seq <= ?", (sequence - CHANGE_LOG_KEEP,))
+    db.run(
+        "INSERT INTO changes (seq, services, tokens, everything) VALUES (?, ?, ?, ?)",
+        (
+            sequence,
+            codec.encode_names(sorted(services or ())),
+            int(tokens),
+            int(services is None),
+        ),
+    )
+
+
+def changes_after(db: Db, sequence: int) -> list[Row]:
+    """The change log after ``sequence``, oldest first."""
+    return db.all("SELECT * FROM changes WHERE seq > ? ORDER BY seq", (sequence,))
 
 
 def write_change(db: Db, diff: WorldDiff, history: Iterable[HistoryEntry]) -> None:
@@ -339,12 +420,16 @@ def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
 def load_tokens(db: Db) -> tuple[TokenRecord, ...]:
     """Every token record, by name."""
     return tuple(
-        TokenRecord(
-            name=row["name"],
-            role=parse_role(row["role"]),
-            sha256=row["sha256"],
-            created_at=row["created_at"],
-            created_by=row["created_by"],
+        _decoded(
+            "tokens",
+            row["name"],
+            lambda row=row: TokenRecord(
+                name=row["name"],
+                role=parse_role(row["role"]),
+                sha256=row["sha256"],
+                created_at=row["created_at"],
+                created_by=row["created_by"],
+            ),
         )
         for row in db.all("SELECT * FROM tokens ORDER BY name")
     )

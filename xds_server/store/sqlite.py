@@ -20,9 +20,15 @@ from typing import Any, TypeVar
 from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
 from xds_server.store import rows
 from xds_server.store.base import StoreError, StoreHealth
+from xds_server.store.committed import CommittedWorld
 from xds_server.store.rows import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
-from xds_server.store.state_file import StateFileLock, StateFileWatch, check_state_path
+from xds_server.store.state_file import (
+    StateFileLock,
+    StateFileWatch,
+    check_state_directory,
+    check_state_file,
+)
 
 T = TypeVar("T")
 
@@ -104,22 +110,31 @@ class SqliteStore(SqlStore):
         self._lock = lock
         self._file = watch
         self.health = StoreHealth()
+        self._committed = CommittedWorld()
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:
         """Take the file (refused if another server has it), then open and migrate it."""
         path = Path(path)
-        check_state_path(path)
+        check_state_directory(path)
         lock = StateFileLock(path)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         loop = asyncio.get_running_loop()
         try:
+            check_state_file(path)
             connection = await loop.run_in_executor(executor, _connect, path)
         except BaseException:
             executor.shutdown()
             lock.release()
             raise
-        return cls(path, connection, executor, lock, StateFileWatch(path))
+        try:
+            watch = StateFileWatch(path)
+        except OSError as error:
+            connection.close()
+            executor.shutdown()
+            lock.release()
+            raise StateError(f"state file {path} vanished while it was opened: {error}") from error
+        return cls(path, connection, executor, lock, watch)
 
     async def _run(self, work: Callable[[rows.Db], T], begin: str, write: bool) -> T:
         def transaction() -> T:
@@ -145,7 +160,12 @@ class SqliteStore(SqlStore):
                 raise StoreUnavailable(
                     f"the state store could not {verb}: {message}; nothing was changed"
                 ) from error
-            self.health.answered(write=write)
+            if write and (lost := self._file.lost()) is not None:
+                # Lost while this write ran: it committed to a file that is gone, so it
+                # holds only until a restart; no further write is taken.
+                self._failed(StoreError.FILE_LOST, _lost_message(lost), write)
+            else:
+                self.health.answered(write=write)
             return result
 
         loop = asyncio.get_running_loop()

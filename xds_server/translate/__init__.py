@@ -6,10 +6,17 @@ from xds_server.translate.translator import (
     EnvoyResources,
     StandbyResources,
     TranslateOptions,
+    build_cluster,
+    build_listener,
+    build_load_assignment,
+    build_virtual_host,
     cluster_name,
+    holders_of,
+    host_references,
     route_references,
     translate,
     translate_standby,
+    uses_eds,
 )
 
 __all__ = [
@@ -18,8 +25,15 @@ __all__ = [
     "EnvoyResources",
     "StandbyResources",
     "TranslateOptions",
+    "build_cluster",
+    "build_listener",
+    "build_load_assignment",
+    "build_virtual_host",
     "cluster_name",
+    "holders_of",
+    "host_references",
     "route_references",
     "translate",
     "translate_standby",
+    "uses_eds",
 ]

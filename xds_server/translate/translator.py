@@ -178,7 +178,7 @@ def build_route_configuration(world: World) -> route_pb2.RouteConfiguration:
     hosts = []
     for service in sorted(world.services.values(), key=lambda s: s.name):
         if service.domains:
-            holders = {tag: deployment_id for tag, deployment_id in world.bindings_of(service.name)}
+            holders = holders_of(world.deployments_of(service.name))
             hosts.append(build_virtual_host(service, holders))
     return route_pb2.RouteConfiguration(name=ROUTE_CONFIG_NAME, virtual_hosts=hosts)
 
@@ -252,14 +252,23 @@ def _deployments(world: World, *, active: bool) -> list[Deployment]:
     return sorted(chosen, key=lambda d: cluster_name(d.service, d.id))
 
 
+def host_references(host: route_components_pb2.VirtualHost) -> frozenset[str]:
+    """The clusters a virtual host sends traffic or shadows to."""
+    names = set()
+    for entry in host.routes:
+        action = entry.route
+        names.update(c.name for c in action.weighted_clusters.clusters)
+        if action.cluster:
+            names.add(action.cluster)
+        names.update(p.cluster for p in action.request_mirror_policies)
+    return frozenset(names)
+
+
 def route_references(route: route_pb2.RouteConfiguration) -> frozenset[str]:
     """The clusters a route table sends traffic or shadows to."""
-    names = set()
-    for host in route.virtual_hosts:
-        for entry in host.routes:
-            action = entry.route
-            names.update(c.name for c in action.weighted_clusters.clusters)
-            if action.cluster:
-                names.add(action.cluster)
-            names.update(p.cluster for p in action.request_mirror_policies)
-    return frozenset(names)
+    return frozenset().union(*(host_references(host) for host in route.virtual_hosts))
+
+
+def holders_of(deployments: Iterable[Deployment]) -> dict[str, str]:
+    """Tag → the id of the deployment that holds it."""
+    return {d.tag: d.id for d in deployments if d.tag is not None}

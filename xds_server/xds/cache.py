@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import structlog
 
@@ -28,31 +29,51 @@ from xds_server.xds.snapshot import Snapshot
 
 log = structlog.get_logger(__name__)
 
-# Sets and resources recently built, so that a version a node reports (after a
-# reconnect) can be recognised. Big enough for the stages of many pushes.
-KNOWN_LIMIT = 4096
+# Beyond the current snapshot, the sets and resources most recently used are
+# kept, so that a version a node reports after a reconnect is recognised: up to
+# these many bytes of serialised resources (a set costs its resources' bytes,
+# shared or not). So the cache holds at most the current snapshot, these two
+# windows, and whatever connected nodes hold or are being sent (their streams
+# keep those).
+RECENT_SET_BYTES = 16 * 1024 * 1024
+RECENT_RESOURCE_BYTES = 8 * 1024 * 1024
 
 
 class InconsistentSnapshot(XdsServerError):
     """A snapshot that would make Envoy fail; it is refused, the current one stays."""
 
 
-class _Lru(OrderedDict):  # type: ignore[type-arg]
-    def remember(self, key: object, value: object) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        if len(self) > KNOWN_LIMIT:
-            self.popitem(last=False)
+class _RecentBytes:
+    """Most recently used first out last; bounded by the bytes of what it keeps."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes = 0
+        self._items: OrderedDict[object, tuple[object, int]] = OrderedDict()
+
+    def get(self, key: object) -> Any:
+        found = self._items.get(key)
+        if found is None:
+            return None
+        self._items.move_to_end(key)
+        return found[0]
+
+    def remember(self, key: object, value: object, cost: int) -> None:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return
+        self._items[key] = (value, cost)
+        self.bytes += cost
+        while self.bytes > self.budget and len(self._items) > 1:
+            _key, (_value, freed) = self._items.popitem(last=False)
+            self.bytes -= freed
 
 
 def plan_inputs(snapshot: Snapshot) -> dict[str, object]:
     """Per type, what of the snapshot its plan reads (``xds_server.xds.planner``), by version."""
     return {
-        CLUSTER: (
-            snapshot.clusters.version,
-            frozenset((r.name, r.version) for r in snapshot.standby_clusters.values()),
-        ),
-        ENDPOINT: frozenset((r.name, r.version) for r in snapshot.endpoints.values()),
+        CLUSTER: (snapshot.clusters.version, snapshot.standby_clusters.version),
+        ENDPOINT: snapshot.endpoints.version,
         LISTENER: snapshot.listeners.version,
         ROUTE: snapshot.routes.version,
     }
@@ -72,8 +93,8 @@ class SnapshotCache:
         self.input_stamps: dict[str, int] = dict.fromkeys(PUSH_ORDER, 0)
         self._inputs: dict[str, object] = {}
         self._watchers: set[Callable[[], None]] = set()
-        self._sets = _Lru()
-        self._resources = _Lru()
+        self._sets = _RecentBytes(RECENT_SET_BYTES)
+        self._resources = _RecentBytes(RECENT_RESOURCE_BYTES)
 
     @property
     def snapshot(self) -> Snapshot | None:
@@ -89,10 +110,11 @@ class SnapshotCache:
         problems = snapshot.problems() if check else []
         if problems:
             raise InconsistentSnapshot("; ".join(problems))
-        for resource_set in snapshot.sets():
+        for resource_set in (*snapshot.sets(), snapshot.standby_clusters, snapshot.endpoints):
             self._remember(resource_set)
-        for resource in [*snapshot.endpoints.values(), *snapshot.standby_clusters.values()]:
-            self._resources.remember((resource.type_url, resource.name, resource.version), resource)
+            # What this snapshot replaced: recognisable a while after (delta reconnects).
+            for resource in resource_set.replaced:
+                self._resources.remember(_resource_key(resource), resource, len(resource.value))
         for type_url, inputs in plan_inputs(snapshot).items():
             if self._inputs.get(type_url) != inputs:
                 self._inputs[type_url] = inputs
@@ -118,11 +140,11 @@ class SnapshotCache:
     def resource_set(self, type_url: str, resources: Iterable[Resource]) -> ResourceSet:
         """The shared set for these resources: built once, then reused by every node."""
         items = list(resources)
-        key = (type_url, frozenset((r.name, r.version) for r in items))
-        known = self._sets.get(key)
+        version = ResourceSet.version_of(items)
+        known = self.known_set(type_url, version)
         if known is None:
             known = ResourceSet.of(type_url, items)
-            self._remember(known, key)
+            self._remember(known)
         return known
 
     def subset(self, resource_set: ResourceSet, names: Iterable[str]) -> ResourceSet:
@@ -134,20 +156,44 @@ class SnapshotCache:
         known = self._sets.get(key)
         if known is None:
             known = resource_set.only(wanted)
-            self._remember(known, key)
+            self._sets.remember(key, known, known.size)
+            self._remember(known)
         return known
 
-    def _remember(self, resource_set: ResourceSet, key: object = None) -> None:
-        if key is None:
-            key = (resource_set.type_url, frozenset(resource_set.versions().items()))
-        self._sets.remember(key, resource_set)
-        self._sets.remember((resource_set.type_url, resource_set.version), resource_set)
-        for resource in resource_set.resources.values():
-            self._resources.remember((resource.type_url, resource.name, resource.version), resource)
+    def _remember(self, resource_set: ResourceSet) -> None:
+        self._sets.remember(
+            (resource_set.type_url, resource_set.version), resource_set, resource_set.size
+        )
+
+    def _current(self) -> list[ResourceSet]:
+        snapshot = self._snapshot
+        if snapshot is None:
+            return []
+        return [*snapshot.sets(), snapshot.standby_clusters, snapshot.endpoints]
 
     def known_set(self, type_url: str, version: str) -> ResourceSet | None:
         """The set this server built with that version, if it remembers one."""
-        return self._sets.get((type_url, version))
+        for current in self._current():
+            if (current.type_url, current.version) == (type_url, version):
+                return current
+        found: ResourceSet | None = self._sets.get((type_url, version))
+        return found
 
     def known_resource(self, type_url: str, name: str, version: str) -> Resource | None:
-        return self._resources.get((type_url, name, version))
+        """A resource this server built, by type, name and version, if it remembers it."""
+        for current in self._current():
+            if current.type_url == type_url:
+                resource = current.resources.get(name)
+                if resource is not None and resource.version == version:
+                    return resource
+        found: Resource | None = self._resources.get((type_url, name, version))
+        return found
+
+    @property
+    def retained_bytes(self) -> int:
+        """What the recent windows hold beyond the current snapshot (at most their budgets)."""
+        return self._sets.bytes + self._resources.bytes
+
+
+def _resource_key(resource: Resource) -> tuple[str, str, str]:
+    return (resource.type_url, resource.name, resource.version)

@@ -23,43 +23,84 @@ version). Unknowns are treated conservatively: never drop what may be routed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
-from xds_server.xds.resources import Resource, ResourceSet
+from xds_server.xds.resources import CLUSTER, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
 
 Held = Mapping[str, Resource | None] | None
+
+
+class SetMaker(Protocol):
+    """The snapshot cache: sets shared by every node that plans the same."""
+
+    def resource_set(self, type_url: str, resources: Iterable[Resource]) -> ResourceSet:
+        """The shared set of these resources."""
+
+    def subset(self, resource_set: ResourceSet, names: Iterable[str]) -> ResourceSet:
+        """The shared part of ``resource_set`` with these names."""
 
 
 def live_references(held_routes: Held) -> frozenset[str] | None:
     """The clusters the node's accepted routes use; None when they are unknown."""
     if held_routes is None or any(r is None for r in held_routes.values()):
         return None
+    if len(held_routes) == 1:  # the one route table: its own set, not a copy
+        return next(iter(held_routes.values())).references  # type: ignore[union-attr]
     return frozenset().union(*(r.references for r in held_routes.values() if r is not None))
 
 
-def plan_clusters(snapshot: Snapshot, held_clusters: Held, held_routes: Held) -> list[Resource]:
+def plan_clusters(
+    snapshot: Snapshot, held_clusters: Held, held_routes: Held, cache: SetMaker
+) -> ResourceSet:
     """The clusters to hold next: the desired ones, plus those still routed to.
 
     With the routes unknown, every cluster the node holds is kept; with the
     clusters unknown too, every standby cluster is (a superset of anything a
-    node can route to, short of a deleted deployment).
+    node can route to, short of a deleted deployment). Mostly that adds none,
+    and the desired set itself (shared by every node) is the plan.
     """
-    desired = snapshot.clusters.resources
-    standby = snapshot.standby_clusters
-    holds = set(standby) if held_clusters is None else set(held_clusters)
+    desired = snapshot.clusters
     routed = live_references(held_routes)
-    keep = holds if routed is None else holds & routed
-    extra = [standby[name] for name in sorted(keep - desired.keys()) if name in standby]
-    return [*desired.values(), *extra]
+    if routed is snapshot.routes.references:
+        # The node's routes use the clusters the desired routes use (a weight change
+        # shares that set), all of them desired: nothing to keep besides.
+        return desired
+    standby = snapshot.standby_clusters.resources
+    # Only standby clusters can be extra: walk those (a few), not all held (thousands).
+    holds = [n for n in standby if held_clusters is None or n in held_clusters]
+    extra = sorted(
+        name
+        for name in holds
+        if name not in desired.resources and (routed is None or name in routed)
+    )
+    if not extra:
+        return desired
+    return cache.resource_set(CLUSTER, [*desired.resources.values(), *(standby[n] for n in extra)])
 
 
-def plan_routes(snapshot: Snapshot, held_clusters: Held) -> ResourceSet | None:
-    """The desired routes once the node holds (and so has warmed) every cluster they use."""
-    if held_clusters is None or not snapshot.routes.references() <= held_clusters.keys():
+def plan_routes(
+    snapshot: Snapshot, held_clusters: Held, held_version: str = ""
+) -> ResourceSet | None:
+    """The desired routes once the node holds (and so has warmed) every cluster they use.
+
+    ``held_version``: the version of the cluster set the node holds; when it is the
+    desired set's, the routes' clusters are in it (the snapshot is consistent), so
+    a weight change does not check thousands of names again.
+    """
+    if held_clusters is None:
+        return None
+    if held_version != snapshot.clusters.version and not (
+        snapshot.routes.references <= held_clusters.keys()
+    ):
         return None
     return snapshot.routes
 
 
-def plan_endpoints(snapshot: Snapshot, names: Iterable[str]) -> list[Resource]:
-    """The assignments of the named clusters, active or standby, that exist."""
-    return [snapshot.endpoints[name] for name in sorted(set(names)) if name in snapshot.endpoints]
+def plan_endpoints(snapshot: Snapshot, names: Iterable[str], cache: SetMaker) -> ResourceSet:
+    """The assignments of the named clusters, active or standby, that exist: one set
+    shared by every node that asks for the same names (mostly: the active ones)."""
+    wanted = frozenset(names)
+    if wanted == snapshot.active_endpoints.names:
+        return snapshot.active_endpoints
+    return cache.subset(snapshot.endpoints, wanted)

@@ -1,10 +1,15 @@
 """Versioned, pre-serialised xDS resources and sets of them.
 
 A ``Resource`` is serialised exactly once, when it is built: its version is a
-hash of those bytes, and it carries ready-made fragments of a SotW and of a
-delta response. Protobuf messages concatenate like a merge, so a response for
-any stream is the fragments of its resources joined with a small per-stream
-header (version, type, nonce): no stream ever serialises a resource again.
+digest of those bytes, and it makes (on first use, then keeps) fragments of a
+SotW and of a delta response. Protobuf messages concatenate like a merge, so a
+response for any stream is the fragments of its resources joined with a small
+per-stream header (version, type, nonce): no stream ever serialises a resource
+again.
+
+A ``ResourceSet``'s version is the sum of its resources' hashes (of name and
+version): independent of order, and so a set derived from another by a few
+changes gets its version from those changes alone, whatever its size.
 """
 
 from __future__ import annotations
@@ -29,9 +34,36 @@ SHORT_NAMES = {CLUSTER: "cds", ENDPOINT: "eds", LISTENER: "lds", ROUTE: "rds"}
 # Types Envoy subscribes to without names (all of them, "wildcard").
 WILDCARD_TYPES = frozenset({CLUSTER, LISTENER})
 
+_SET_HASH_MOD = 1 << 64
 
-def _digest(data: bytes) -> str:
+
+def digest(data: bytes) -> str:
+    """A content version: 16 hex digits of SHA-256."""
     return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def wire_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field: what a message, bytes or string field
+    serialises to, so serialised parts can be joined without building messages."""
+    return b"".join(_field_parts(number, payload))
+
+
+def _field_parts(number: int, payload: bytes) -> tuple[bytes, bytes, bytes]:
+    return (_varint(number << 3 | 2), _varint(len(payload)), payload)
+
+
+def _nested(number: int, parts: list[bytes]) -> list[bytes]:
+    """The pieces of a length-delimited field holding ``parts`` (joined once, later)."""
+    return [_varint(number << 3 | 2), _varint(sum(len(p) for p in parts)), *parts]
 
 
 @dataclass(frozen=True)
@@ -46,9 +78,7 @@ class Resource:
     type_url: str
     name: str
     version: str
-    packed: any_pb2.Any = field(repr=False)
-    sotw_fragment: bytes = field(repr=False)
-    delta_fragment: bytes = field(repr=False)
+    value: bytes = field(repr=False)  # the message, serialised
     references: frozenset[str] = frozenset()
 
     @classmethod
@@ -58,19 +88,42 @@ class Resource:
         # Deterministic: map fields in a fixed order, so the same content has
         # the same version in every process, after restarts and on replicas.
         value = message.SerializeToString(deterministic=True)
-        packed = any_pb2.Any(type_url=type_url, value=value)
-        version = _digest(value)
-        return cls(
-            type_url=type_url,
-            name=name,
-            version=version,
-            packed=packed,
-            sotw_fragment=discovery_pb2.DiscoveryResponse(resources=[packed]).SerializeToString(),
-            delta_fragment=discovery_pb2.DeltaDiscoveryResponse(
-                resources=[discovery_pb2.Resource(name=name, version=version, resource=packed)]
-            ).SerializeToString(),
-            references=references,
-        )
+        return cls(type_url, name, digest(value), value, references)
+
+    @property
+    def packed(self) -> any_pb2.Any:
+        """As an Any message (CSDS); not kept: the fragments are what streams send."""
+        return any_pb2.Any(type_url=self.type_url, value=self.value)
+
+    def _any(self) -> list[bytes]:
+        # Pieces, joined once by the caller: a route table is megabytes, and each
+        # concatenation would copy it again.
+        return [*_field_parts(1, self.type_url.encode()), *_field_parts(2, self.value)]
+
+    @functools.cached_property
+    def sotw_fragment(self) -> bytes:
+        """``DiscoveryResponse.resources`` holding this resource (made when first sent)."""
+        return b"".join(_nested(2, self._any()))
+
+    @functools.cached_property
+    def delta_fragment(self) -> bytes:
+        """``DeltaDiscoveryResponse.resources`` holding this resource (version, resource, name)."""
+        entry = [
+            *_field_parts(1, self.version.encode()),
+            *_nested(2, self._any()),
+            *_field_parts(3, self.name.encode()),
+        ]
+        return b"".join(_nested(2, entry))
+
+    @functools.cached_property
+    def set_hash(self) -> int:
+        """This resource's share of a set's version."""
+        name = f"{self.name}\0{self.version}".encode()
+        return int.from_bytes(hashlib.sha256(name).digest()[:8], "big")
+
+
+def _set_version(total: int) -> str:
+    return f"{total % _SET_HASH_MOD:016x}"
 
 
 @dataclass(frozen=True)
@@ -80,12 +133,51 @@ class ResourceSet:
     type_url: str
     resources: Mapping[str, Resource]
     version: str
+    # The sum behind ``version`` and the resources' bytes, for derived sets.
+    total: int = field(default=0, repr=False, compare=False)
+    size: int = field(default=0, repr=False, compare=False)
+    # A derived set: the resources of its base it replaced or removed (the cache
+    # keeps them a while, to recognise them when a node reports them).
+    replaced: tuple[Resource, ...] = field(default=(), repr=False, compare=False)
+
+    @staticmethod
+    def version_of(resources: Iterable[Resource]) -> str:
+        """The version a set of these resources has."""
+        return _set_version(sum(r.set_hash for r in resources))
 
     @classmethod
     def of(cls, type_url: str, resources: Iterable[Resource]) -> ResourceSet:
         by_name = {r.name: r for r in sorted(resources, key=lambda r: r.name)}
-        listing = "\n".join(f"{name} {r.version}" for name, r in by_name.items())
-        return cls(type_url=type_url, resources=by_name, version=_digest(listing.encode()))
+        total = sum(r.set_hash for r in by_name.values())
+        size = sum(len(r.value) for r in by_name.values())
+        return cls(type_url, by_name, _set_version(total), total, size)
+
+    def changed(self, put: Iterable[Resource] = (), removed: Iterable[str] = ()) -> ResourceSet:
+        """This set with ``put`` resources in (by name) and ``removed`` names out: the
+        work follows the changes (and one copy of the name map)."""
+        put, removed = list(put), list(removed)
+        if not put and not removed:
+            return self
+        resources = dict(self.resources)
+        total, size = self.total, self.size
+        replaced = []
+        for name in removed:
+            gone = resources.pop(name, None)
+            if gone is not None:
+                replaced.append(gone)
+        for resource in put:
+            before = resources.get(resource.name)
+            if before is not None:
+                replaced.append(before)
+            resources[resource.name] = resource
+            total += resource.set_hash
+            size += len(resource.value)
+        for gone in replaced:
+            total -= gone.set_hash
+            size -= len(gone.value)
+        return ResourceSet(
+            self.type_url, resources, _set_version(total), total, size, tuple(replaced)
+        )
 
     @functools.cached_property
     def names(self) -> frozenset[str]:
@@ -94,22 +186,28 @@ class ResourceSet:
     def versions(self) -> dict[str, str]:
         return {name: r.version for name, r in self.resources.items()}
 
+    @functools.cached_property
     def references(self) -> frozenset[str]:
         """Everything the resources in this set depend on (see ``Resource``)."""
+        if len(self.resources) == 1:
+            return next(iter(self.resources.values())).references
         return frozenset().union(*(r.references for r in self.resources.values()))
 
     def only(self, names: Iterable[str]) -> ResourceSet:
-        """The subset with these names (those that exist)."""
-        wanted = set(names)
-        return ResourceSet.of(self.type_url, (r for n, r in self.resources.items() if n in wanted))
+        """The subset with these names (those that exist), in this set's order."""
+        wanted = names if isinstance(names, set | frozenset) else set(names)
+        kept = {n: r for n, r in self.resources.items() if n in wanted}
+        total = sum(r.set_hash for r in kept.values())
+        size = sum(len(r.value) for r in kept.values())
+        return ResourceSet(self.type_url, kept, _set_version(total), total, size)
 
     def sotw_response(self, nonce: str) -> bytes:
         """A complete serialised DiscoveryResponse for this set."""
         header = discovery_pb2.DiscoveryResponse(
             version_info=self.version, type_url=self.type_url, nonce=nonce
         )
-        fragments = (r.sotw_fragment for r in self.resources.values())
-        return header.SerializeToString() + b"".join(fragments)
+        fragments = [r.sotw_fragment for r in self.resources.values()]
+        return b"".join([header.SerializeToString(), *fragments])
 
 
 def delta_response(
@@ -126,4 +224,4 @@ def delta_response(
         nonce=nonce,
         removed_resources=sorted(removed),
     )
-    return header.SerializeToString() + b"".join(r.delta_fragment for r in resources)
+    return b"".join([header.SerializeToString(), *(r.delta_fragment for r in resources)])

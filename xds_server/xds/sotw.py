@@ -46,14 +46,15 @@ class SotwStream(AdsStream):
             state.held = {}
             return
         known = self.cache.known_set(state.type_url, version)
-        state.held = dict(known.resources) if known is not None else None
+        # Sets are immutable: a node holding one shares its map, no copy per node.
+        state.held = known.resources if known is not None else None
 
     def respond(self, state: TypeState, target: ResourceSet) -> tuple[bytes, Pending] | None:
         if target.version == state.held_version:
             # The node holds exactly this set; if its version was new to this
             # process (another process built it), now its content is known.
             if state.held is None:
-                state.held = dict(target.resources)
+                state.held = target.resources
             if not state.must_answer:
                 return None
         nonce = self.next_nonce()
@@ -61,5 +62,5 @@ class SotwStream(AdsStream):
         return target.sotw_response(nonce), pending
 
     def accept(self, state: TypeState, pending: Pending) -> None:
-        state.held = dict(pending.target.resources)
+        state.held = pending.target.resources
         state.held_version = pending.target.version

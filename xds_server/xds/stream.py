@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +85,17 @@ class TypeState:
     names: set[str] = field(default_factory=set)
     # What the node holds: name → Resource (None: a version never built
     # here). None as a whole: unknown (SotW reported an unknown version).
-    held: dict[str, Resource | None] | None = None
+    held: Mapping[str, Resource | None] | None = None
     held_version: str = ""
     pending: Pending | None = None
     last_nonce: str = ""
     # Answer the next plan even if the node already holds it (a re-request).
     must_answer: bool = False
+
+
+def _held_marker(state: TypeState) -> tuple[bool, str, int]:
+    """Enough of what a node holds to see ``respond`` learn something about it."""
+    return (state.held is None, state.held_version, len(state.held or ()))
 
 
 class AdsStream:
@@ -247,13 +252,12 @@ class AdsStream:
             return None
         held_clusters: Held = self.types[CLUSTER].held
         if state.type_url == CLUSTER:
-            resources = plan_clusters(snapshot, held_clusters, self.types[ROUTE].held)
-            return self.cache.resource_set(CLUSTER, resources)
+            return plan_clusters(snapshot, held_clusters, self.types[ROUTE].held, self.cache)
         if state.type_url == ENDPOINT:
-            return self.cache.resource_set(ENDPOINT, plan_endpoints(snapshot, state.names))
+            return plan_endpoints(snapshot, state.names, self.cache)
         if state.type_url == LISTENER:
             return snapshot.listeners
-        routes = plan_routes(snapshot, held_clusters)
+        routes = plan_routes(snapshot, held_clusters, self.types[CLUSTER].held_version)
         if routes is None:
             return None
         return self.cache.subset(routes, state.names)
@@ -267,8 +271,10 @@ class AdsStream:
             target = self.target(state)
             if target is None or self._rejected(type_url, target):
                 continue
+            held = _held_marker(state)
             built = self.respond(state, target)
-            self._state_changed(type_url)  # respond may learn what the node holds
+            if _held_marker(state) != held:
+                self._state_changed(type_url)  # respond learnt what the node holds
             if built is None:
                 continue
             response, state.pending = built
@@ -321,9 +327,7 @@ class AdsStream:
     def _required(self) -> list[str]:
         """The types a fully configured node must hold (EDS only if a cluster uses it)."""
         snapshot = self.cache.snapshot
-        needs_eds = snapshot is not None and any(
-            r.references for r in snapshot.clusters.resources.values()
-        )
+        needs_eds = snapshot is not None and snapshot.needs_eds
         return [t for t in PUSH_ORDER if t != ENDPOINT or needs_eds]
 
     def _report_sync(self) -> None:
