@@ -152,6 +152,7 @@ def test_any_command_line_ends_in_one_error_line(
         lines = [line for line in err.splitlines() if not line.startswith("xdsctl: warning:")]
         assert len(lines) == 1 and "error" in lines[0], (argv, err)
         assert "xdst_" + "A" * 43 not in err and "xdst_" + "B" * 43 not in err  # redacted
+        assert ":pw@" not in err  # the sample URL's password
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,7 @@ def test_a_lost_answer_is_unknown_and_a_repeat_applies_once(server: ServerProces
 
         code, stdout, stderr = _again(server, *apply, request_id="release-42")
         assert code == 0, stderr
+        assert "request release-42 was applied by an earlier run" in stderr
         assert server.xdsctl("deployments", "list", "-o", "json").json() == listed
         assert __import__("json").loads(stdout)["deployment_id"] == listed[0]["id"]
 

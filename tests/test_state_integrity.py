@@ -288,6 +288,20 @@ def test_a_path_that_holds_no_state_is_refused(
     _one_line_refusal(_serve(state), message)
 
 
+def test_a_read_only_state_file_is_refused_at_start_up(tmp_path: Path) -> None:
+    """Immutable (chattr +i: root ignores mode bits): refused with the cause, not
+    opened read-only to fail at the first write."""
+    _is_root()
+    server = ServerProcess(tmp_path / "state.db").start()
+    _prime(server)
+    server.stop()
+    subprocess.run(["chattr", "+i", str(server.state)], check=True)
+    try:
+        _one_line_refusal(_serve(server.state), "is read-only")
+    finally:
+        subprocess.run(["chattr", "-i", str(server.state)], check=True)
+
+
 def test_two_servers_cannot_share_a_file(tmp_path: Path) -> None:
     """The second one refuses to start, naming the first one's PID; the first serves on."""
     first = ServerProcess(tmp_path / "state.db").start()

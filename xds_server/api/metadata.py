@@ -1,8 +1,23 @@
 """gRPC metadata keys shared by the operator API and its clients."""
 
+import re
+
 # The caller's identity (user@host) as the audit log records it.
 ACTOR_METADATA_KEY = "x-xdsctl-actor"
 
 # A write's id for safe retries (the common HTTP header's name): a write repeated
 # with the same id is answered with its first reply and applied once.
 REQUEST_ID_METADATA_KEY = "x-request-id"
+# Trailing metadata of a write answered from memory: its request id was applied before.
+REPLAYED_METADATA_KEY = "x-xds-replayed"
+MAX_REQUEST_ID = 128
+REQUEST_ID_CHARACTERS = "A-Za-z0-9._:-"
+
+
+def is_request_id(value: object, longest: int = MAX_REQUEST_ID) -> bool:
+    """Whether ``value`` may be a request id (printable, no spaces, bounded)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= longest
+        and re.fullmatch(f"[{REQUEST_ID_CHARACTERS}]+", value) is not None
+    )

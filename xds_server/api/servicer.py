@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import functools
 import hashlib
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -27,7 +26,12 @@ from xds_server.api.describe import (
     describe_rollback,
     describe_set_traffic,
 )
-from xds_server.api.metadata import ACTOR_METADATA_KEY, REQUEST_ID_METADATA_KEY
+from xds_server.api.metadata import (
+    ACTOR_METADATA_KEY,
+    REPLAYED_METADATA_KEY,
+    REQUEST_ID_METADATA_KEY,
+    is_request_id,
+)
 from xds_server.api.statuses import status_of
 from xds_server.auth.identity import current_identity
 from xds_server.auth.roles import parse_role
@@ -141,7 +145,6 @@ def _credential() -> str | None:
     return identity.credential if identity is not None else None
 
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Each write's reply type, by its request type: what a replayed reply decodes as.
 _REPLY_TYPES: dict[str, type[Message]] = {
     method.input_type.full_name: getattr(pb, method.output_type.name)
@@ -156,7 +159,7 @@ def _retry_key(
     request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA_KEY)
     if request_id is None:
         return None
-    if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+    if not is_request_id(request_id):
         raise InvalidRequest(
             f"the request id {str(request_id)[:40]!r} is not valid: use up to 128 of "
             "A-Z a-z 0-9 . _ : - (or leave XDSCTL_REQUEST_ID unset: the CLI makes one)"
@@ -230,6 +233,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         except Replayed as replay:
             assert retry is not None  # only a request with an id is replayed
             log.info("operator.replayed", request=request.DESCRIPTOR.name, request_id=retry.id)
+            context.set_trailing_metadata(((REPLAYED_METADATA_KEY, retry.id),))
             first = _REPLY_TYPES[request.DESCRIPTOR.full_name].FromString(replay.reply)
             return replayed(first)  # type: ignore[arg-type]
         await self._on_change()

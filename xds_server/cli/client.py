@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import itertools
 import os
-import re
 import socket
 import sys
 import uuid
@@ -17,7 +16,13 @@ from typing import TypeVar
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from xds_server.api.metadata import ACTOR_METADATA_KEY, REQUEST_ID_METADATA_KEY
+from xds_server.api.metadata import (
+    ACTOR_METADATA_KEY,
+    MAX_REQUEST_ID,
+    REPLAYED_METADATA_KEY,
+    REQUEST_ID_METADATA_KEY,
+    is_request_id,
+)
 from xds_server.auth.identity import AUTHORIZATION_KEY
 from xds_server.auth.roles import rule_for
 from xds_server.auth.tls import is_loopback
@@ -39,7 +44,8 @@ EXIT_OUTCOME_UNKNOWN = 7
 # Above the server's default limit: state export can be large.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 REQUEST_ID_ENV = "XDSCTL_REQUEST_ID"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,120}")
+# A run's further writes add ".2", ".3": room left within MAX_REQUEST_ID.
+LONGEST_RUN_ID = MAX_REQUEST_ID - 8
 
 _UNREACHABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 # What a write can end with although the server may have committed it: the
@@ -115,9 +121,10 @@ def request_id() -> str:
     given = os.environ.get(REQUEST_ID_ENV)
     if given is None:
         return uuid.uuid4().hex
-    if not _REQUEST_ID.fullmatch(given):
+    if not is_request_id(given, LONGEST_RUN_ID):
         raise CliError(
-            f"{REQUEST_ID_ENV} is not a request id: use up to 120 of A-Z a-z 0-9 . _ : - "
+            f"{REQUEST_ID_ENV} is not a request id: use up to {LONGEST_RUN_ID} of "
+            "A-Z a-z 0-9 . _ : - "
             "(or unset it, and a fresh one is made)",
             EXIT_USAGE,
         )
@@ -167,9 +174,26 @@ class OperatorClient:
             call_id = self.request_id if number == 1 else f"{self.request_id}.{number}"
             metadata = (*metadata, (REQUEST_ID_METADATA_KEY, call_id))
         try:
-            return stub_method(request, timeout=timeout, metadata=metadata)
+            reply, call = stub_method.with_call(request, timeout=timeout, metadata=metadata)  # type: ignore[attr-defined]
         except grpc.RpcError as error:
             raise self._cli_error(error, call_id) from error
+        except KeyboardInterrupt:
+            if call_id is not None:
+                print(
+                    "xdsctl: interrupted after the request was sent: it may or may not have "
+                    f"been applied; repeat the command with {REQUEST_ID_ENV}={self.request_id} "
+                    "to apply it at most once",
+                    file=sys.stderr,
+                )
+            raise
+        replayed = dict(call.trailing_metadata() or ()).get(REPLAYED_METADATA_KEY)
+        if replayed is not None:
+            print(
+                f"xdsctl: note: request {replayed} was applied by an earlier run; "
+                "this is that run's result, nothing was changed now",
+                file=sys.stderr,
+            )
+        return reply
 
     def _reach(self) -> None:
         """Make sure the server answers before a write is sent (health needs no token)."""

@@ -41,7 +41,8 @@ def read_secret(path: Path, flag: str) -> str:
 def write_secret(path: Path, secret: str) -> None:
     """Write ``secret`` to ``path`` readable by its owner only (an existing file too)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # O_NOFOLLOW: a symlink planted at the path does not redirect the secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w") as file:
             os.fchmod(file.fileno(), 0o600)
             file.write(secret + "\n")

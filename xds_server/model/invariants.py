@@ -1,9 +1,10 @@
 """The rules every stored world keeps, whichever way it came in.
 
 Operations keep them by construction. ``world_problems`` checks them again
-for what arrives another way (a state import, the state file at start-up,
-another replica's write) and, for the services a change touched, as the
-store's last check before it writes. A world without problems translates
+for what arrives another way (a state import, the state file at start-up)
+and, for the services a change touched, as the store's last check before it
+writes (on every replica's writes, so no replica loads a world that breaks
+them from another). A world without problems translates
 into a snapshot Envoy accepts: every listed tag is held by an active
 deployment with endpoints, every active deployment holds a listed tag, and
 no domain belongs to two services.
@@ -11,7 +12,7 @@ no domain belongs to two services.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -90,7 +91,7 @@ def world_diff(before: World, after: World, services: Iterable[str] | None = Non
     )
 
 
-def summary(problems: list[Problem], shown: int = 10) -> str:
+def summary(problems: Sequence[object], shown: int = 10) -> str:
     """The first ``shown`` problems in one line, and how many more there are."""
     more = len(problems) - shown
     return "; ".join(str(p) for p in problems[:shown]) + (f"; and {more} more" if more > 0 else "")

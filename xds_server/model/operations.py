@@ -506,20 +506,31 @@ def _restorable(world: World, svc: Service, picture: Picture, what: str) -> Pict
         )
     # A deployment that was bound but scaled down then is not needed.
     bindings = tuple((t, d) for t, d in picture.bindings if d in world.deployments)
-    problems = binding_problems(world, svc.name, bindings)
+    restored = dataclasses.replace(picture, bindings=bindings)
+    problems = picture_problems(world, svc.name, restored)
     if not picture.policy.weights:
         problems.append("it has no traffic policy")
-    else:
-        try:
-            validate_policy(picture.policy, (tag for tag, _ in bindings), svc.name)
-        except InvalidRequest as error:
-            problems.extend(error.problems)
     if problems:
         raise PreconditionFailed(
             f"cannot roll back service {svc.name} to {what}: {'; '.join(problems)}; "
             "nothing was changed: set the traffic with `xdsctl traffic set` instead"
         )
-    return dataclasses.replace(picture, bindings=bindings)
+    return restored
+
+
+def picture_problems(world: World, service: str, picture: Picture) -> list[str]:
+    """What is wrong with a picture (from history) as ``service``'s: its bindings, and
+    its policy against the rules a ``traffic set`` would apply (an empty policy, the
+    first revision's "before", passes)."""
+    problems = binding_problems(world, service, picture.bindings)
+    if picture.policy.weights:
+        try:
+            validate_policy(picture.policy, (tag for tag, _ in picture.bindings), service)
+        except InvalidRequest as error:
+            problems.extend(error.problems)
+    elif picture.policy.mirrors:
+        problems.append("has mirrors but no weights")
+    return problems
 
 
 def binding_problems(world: World, service: str, bindings: Iterable[tuple[str, str]]) -> list[str]:

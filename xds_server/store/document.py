@@ -25,7 +25,8 @@ from xds_server.model.document import (
     world_from_parsed,
     world_to_document,
 )
-from xds_server.model.operations import binding_problems, validate_policy
+from xds_server.model.invariants import summary
+from xds_server.model.operations import picture_problems
 from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
 from xds_server.store import codec
 from xds_server.store.base import StateDump
@@ -88,8 +89,7 @@ def state_to_json(dump: StateDump) -> str:
 
 
 def _refused(problems: list[str]) -> InvalidRequest:
-    more = len(problems) - SHOWN_PROBLEMS
-    listed = "; ".join(problems[:SHOWN_PROBLEMS]) + (f"; and {more} more" if more > 0 else "")
+    listed = summary(problems, SHOWN_PROBLEMS)
     return InvalidRequest(
         f"the state document is not valid, so nothing was imported: {listed}. Fix the "
         "document (or export a fresh one with `xdsctl state export`) and import it again"
@@ -183,7 +183,7 @@ def _history(items: list[HistoryDocument], world: World, problems: list[str]) ->
         for side, picture in (("before", entry.before), ("after", entry.after)):
             problems.extend(
                 f"{where}.{side}: {problem}"
-                for problem in _picture_problems(world, item.service, picture)
+                for problem in picture_problems(world, item.service, picture)
             )
         entries.append(entry)
     return entries
@@ -195,18 +195,3 @@ def _picture(document: PictureDocument) -> Picture:
         mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in document.mirrors),
     )
     return Picture(policy=policy, bindings=tuple(document.bindings))
-
-
-def _picture_problems(world: World, service: str, picture: Picture) -> list[str]:
-    """What would stop a rollback to ``picture``. A binding to a deployment that is
-    gone is fine: deleting a scaled-down deployment leaves such history, and a
-    rollback that needs it is refused by name."""
-    problems = binding_problems(world, service, picture.bindings)
-    if picture.policy.weights:
-        try:
-            validate_policy(picture.policy, (tag for tag, _ in picture.bindings), service)
-        except InvalidRequest as error:
-            problems.extend(error.problems)
-    elif picture.policy.mirrors:
-        problems.append("has mirrors but no weights")
-    return problems

@@ -492,8 +492,9 @@ def restore(db: Db, state: StateDump, replace: bool) -> None:
 
 
 def recall_request(db: Db, request: WriteRequest) -> None:
-    """Raise ``Replayed`` if ``request`` was committed before (within the memory);
-    refuse an id reused for a different request."""
+    """Raise ``Replayed`` if ``request`` was committed before (and not yet forgotten:
+    ids older than the memory go at the next write); refuse an id reused for a
+    different request."""
     found = db.all("SELECT fingerprint, reply FROM requests WHERE id = ?", (request.id,))
     if not found:
         return
