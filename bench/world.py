@@ -228,7 +228,9 @@ def route_table_bytes(services: int) -> int:
     return translate(world, TranslateOptions()).routes[0].ByteSize()
 
 
-def measure(services: int, changes: int, applies: int, store_url: str | None) -> dict[str, Any]:
+def measure(
+    services: int, changes: int, applies: int, churn: int, store_url: str | None
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         plane = Plane(Path(tmp), stack, store_url)
         import_s = plane.import_world(services)
@@ -252,6 +254,13 @@ def measure(services: int, changes: int, applies: int, store_url: str | None) ->
         for j in range(applies):
             apply_calls.append(plane.apply(f"new{j}", 9000 + j))
             _quiet(plane.envoy.pid)
+        # Changes back to back across services (Envoy takes the latest when it can):
+        # does memory stay where it was?
+        for i in range(churn):
+            plane.set_traffic(f"s{(i * 7919) % services}", 1 + i % 99)
+        _quiet(plane.envoy.pid)
+        time.sleep(SETTLE_SECONDS + 3)
+        rss_churn = plane.rss_mib()
         per_change = [(b - a) / changes for a, b in zip(before, after, strict=True)]
     result = {
         "services": services,
@@ -265,6 +274,8 @@ def measure(services: int, changes: int, applies: int, store_url: str | None) ->
         "rss_mib_after_import": rss_import,
         "rss_mib_after_changes": rss_changes,
         "changes": changes,
+        "rss_mib_after_churn": rss_churn,
+        "churn": churn,
         "import_s": import_s,
     }
     if store_url:
@@ -295,6 +306,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--changes", type=int, default=100)
     parser.add_argument("--applies", type=int, default=20)
+    parser.add_argument(
+        "--churn", type=int, default=0, help="then this many changes back to back (memory)"
+    )
     parser.add_argument("--ha", action="store_true", help="two replicas on PostgreSQL")
     parser.add_argument("--sequential-applies", type=int, default=0)
     parser.add_argument("--json", type=Path)
@@ -312,7 +326,7 @@ def main() -> None:
         for size in args.sizes:
             if args.ha:
                 store_url = cluster.database()
-            figures = measure(size, args.changes, args.applies, store_url)
+            figures = measure(size, args.changes, args.applies, args.churn, store_url)
             results["sizes"].append(figures)
             print(json.dumps(figures), flush=True)
     if args.sequential_applies:

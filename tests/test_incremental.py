@@ -149,6 +149,40 @@ def _world_of(services: int) -> World:
     return world
 
 
+@pytest.mark.parametrize("size", [10, 300, 70_000])  # one-, two- and three-byte lengths
+def test_fragments_are_what_protobuf_serialises(size: int) -> None:
+    """Fragments and responses are joined from bytes, not built as messages: they must
+    be exactly what protobuf would serialise."""
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.service.discovery.v3 import discovery_pb2
+
+    from xds_server.xds.resources import Resource, ResourceSet, delta_response
+
+    resource = Resource.build(CLUSTER, "c" * size, cluster_pb2.Cluster(name="c" * size))
+    assert (
+        resource.sotw_fragment
+        == discovery_pb2.DiscoveryResponse(resources=[resource.packed]).SerializeToString()
+    )
+    wrapped = discovery_pb2.Resource(
+        name=resource.name, version=resource.version, resource=resource.packed
+    )
+    assert resource.delta_fragment == (
+        discovery_pb2.DeltaDiscoveryResponse(resources=[wrapped]).SerializeToString()
+    )
+    sotw = discovery_pb2.DiscoveryResponse.FromString(
+        ResourceSet.of(CLUSTER, [resource]).sotw_response("7")
+    )
+    assert (sotw.nonce, list(sotw.resources)) == ("7", [resource.packed])
+    delta = discovery_pb2.DeltaDiscoveryResponse.FromString(
+        delta_response(CLUSTER, "v", "8", [resource], ["gone"])
+    )
+    assert (delta.nonce, list(delta.removed_resources), list(delta.resources)) == (
+        "8",
+        ["gone"],
+        [wrapped],
+    )
+
+
 def test_a_change_translates_only_its_service() -> None:
     """A weight change translates one service and no deployment; an apply one service
     and one deployment: whatever the size of the world."""
