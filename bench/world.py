@@ -116,7 +116,9 @@ def _percentile(values: list[float], share: float) -> float:
 class Plane:
     """`xdsctl serve` processes (one, or two replicas on PostgreSQL) and one real Envoy."""
 
-    def __init__(self, workdir: Path, stack: ExitStack, store_url: str | None) -> None:
+    def __init__(
+        self, workdir: Path, stack: ExitStack, store_url: str | None, delta: bool = False
+    ) -> None:
         import grpc
 
         from xds_server.v1 import operator_pb2 as pb
@@ -128,8 +130,11 @@ class Plane:
         self.xds: list[str] = []
         for replica in range(2 if store_url else 1):
             api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+            # Imports of 10,000 services exceed the default message limit; changes back to
+            # back exceed the default write rate.
+            limits = ("--api-max-message-bytes", "1000000000", "--api-write-rate", "1000000")
             command = serve_command(
-                workdir, api, xds, "--api-max-message-bytes", "1000000000", store_url=store_url
+                workdir, api, xds, *limits, "--api-write-burst", "1000000", store_url=store_url
             )
             process = subprocess.Popen(
                 command,
@@ -148,7 +153,7 @@ class Plane:
             _wait(lambda stub=self.stubs[-1]: self._answers(stub), 60, "the server to start")
         self.admin = f"127.0.0.1:{free_port()}"
         # The Envoy talks to the last replica: with --ha, changes go through the first.
-        options = BootstrapOptions(node_id="bench", xds=self.xds[-1], admin=self.admin)
+        options = BootstrapOptions(node_id="bench", xds=self.xds[-1], admin=self.admin, delta=delta)
         config = workdir / "envoy.yaml"
         config.write_text(yaml.safe_dump(bootstrap(options)))
         envoy = shutil.which("envoy")
@@ -229,10 +234,15 @@ def route_table_bytes(services: int) -> int:
 
 
 def measure(
-    services: int, changes: int, applies: int, churn: int, store_url: str | None
+    services: int,
+    changes: int,
+    applies: int,
+    churn: int,
+    store_url: str | None,
+    delta: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        plane = Plane(Path(tmp), stack, store_url)
+        plane = Plane(Path(tmp), stack, store_url, delta)
         import_s = plane.import_world(services)
         # The heap settles once after activity (xds_server.heap): not part of a change.
         time.sleep(SETTLE_SECONDS + 3)
@@ -264,6 +274,7 @@ def measure(
         per_change = [(b - a) / changes for a, b in zip(before, after, strict=True)]
     result = {
         "services": services,
+        "mode": "delta" if delta else "sotw",
         "server_cpu_ms_per_change": 1000 * per_change[0],
         "envoy_cpu_ms_per_change": 1000 * per_change[-1],
         "set_traffic_p50_ms": 1000 * statistics.median(calls),
@@ -310,6 +321,7 @@ def main() -> None:
         "--churn", type=int, default=0, help="then this many changes back to back (memory)"
     )
     parser.add_argument("--ha", action="store_true", help="two replicas on PostgreSQL")
+    parser.add_argument("--delta", action="store_true", help="the Envoy speaks delta xDS")
     parser.add_argument("--sequential-applies", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -326,7 +338,7 @@ def main() -> None:
         for size in args.sizes:
             if args.ha:
                 store_url = cluster.database()
-            figures = measure(size, args.changes, args.applies, args.churn, store_url)
+            figures = measure(size, args.changes, args.applies, args.churn, store_url, args.delta)
             results["sizes"].append(figures)
             print(json.dumps(figures), flush=True)
     if args.sequential_applies:

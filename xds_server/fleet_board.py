@@ -29,7 +29,7 @@ from xds_server.errors import StoreUnavailable
 from xds_server.follower import StateFollower
 from xds_server.store.sql_store import SqlStore
 from xds_server.v1 import operator_pb2 as pb
-from xds_server.xds.csds import client_config
+from xds_server.xds.csds import posted_parts
 from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
@@ -49,6 +49,8 @@ class FleetBoard:
         self._follower = follower
         self._posted: tuple[int, int] | None = None  # (registry changes, sequence)
         self._posted_at = 0.0
+        # What each posted CSDS part (node, type) showed: unchanged ones are not resent.
+        self._shown: dict[tuple[str, str], object] = {}
 
     async def run(self) -> None:
         """Post whenever the local fleet changed, and heartbeat; until cancelled."""
@@ -60,33 +62,53 @@ class FleetBoard:
                 continue
             # Unchanged: only the heartbeat (statuses of thousands of Envoys
             # are not rebuilt while nothing happens).
-            statuses = (
-                None
-                if unchanged
-                else [
-                    (
-                        record.node_id,
-                        json_format.MessageToJson(convert.node_status_to_pb(record)),
-                        base64.b64encode(
-                            client_config(record, with_contents=False).SerializeToString()
-                        ).decode(),
-                    )
-                    for record in self._registry.connected()
-                ]
-            )
+            statuses, parts, shown = (None, [], {}) if unchanged else self._fleet()
             now = time.time()
             try:
-                await self._store.post_fleet(self.replica, now, state[1], statuses)
+                await self._store.post_fleet(self.replica, now, state[1], statuses, parts)
             except StoreUnavailable:
                 continue  # recorded in the store's health; try again next round
             self._posted, self._posted_at = state, now
+            if statuses is not None:
+                self._shown = shown
+
+    def _fleet(
+        self,
+    ) -> tuple[
+        list[tuple[str, str, str]], list[tuple[str, str, str]], dict[tuple[str, str], object]
+    ]:
+        """Every connected node's status and CSDS identity, the CSDS parts that changed
+        since the last post, and what every part now shows."""
+        statuses, parts, shown = [], [], {}
+        for record in self._registry.connected():
+            node, typed = posted_parts(record)
+            status = json_format.MessageToJson(convert.node_status_to_pb(record))
+            statuses.append((record.node_id, status, _b64(node)))
+            for type_url, (key, chunk) in typed.items():
+                shown[(record.node_id, type_url)] = key
+                if self._shown.get((record.node_id, type_url)) != key:
+                    parts.append((record.node_id, type_url, _b64(chunk)))
+        return statuses, parts, shown
 
     async def elsewhere_configs(self) -> list[csds_pb2.ClientConfig]:
         """The CSDS configs of every other live replica's Envoys, without resource contents."""
-        rows = await self._store.fleet_elsewhere(self.replica, time.time() - FRESH_SECONDS)
+        fresh_after = time.time() - FRESH_SECONDS
+        nodes = await self._store.fleet_elsewhere(self.replica, fresh_after)
+        parts: dict[tuple[str, str], list[bytes]] = {}
+        for row in await self._store.fleet_parts_elsewhere(self.replica, fresh_after):
+            parts.setdefault((row["replica"], row["node_id"]), []).append(
+                base64.b64decode(row["part"])
+            )
         return [
-            csds_pb2.ClientConfig.FromString(base64.b64decode(row["csds"]))
-            for row in rows
+            csds_pb2.ClientConfig.FromString(
+                b"".join(
+                    [
+                        base64.b64decode(row["csds"]),
+                        *parts.get((row["replica"], row["node_id"]), []),
+                    ]
+                )
+            )
+            for row in nodes
             if row["csds"]
         ]
 
@@ -101,3 +123,7 @@ class FleetBoard:
                 status.reason = "its replica has not loaded the current config yet"
             nodes.append(status)
         return nodes
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

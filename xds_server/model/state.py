@@ -175,8 +175,10 @@ class World:
     ) -> World:
         """This world with these services and deployments put in (by name and id) and
         the ``removed`` deployment ids taken out."""
-        put_services = {s.name: s for s in services}
-        put = {d.id: d for d in deployments}
+        # What is already there (the same object) is no change: a weight change
+        # re-settles a service's deployments, mostly to what they were.
+        put_services = {s.name: s for s in services if self.services.get(s.name) is not s}
+        put = {d.id: d for d in deployments if self.deployments.get(d.id) is not d}
         gone = [i for i in removed if i in self.deployments]
         new_services = {**self.services, **put_services} if put_services else self.services
         new_deployments = dict(self.deployments) if put or gone else self.deployments
@@ -226,12 +228,21 @@ class _Index:
             ids(old.deployments[deployment_id].service).discard(deployment_id)
         for deployment in deployments.values():
             before = old.deployments.get(deployment.id)
-            if before is not None and before.service != deployment.service:
+            if before is not None and before.service == deployment.service:
+                continue  # the same deployment, changed in place: its service's ids stay
+            if before is not None:
                 ids(before.service).discard(deployment.id)
             ids(deployment.service).add(deployment.id)
-        by_service = {**self.by_service, **{k: tuple(sorted(v)) for k, v in changed.items()}}
-        owners = dict(self.domain_owners) if services else self.domain_owners
-        for service in services.values():
+        by_service = self.by_service
+        if changed:
+            by_service = {**by_service, **{k: tuple(sorted(v)) for k, v in changed.items()}}
+        moved = [
+            s
+            for s in services.values()
+            if s.domains != getattr(old.services.get(s.name), "domains", ())
+        ]
+        owners = dict(self.domain_owners) if moved else self.domain_owners
+        for service in moved:
             previous = old.services.get(service.name)
             for domain in previous.domains if previous else ():
                 rest = tuple(s for s in owners.get(domain, ()) if s != service.name)

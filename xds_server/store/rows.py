@@ -136,12 +136,24 @@ MIGRATIONS: tuple[str, ...] = (
         everything INTEGER NOT NULL
     );
     """,
+    # The fleet board's CSDS configs, one row per node and type (base64 of a
+    # ClientConfig holding that type's entries): a change rewrites the parts it
+    # changed (the route table's), not every cluster of every node.
+    """
+    CREATE TABLE node_parts (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        type_url TEXT NOT NULL,
+        part     TEXT NOT NULL,
+        PRIMARY KEY (replica, node_id, type_url)
+    );
+    """,
 )
-# The change log keeps this many changes: a replica further behind reloads all.
-CHANGE_LOG_KEEP = 10_000
+SCHEMA_VERSION = len(MIGRATIONS)
 # How long a request id is remembered: far beyond any client's retries.
 REQUEST_MEMORY_SECONDS = 24 * 3600
-SCHEMA_VERSION = len(MIGRATIONS)
+# The change log keeps this many changes: a replica further behind reloads all.
+CHANGE_LOG_KEEP = 10_000
 
 
 class Db(Protocol):
@@ -390,9 +402,11 @@ def post_fleet(
     now: float,
     sequence: int,
     statuses: Iterable[tuple[str, str, str]] | None,
+    parts: Iterable[tuple[str, str, str]] = (),
 ) -> None:
-    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON, CSDS
-    config as base64 protobuf); ``None``: nothing changed, only the heartbeat."""
+    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON, the
+    node's CSDS identity as base64 protobuf) and put the CSDS ``parts`` that changed
+    (node id, type URL, base64 part); ``None``: nothing changed, only the heartbeat."""
     db.run(
         "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
@@ -404,6 +418,26 @@ def post_fleet(
     db.run_many(
         "INSERT INTO node_status (replica, node_id, sequence, status, csds) VALUES (?, ?, ?, ?, ?)",
         [(replica, node_id, sequence, status, csds) for node_id, status, csds in statuses],
+    )
+    db.run(
+        "DELETE FROM node_parts WHERE replica = ? AND node_id NOT IN "
+        "(SELECT node_id FROM node_status WHERE replica = ?)",
+        (replica, replica),
+    )
+    db.run_many(
+        "INSERT INTO node_parts (replica, node_id, type_url, part) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (replica, node_id, type_url) DO UPDATE SET part = excluded.part",
+        [(replica, node_id, type_url, part) for node_id, type_url, part in parts],
+    )
+
+
+def fleet_parts_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
+    """The CSDS parts the other live replicas posted, by node and type."""
+    return db.all(
+        "SELECT p.replica, p.node_id, p.part FROM node_parts p "
+        "JOIN replicas r ON r.id = p.replica "
+        "WHERE p.replica <> ? AND r.heartbeat_at >= ? ORDER BY p.node_id, p.type_url",
+        (replica, fresh_after),
     )
 
 

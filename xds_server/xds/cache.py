@@ -30,12 +30,15 @@ from xds_server.xds.snapshot import Snapshot
 log = structlog.get_logger(__name__)
 
 # Beyond the current snapshot, the sets and resources most recently used are
-# kept, so that a version a node reports after a reconnect is recognised: up to
-# these many bytes of serialised resources (a set costs its resources' bytes,
-# shared or not). So the cache holds at most the current snapshot, these two
-# windows, and whatever connected nodes hold or are being sent (their streams
-# keep those).
+# kept, so that a version a node reports after a reconnect is recognised: at
+# most these many, and at most these many bytes of serialised resources (a
+# set costs its resources' bytes, shared or not; what a resource costs in
+# memory is about twice its bytes once it was sent). So the cache holds the
+# current snapshot, these two windows, and whatever connected nodes hold or are
+# being sent (their streams keep those).
+RECENT_SETS = 64
 RECENT_SET_BYTES = 16 * 1024 * 1024
+RECENT_RESOURCES = 4096
 RECENT_RESOURCE_BYTES = 8 * 1024 * 1024
 
 
@@ -44,9 +47,10 @@ class InconsistentSnapshot(XdsServerError):
 
 
 class _RecentBytes:
-    """Most recently used first out last; bounded by the bytes of what it keeps."""
+    """Most recently used first out last; bounded by a count and by the bytes it keeps."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, most: int, budget: int) -> None:
+        self.most = most
         self.budget = budget
         self.bytes = 0
         self._items: OrderedDict[object, tuple[object, int]] = OrderedDict()
@@ -64,7 +68,7 @@ class _RecentBytes:
             return
         self._items[key] = (value, cost)
         self.bytes += cost
-        while self.bytes > self.budget and len(self._items) > 1:
+        while len(self._items) > 1 and (self.bytes > self.budget or len(self._items) > self.most):
             _key, (_value, freed) = self._items.popitem(last=False)
             self.bytes -= freed
 
@@ -93,8 +97,8 @@ class SnapshotCache:
         self.input_stamps: dict[str, int] = dict.fromkeys(PUSH_ORDER, 0)
         self._inputs: dict[str, object] = {}
         self._watchers: set[Callable[[], None]] = set()
-        self._sets = _RecentBytes(RECENT_SET_BYTES)
-        self._resources = _RecentBytes(RECENT_RESOURCE_BYTES)
+        self._sets = _RecentBytes(RECENT_SETS, RECENT_SET_BYTES)
+        self._resources = _RecentBytes(RECENT_RESOURCES, RECENT_RESOURCE_BYTES)
 
     @property
     def snapshot(self) -> Snapshot | None:

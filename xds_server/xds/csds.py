@@ -44,28 +44,68 @@ def client_config(record: NodeRecord, with_contents: bool = True) -> csds_pb2.Cl
     if stream is None:
         return config
     for type_url, state in stream.types.items():
+        if state.requested:
+            config.generic_xds_configs.extend(_entries(record, stream, type_url, with_contents))
+    return config
+
+
+def _entries(
+    record: NodeRecord, stream: AdsStream, type_url: str, with_contents: bool
+) -> list[Any]:
+    state = stream.types[type_url]
+    target = stream.target(state)
+    nack = record.last_nack.get(type_url)
+    rejected = target is not None and nack is not None and nack.version == target.version
+    synced = target is not None and target.version == state.held_version
+    status = csds_pb2.ERROR if rejected else csds_pb2.SYNCED if synced else csds_pb2.STALE
+    entries = []
+    for name, resource in sorted((state.held or {}).items()):
+        entry = GenericXdsConfig(
+            type_url=type_url,
+            name=name,
+            version_info=resource.version if resource else "",
+            config_status=status,
+            client_status=dump_pb2.NACKED if rejected else dump_pb2.ACKED,
+        )
+        if with_contents and resource is not None:
+            entry.xds_config.CopyFrom(resource.packed)
+        if rejected and nack is not None:
+            entry.error_state.details = nack.message
+            entry.error_state.version_info = nack.version
+        entries.append(entry)
+    return entries
+
+
+def posted_parts(record: NodeRecord) -> tuple[bytes, dict[str, tuple[object, bytes]]]:
+    """``client_config(record, with_contents=False)`` for the fleet board, serialised in
+    parts that concatenate into it (repeated fields concatenate on the wire): the node,
+    and per type its entries with a key of what they show. A type's part is kept on
+    the stream while that stays the same, so a weight change re-encodes the one route
+    table, not 20,000 clusters, and the board rewrites that part only."""
+    node = csds_pb2.ClientConfig(node=base_pb2.Node(id=record.node_id, cluster=record.cluster))
+    parts: dict[str, tuple[object, bytes]] = {}
+    stream = cast(AdsStream | None, record.stream)
+    if stream is None:
+        return node.SerializeToString(), parts
+    for type_url, state in stream.types.items():
         if not state.requested:
             continue
         target = stream.target(state)
         nack = record.last_nack.get(type_url)
-        rejected = target is not None and nack is not None and nack.version == target.version
-        synced = target is not None and target.version == state.held_version
-        status = csds_pb2.ERROR if rejected else csds_pb2.SYNCED if synced else csds_pb2.STALE
-        for name, resource in sorted((state.held or {}).items()):
-            entry = GenericXdsConfig(
-                type_url=type_url,
-                name=name,
-                version_info=resource.version if resource else "",
-                config_status=status,
-                client_status=dump_pb2.NACKED if rejected else dump_pb2.ACKED,
-            )
-            if with_contents and resource is not None:
-                entry.xds_config.CopyFrom(resource.packed)
-            if rejected and nack is not None:
-                entry.error_state.details = nack.message
-                entry.error_state.version_info = nack.version
-            config.generic_xds_configs.append(entry)
-    return config
+        shows = (
+            id(state.held),
+            len(state.held or ()),
+            state.held_version,
+            target.version if target is not None else None,
+            (nack.version, nack.message) if nack is not None else None,
+        )
+        kept = stream.posted_parts.get(type_url)
+        if kept is None or kept[0] != shows:
+            entries = _entries(record, stream, type_url, with_contents=False)
+            chunk = csds_pb2.ClientConfig(generic_xds_configs=entries).SerializeToString()
+            kept = stream.posted_parts[type_url] = (shows, chunk)
+        parts[type_url] = kept
+    return node.SerializeToString(), parts
 
 
 # Other replicas' Envoys' configs, without resource contents (see FleetBoard).

@@ -137,8 +137,13 @@ class ResourceSet:
     total: int = field(default=0, repr=False, compare=False)
     size: int = field(default=0, repr=False, compare=False)
     # A derived set: the resources of its base it replaced or removed (the cache
-    # keeps them a while, to recognise them when a node reports them).
+    # keeps them a while, to recognise them when a node reports them), the base's
+    # version, and what it put in and took out: a node holding the base needs
+    # exactly those (delta xDS), found without comparing every name.
     replaced: tuple[Resource, ...] = field(default=(), repr=False, compare=False)
+    base: str = field(default="", repr=False, compare=False)
+    put: tuple[Resource, ...] = field(default=(), repr=False, compare=False)
+    removed: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @staticmethod
     def version_of(resources: Iterable[Resource]) -> str:
@@ -176,7 +181,15 @@ class ResourceSet:
             total -= gone.set_hash
             size -= len(gone.value)
         return ResourceSet(
-            self.type_url, resources, _set_version(total), total, size, tuple(replaced)
+            self.type_url,
+            resources,
+            _set_version(total),
+            total,
+            size,
+            tuple(replaced),
+            base=self.version,
+            put=tuple(put),
+            removed=tuple(n for n in removed if n not in resources),
         )
 
     @functools.cached_property

@@ -130,6 +130,9 @@ class AdsStream:
         # entry is dropped when stream state it reads changes. A change or an
         # ACK touches one or two types, so most look-ups are hits.
         self._plans: dict[str, tuple[int, ResourceSet | None]] = {}
+        # Per type, the fleet board's serialised CSDS part and what it showed
+        # (``xds_server.xds.csds.posted_config``).
+        self.posted_parts: dict[str, tuple[object, bytes]] = {}
 
     # --- event loop ----------------------------------------------------------
 
