@@ -52,7 +52,11 @@ class ServerProcess:
     """One `xdsctl serve` on a free loopback port and a state file."""
 
     def __init__(
-        self, state: Path, extra_args: tuple[str, ...] = (), store_url: str | None = None
+        self,
+        state: Path,
+        extra_args: tuple[str, ...] = (),
+        store_url: str | None = None,
+        log: Path | None = None,
     ) -> None:
         self.state = state
         # A postgresql:// URL replaces the state file (the log still goes beside it).
@@ -62,7 +66,7 @@ class ServerProcess:
         self.metrics_address = f"127.0.0.1:{free_port()}"
         self.extra_args = extra_args
         self.process: subprocess.Popen[str] | None = None
-        self.log = state.with_suffix(".log")
+        self.log = log or state.with_suffix(".log")
         # An admin token, once a test made one: sent by xdsctl() and snapshot().
         self.token: str | None = None
 

@@ -394,25 +394,52 @@ def _recovers(server: ServerProcess) -> None:
     assert "store: available" in server.xdsctl("status").stdout
 
 
+def _fill(path: Path) -> None:
+    """Append to ``path`` until its file system refuses a single byte more."""
+    with path.open("ab", buffering=0) as file:
+        for chunk in (65536, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    file.write(b"\0" * chunk)
+
+
 def test_a_full_disk_is_a_clear_refusal(tmp_path: Path) -> None:
     """A tmpfs filled up: the write is refused with the cause and the fix, counted, logged
-    once, shown by status and the metric, and cleared by the next write that succeeds."""
+    once, shown by status and the metric, and cleared by the next write that succeeds.
+    (The log goes elsewhere, as a journal or a collector's pipe would take it.)"""
+    _is_root()
+    with _small_disk(tmp_path / "disk", "4m") as disk:
+        server = ServerProcess(disk / "state.db", log=tmp_path / "server.log").start()
+        try:
+            _prime(server)
+            before = server.xdsctl("state", "export").stdout
+            _fill(disk / "filler")
+            result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
+            _store_failure_shows(server, result, "disk_full", f"disk full at {disk}")
+            assert server.xdsctl("state", "export").stdout == before
+            (disk / "filler").unlink()
+            _recovers(server)
+        finally:
+            server.stop()
+
+
+def test_a_log_on_the_full_disk_does_not_fail_requests(tmp_path: Path) -> None:
+    """The log file shares the full disk: its lines are counted as dropped, and the
+    write is still refused for the store's reason, not for the log's."""
     _is_root()
     with _small_disk(tmp_path / "disk", "4m") as disk:
         server = ServerProcess(disk / "state.db").start()
         try:
             _prime(server)
-            before = server.xdsctl("state", "export").stdout
-            filler = disk / "filler"
-            with filler.open("wb") as file, contextlib.suppress(OSError):
-                while True:
-                    file.write(b"\0" * 65536)
-                    file.flush()
+            _fill(disk / "filler")
+            _fill(server.log)  # not even the log's last page has room
             result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
-            _store_failure_shows(server, result, "disk_full", f"disk full at {disk}")
-            assert server.xdsctl("state", "export").stdout == before
-            filler.unlink()
-            _recovers(server)
+            assert result.returncode == 1, result.stderr
+            assert f"disk full at {disk}" in result.stderr, result.stderr
+            assert "Unexpected" not in result.stderr
+            assert (server.metric("xds_log_lines_dropped") or 0) >= 1
+            (disk / "filler").unlink()
+            assert server.xdsctl("apply", "--endpoint", "10.0.0.8:80").returncode == 0
         finally:
             server.stop()
 

@@ -9,6 +9,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
+from xds_server.logs import LogWriter
 from xds_server.model.state import World
 from xds_server.xds.resources import SHORT_NAMES
 
@@ -53,6 +54,12 @@ class Metrics:
         )
         for mode in ("sotw", "delta"):
             self.connected.labels(mode=mode)
+        dropped = Gauge(
+            "xds_log_lines_dropped",
+            "Log lines the log stream refused since start (a full disk under the log file)",
+            registry=r,
+        )
+        dropped.set_function(lambda: LogWriter.dropped)
 
     def on_xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
         """The node registry's hook: ``kind`` is a type URL, or a mode for (dis)connects."""
