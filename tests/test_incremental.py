@@ -21,7 +21,7 @@ from xds_server.store.postgres import PostgresStore
 from xds_server.translate import TranslateOptions, translate
 from xds_server.xds.builder import SnapshotBuilder, snapshot_of
 from xds_server.xds.cache import RECENT_RESOURCE_BYTES, RECENT_SET_BYTES, SnapshotCache
-from xds_server.xds.resources import CLUSTER, ROUTE
+from xds_server.xds.resources import CLUSTER, ROUTE, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
 
 OPTIONS = TranslateOptions()
@@ -204,6 +204,35 @@ def test_a_change_translates_only_its_service() -> None:
     )
     builder.build(applied.world, {applied.touched})
     assert (counts.services, counts.deployments) == (52, 101)
+
+
+def _cluster(name: str, body: int) -> Resource:
+    return Resource(CLUSTER, name, f"v{body}", bytes([body]) * (1 + body % 7))
+
+
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 9)),
+    st.lists(st.tuples(st.sampled_from("abcdefg"), st.integers(0, 9))),
+    st.lists(st.sampled_from("abcdefg")),
+)
+def test_a_changed_set_equals_the_set_built_whole(
+    base: dict[str, int], put: list[tuple[str, int]], removed: list[str]
+) -> None:
+    """Whatever is put and removed (a name in both, a name put twice, absent names),
+    the changed set has the content, version and size of one built from scratch, and
+    says exactly what it added and took away."""
+    before = ResourceSet.of(CLUSTER, [_cluster(n, b) for n, b in base.items()])
+    after = before.changed([_cluster(n, b) for n, b in put], removed)
+    expected = {n: _cluster(n, b) for n, b in base.items()}
+    for name in removed:
+        expected.pop(name, None)
+    expected |= {n: _cluster(n, b) for n, b in put}
+    whole = ResourceSet.of(CLUSTER, expected.values())
+    assert dict(after.resources) == dict(whole.resources)
+    assert (after.version, after.size) == (whole.version, whole.size)
+    if after is not before:
+        assert set(after.removed) == set(base) - set(expected)
+        assert {r.name for r in after.put} == {n for n, _ in put}
 
 
 def test_the_cache_keeps_to_its_budget_and_recognises_recent_versions() -> None:

@@ -139,30 +139,25 @@ def _located(problems: list[str], where: str, parse: Callable[[], T]) -> T | Non
 def world_from_parsed(parsed: WorldDocument, root: str) -> World:
     """The world a shape-checked document describes, once it passes every rule."""
     problems: list[str] = []
-    services: dict[str, Service] = {}
-    service_at: dict[str, str] = {}
-    for index, item in enumerate(parsed.services):
-        where = f"{root}.services[{index}]"
-        if item.name in service_at:
-            problems.append(
-                f"{where}: service {item.name} is listed twice (also at {service_at[item.name]})"
-                ": list each service once"
-            )
-            continue
-        service_at[item.name] = where
-        services[item.name] = _service(item, where, problems)
-    deployments: dict[str, Deployment] = {}
-    deployment_at: dict[str, str] = {}
-    for index, item in enumerate(parsed.deployments):
-        where = f"{root}.deployments[{index}]"
-        if item.id in deployment_at:
-            problems.append(
-                f"{where}: deployment {item.id} is listed twice (also at {deployment_at[item.id]})"
-                ": give each deployment its own id"
-            )
-            continue
-        deployment_at[item.id] = where
-        deployments[item.id] = _deployment(item, services.get(item.service), where, problems)
+    service_items = _unique(
+        parsed.services, lambda s: s.name, f"{root}.services", "list each service once", problems
+    )
+    services = {
+        name: _service(item, where, problems) for name, (item, where) in service_items.items()
+    }
+    deployment_items = _unique(
+        parsed.deployments,
+        lambda d: d.id,
+        f"{root}.deployments",
+        "give each deployment its own id",
+        problems,
+    )
+    deployments = {
+        key: _deployment(item, services.get(item.service), where, problems)
+        for key, (item, where) in deployment_items.items()
+    }
+    service_at = {name: where for name, (_item, where) in service_items.items()}
+    deployment_at = {key: where for key, (_item, where) in deployment_items.items()}
     world = World(services=services, deployments=deployments)
     if not problems:
         locations = {Subject.SERVICE: service_at, Subject.DEPLOYMENT: deployment_at}
@@ -170,6 +165,23 @@ def world_from_parsed(parsed: WorldDocument, root: str) -> World:
     if problems:
         raise InvalidRequest(problems)
     return world
+
+
+def _unique(
+    items: list[T], key: Callable[[T], str], at: str, fix: str, problems: list[str]
+) -> dict[str, tuple[T, str]]:
+    """The items by key, each with its JSON path; a key seen twice is a problem."""
+    found: dict[str, tuple[T, str]] = {}
+    kind = at.rsplit(".", 1)[1].removesuffix("s")
+    for index, item in enumerate(items):
+        where, name = f"{at}[{index}]", key(item)
+        if name in found:
+            problems.append(
+                f"{where}: {kind} {name} is listed twice (also at {found[name][1]}): {fix}"
+            )
+            continue
+        found[name] = (item, where)
+    return found
 
 
 def _at(locations: dict[Subject, dict[str, str]], problem: Problem) -> str:

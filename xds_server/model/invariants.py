@@ -67,13 +67,13 @@ def world_diff(before: World, after: World, services: Iterable[str] | None = Non
     """The rows that differ; only among ``services`` and their deployments when given (what
     a change says it touched), else across the whole world."""
     if services is None:
-        names: Iterable[str] = after.services
-        old_ids: Iterable[str] = before.deployments
-        new_ids: Iterable[str] = after.deployments
+        names: Iterable[str] = sorted(after.services)
+        old_ids: Iterable[str] = sorted(before.deployments)
+        new_ids: Iterable[str] = sorted(after.deployments)
     else:
         names = sorted(set(services))
-        old_ids = [i for n in names for i in before.index.by_service.get(n, ())]
-        new_ids = [i for n in names for i in after.index.by_service.get(n, ())]
+        old_ids = sorted(i for n in names for i in before.index.by_service.get(n, ()))
+        new_ids = sorted(i for n in names for i in after.index.by_service.get(n, ()))
     return WorldDiff(
         services=tuple(
             after.services[n]

@@ -90,8 +90,8 @@ def plan_routes(
     """
     if held_clusters is None:
         return None
-    if held_version != snapshot.clusters.version and not (
-        snapshot.routes.references <= held_clusters.keys()
+    if held_version != snapshot.clusters.version and not all(
+        name in held_clusters for name in snapshot.routes.references
     ):
         return None
     return snapshot.routes

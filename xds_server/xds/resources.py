@@ -23,6 +23,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from xds_server.model.state import updated_map
+
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -159,27 +161,17 @@ class ResourceSet:
 
     def changed(self, put: Iterable[Resource] = (), removed: Iterable[str] = ()) -> ResourceSet:
         """This set with ``put`` resources in (by name) and ``removed`` names out: the
-        work follows the changes (and one copy of the name map)."""
-        put, removed = list(put), list(removed)
-        if not put and not removed:
+        work follows the changes (the name map is persistent: see ``updated_map``)."""
+        by_name = {r.name: r for r in put}  # a name put twice: the last one counts
+        removed = [n for n in dict.fromkeys(removed) if n in self.resources and n not in by_name]
+        if not by_name and not removed:
             return self
-        resources = dict(self.resources)
-        total, size = self.total, self.size
-        replaced = []
-        for name in removed:
-            gone = resources.pop(name, None)
-            if gone is not None:
-                replaced.append(gone)
-        for resource in put:
-            before = resources.get(resource.name)
-            if before is not None:
-                replaced.append(before)
-            resources[resource.name] = resource
-            total += resource.set_hash
-            size += len(resource.value)
-        for gone in replaced:
-            total -= gone.set_hash
-            size -= len(gone.value)
+        replaced = [self.resources[n] for n in [*removed, *by_name] if n in self.resources]
+        total = self.total + sum(r.set_hash for r in by_name.values())
+        total -= sum(r.set_hash for r in replaced)
+        size = self.size + sum(len(r.value) for r in by_name.values())
+        size -= sum(len(r.value) for r in replaced)
+        resources = updated_map(self.resources, by_name, removed)
         return ResourceSet(
             self.type_url,
             resources,
@@ -188,8 +180,8 @@ class ResourceSet:
             size,
             tuple(replaced),
             base=self.version,
-            put=tuple(put),
-            removed=tuple(n for n in removed if n not in resources),
+            put=tuple(by_name.values()),
+            removed=tuple(removed),
         )
 
     @functools.cached_property
