@@ -25,7 +25,7 @@ from xds_server.model.names import (
     validate_endpoints,
     validate_labels,
 )
-from xds_server.model.operations import validate_policy
+from xds_server.model.policy import validate_policy
 from xds_server.model.state import Deployment, DeploymentState, Endpoint, Service, World
 
 
