@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xds_server.errors import XdsServerError
+from xds_server.errors import NotFound, PreconditionFailed, XdsServerError
 from xds_server.model import operations as ops
 from xds_server.model.invariants import Subject, world_diff, world_problems
 from xds_server.model.names import parse_endpoint
@@ -273,7 +273,7 @@ def test_rollback_refuses_a_picture_that_breaks_the_rules() -> None:
         bindings=(("blue", blue), ("green", green)),
     )
     history.entries[("default", 2)] = HistoryEntry("default", 2, "t", "a", "c", bad, bad)
-    with pytest.raises(ops.PreconditionFailed, match="cannot roll back service default to "):
+    with pytest.raises(PreconditionFailed, match="cannot roll back service default to "):
         ops.rollback(world, history, _context(), service="default", to_revision=2)
 
 
@@ -285,12 +285,12 @@ def test_rollback_refuses_a_binding_to_another_services_deployment() -> None:
     history = _History()
     picture = ops.Picture(TrafficPolicy((("blue", 100),)), (("blue", shop_blue),))
     history.entries[("default", 1)] = HistoryEntry("default", 1, "t", "a", "c", picture, picture)
-    with pytest.raises(ops.PreconditionFailed, match="of service shop"):
+    with pytest.raises(PreconditionFailed, match="of service shop"):
         ops.rollback(world, history, _context(), service="default", to_revision=1)
 
 
 def test_rollback_to_revision_zero_is_not_found() -> None:
-    with pytest.raises(ops.NotFound, match="has no revision 0"):
+    with pytest.raises(NotFound, match="has no revision 0"):
         ops.rollback(_canary(), _History(), _context(), service="default", to_revision=0)
 
 

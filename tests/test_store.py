@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from xds_server.errors import InvalidRequest, PreconditionFailed, StateError
+from xds_server.errors import InvalidRequest, PreconditionFailed, RevisionConflict, StateError
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors
 from xds_server.model.state import World
@@ -126,7 +126,7 @@ class TestStore:
             world = await store.load()
             await store.close()
             wins = sum(not isinstance(r, Exception) for r in results)
-            conflicts = sum(isinstance(r, ops.RevisionConflict) for r in results)
+            conflicts = sum(isinstance(r, RevisionConflict) for r in results)
             return wins, conflicts, world
 
         wins, conflicts, world = asyncio.run(run())
@@ -160,7 +160,7 @@ class TestStore:
 
         results, world, history = asyncio.run(run())
         assert sum(not isinstance(r, Exception) for r in results) == 1
-        assert all(isinstance(r, ops.RevisionConflict) for r in results if isinstance(r, Exception))
+        assert all(isinstance(r, RevisionConflict) for r in results if isinstance(r, Exception))
         assert world.services["default"].revision == 4
         assert [e.revision for e in history] == [4, 3, 2, 1]
 

@@ -26,7 +26,7 @@ from xds_server.model.document import (
     world_to_document,
 )
 from xds_server.model.invariants import summary
-from xds_server.model.operations import picture_problems
+from xds_server.model.policy import picture_problems
 from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
 from xds_server.store import codec
 from xds_server.store.base import StateDump

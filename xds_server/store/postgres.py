@@ -30,10 +30,10 @@ from psycopg.rows import dict_row
 
 from xds_server.errors import OutcomeUnknown, PreconditionFailed, StateError, StoreUnavailable
 from xds_server.redaction import redact_url_passwords as _redact
-from xds_server.store import rows
+from xds_server.store import rows, schema
 from xds_server.store.base import StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
-from xds_server.store.rows import SCHEMA_VERSION
+from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
 T = TypeVar("T")
@@ -266,5 +266,5 @@ def _migrate(db: rows.Db, where: str) -> None:
     found = db.all("SELECT version FROM schema_version")
     if not found:
         db.run("INSERT INTO schema_version (version) VALUES (0)")
-    rows.migrate(db, found[0]["version"] if found else 0, f"database {where}")
+    schema.migrate(db, found[0]["version"] if found else 0, f"database {where}")
     db.run("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
-from xds_server.store import rows
+from xds_server.store import rows, schema
 from xds_server.store.base import StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
-from xds_server.store.rows import SCHEMA_VERSION
+from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 from xds_server.store.state_file import (
     StateFileLock,
@@ -248,7 +248,7 @@ def _migrate(connection: sqlite3.Connection, path: Path) -> None:
                 f"(schema version {version}, tables: {listed}): give --state a new file, "
                 "or move that file away"
             )
-        rows.migrate(_SqliteDb(connection), version, f"state file {path}")
+        schema.migrate(_SqliteDb(connection), version, f"state file {path}")
         # PRAGMA takes no parameters; SCHEMA_VERSION is our own integer.
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

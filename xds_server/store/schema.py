@@ -1,0 +1,147 @@
+"""The schema both stores share, and the migrations that bring a file or database
+to it. Run inside the caller's transaction, on a worker thread."""
+
+from __future__ import annotations
+
+import structlog
+
+from xds_server.errors import StateError
+from xds_server.store.rows import Db
+
+log = structlog.get_logger(__name__)
+
+# The schema, identical on both engines. Migration N brings it from version N
+# to N + 1. Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE services (
+        name     TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        weights  TEXT NOT NULL,
+        mirrors  TEXT NOT NULL
+    );
+    CREATE TABLE domains (
+        domain   TEXT PRIMARY KEY,
+        service  TEXT NOT NULL REFERENCES services(name),
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE deployments (
+        id         TEXT PRIMARY KEY,
+        service    TEXT NOT NULL REFERENCES services(name),
+        created_at TEXT NOT NULL,
+        endpoints  TEXT NOT NULL,
+        labels     TEXT NOT NULL,
+        tag        TEXT,
+        state      TEXT NOT NULL CHECK (state IN ('active', 'scaled_down'))
+    );
+    CREATE UNIQUE INDEX deployments_service_tag ON deployments (service, tag)
+        WHERE tag IS NOT NULL;
+    CREATE TABLE history (
+        service  TEXT NOT NULL REFERENCES services(name),
+        revision INTEGER NOT NULL,
+        time     TEXT NOT NULL,
+        actor    TEXT NOT NULL,
+        command  TEXT NOT NULL,
+        before   TEXT NOT NULL,
+        after    TEXT NOT NULL,
+        PRIMARY KEY (service, revision)
+    );
+    """,
+    # One global change sequence, bumped by every write: replicas compare it
+    # to what they have loaded, and on PostgreSQL its row lock serialises
+    # writers across replicas.
+    """
+    CREATE TABLE change_sequence (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL
+    );
+    INSERT INTO change_sequence (id, seq) VALUES (1, 0);
+    """,
+    # The fleet board: each replica posts its Envoys' status and a heartbeat,
+    # so status and --wait through any replica cover every Envoy.
+    """
+    CREATE TABLE replicas (
+        id           TEXT PRIMARY KEY,
+        heartbeat_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE node_status (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        sequence BIGINT NOT NULL,
+        status   TEXT NOT NULL,
+        PRIMARY KEY (replica, node_id)
+    );
+    """,
+    # And each Envoy's CSDS config (without resource contents: any replica
+    # fills those in from its own cache, the versions being content hashes).
+    """
+    ALTER TABLE node_status ADD COLUMN csds TEXT NOT NULL DEFAULT '';
+    """,
+    # API tokens, as SHA-256 hashes only. Token changes bump the change
+    # sequence like any other write, so every replica reloads them at once.
+    """
+    CREATE TABLE tokens (
+        name       TEXT PRIMARY KEY,
+        role       TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        sha256     TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    """,
+    # Request ids of recent writes with their replies (base64 protobuf), so a
+    # retried write is answered, not applied twice, on any replica.
+    """
+    CREATE TABLE requests (
+        id          TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        reply       TEXT NOT NULL,
+        created_at  DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX requests_created_at ON requests (created_at);
+    """,
+    # The change log: which services each change touched, so a replica that
+    # missed changes reloads those services only, not the whole world.
+    # "everything": an import replaced the whole state.
+    """
+    CREATE TABLE changes (
+        seq        BIGINT PRIMARY KEY,
+        services   TEXT NOT NULL,
+        tokens     INTEGER NOT NULL,
+        everything INTEGER NOT NULL
+    );
+    """,
+    # The fleet board's CSDS configs, one row per node and type (base64 of a
+    # ClientConfig holding that type's entries): a change rewrites the parts it
+    # changed (the route table's), not every cluster of every node.
+    """
+    CREATE TABLE node_parts (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        type_url TEXT NOT NULL,
+        part     TEXT NOT NULL,
+        PRIMARY KEY (replica, node_id, type_url)
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """A migration's statements (none of ours contains a ``;`` inside a literal)."""
+    return [statement for statement in script.split(";") if statement.strip()]
+
+
+def migrate(db: Db, version: int, where: str) -> None:
+    """Run the migrations from schema ``version`` on (inside the caller's transaction).
+
+    ``where`` names the file or database for the error a newer schema gets.
+    """
+    if version > SCHEMA_VERSION:
+        raise StateError(
+            f"{where} has schema version {version}, newer than this xds_server knows "
+            f"({SCHEMA_VERSION}): run the newer version"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        for statement in statements(MIGRATIONS[step]):
+            db.run(statement)
+        log.info("store.migrated", store=where, schema_version=step + 1)
