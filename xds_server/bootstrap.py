@@ -91,14 +91,9 @@ def _transport_socket(options: BootstrapOptions) -> dict[str, Any] | None:
     }
 
 
-def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
-    """The bootstrap document: ADS over HTTP/2 with keepalive to the replica(s) in ``xds``.
-
-    With several replicas, Envoy's ``xds_cluster`` holds them all: a replica
-    that dies resets the connection and Envoy reconnects to another; one that
-    hangs is left when a keepalive ping goes unanswered.
-    """
-    interval, timeout = options.keepalive()
+def _checked(options: BootstrapOptions) -> None:
+    """Refuse options no Envoy could start with, naming the flag and the fix."""
+    interval, _ = options.keepalive()
     if interval < keepalive.MIN_PING_INTERVAL_S:
         raise InvalidRequest(
             f"--keepalive-interval must be at least {keepalive.MIN_PING_INTERVAL_S}s: the server "
@@ -111,8 +106,14 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
         raise InvalidRequest("--xds needs at least one HOST:PORT (several: comma-separated)")
     if len(set(replicas)) != len(replicas):
         raise InvalidRequest(f"--xds lists a replica twice: {options.xds}")
+
+
+def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
+    """The static cluster of the control plane's replicas: HTTP/2 with keepalive."""
+    interval, timeout = options.keepalive()
+    replicas = options.replicas()
     all_ips = all(parse_endpoint(address).is_ip for address in replicas)
-    xds_cluster: dict[str, Any] = {
+    return {
         "name": XDS_CLUSTER,
         # A host name (as in Docker Compose) is resolved by DNS.
         "type": "STATIC" if all_ips else "STRICT_DNS",
@@ -143,6 +144,17 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
             }
         },
     }
+
+
+def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
+    """The bootstrap document: ADS over HTTP/2 with keepalive to the replica(s) in ``xds``.
+
+    With several replicas, Envoy's ``xds_cluster`` holds them all: a replica
+    that dies resets the connection and Envoy reconnects to another; one that
+    hangs is left when a keepalive ping goes unanswered.
+    """
+    _checked(options)
+    xds_cluster = _xds_cluster(options)
     transport_socket = _transport_socket(options)
     if transport_socket is not None:
         xds_cluster["transport_socket"] = transport_socket

