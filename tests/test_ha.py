@@ -292,6 +292,7 @@ def test_envoy_fails_over_to_the_other_replica(postgres: Any, tmp_path: Path, fa
             server.stop()
 
 
+@pytest.mark.postgres
 def test_database_outage(tmp_path: Path) -> None:
     """PostgreSQL stops under load: Envoy serves on, a write fails within about 2 s naming
     the database, reads answer from the replica's snapshot; afterwards both replicas

@@ -229,6 +229,7 @@ def test_a_broken_state_file_is_refused_at_start_up(
     _one_line_refusal(_serve(server.state), message)
 
 
+@pytest.mark.envoy
 def test_envoys_keep_their_config_while_the_state_is_refused(tmp_path: Path) -> None:
     """A real Envoy loses its control plane, whose restart is refused (the state file
     was broken meanwhile): Envoy keeps serving what it had."""
