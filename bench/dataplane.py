@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fleet import free_port, serve_command  # noqa: E402
 from xds_server.bootstrap import BootstrapOptions, bootstrap  # noqa: E402
-from xds_server.model.document import world_from_document  # noqa: E402
+from xds_server.model.world_document import world_from_document  # noqa: E402
 from xds_server.translate import TranslateOptions, translate  # noqa: E402
 
 SLOW_DELAY = "0.2s"

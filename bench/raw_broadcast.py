@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
-from xds_server.model.document import world_from_document
+from xds_server.model.world_document import world_from_document
 from xds_server.translate import translate
 from xds_server.xds.resources import ROUTE
 

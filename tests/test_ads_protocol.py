@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from xds_server.model.document import world_from_document
 from xds_server.model.state import World
+from xds_server.model.world_document import world_from_document
 from xds_server.testing import Received, ScriptedAdsClient
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds import keepalive

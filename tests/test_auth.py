@@ -29,7 +29,7 @@ from xds_server.cli.main import parse_cert_role
 from xds_server.errors import InvalidRequest, LimitExceeded, NotFound, PreconditionFailed
 from xds_server.model.state import World
 from xds_server.store.base import StateDump
-from xds_server.store.document import state_from_json, state_to_json
+from xds_server.store.state_document import state_from_json, state_to_json
 
 
 def _record(name: str, role: Role) -> TokenRecord:

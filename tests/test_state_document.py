@@ -16,7 +16,7 @@ from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import HistoryEntry, Mirror, World
 from xds_server.store.base import StateDump
-from xds_server.store.document import state_from_json, state_to_json
+from xds_server.store.state_document import state_from_json, state_to_json
 
 
 def _exported() -> dict[str, Any]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xds_server.model.document import world_from_document
+from xds_server.model.world_document import world_from_document
 from xds_server.translate import translate
-from xds_server.translate.document import resources_to_document
+from xds_server.translate.resource_document import resources_to_document
 
 GOLDEN = Path(__file__).parent / "golden" / "translate"
 INPUTS = sorted((GOLDEN / "in").glob("*.yaml"))

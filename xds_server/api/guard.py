@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import structlog
 
-from xds_server.api.statuses import status_of
+from xds_server.api.grpc_status import status_of
 from xds_server.auth.identity import (
     ANONYMOUS,
     Identity,

@@ -26,13 +26,13 @@ from xds_server.api.describe import (
     describe_rollback,
     describe_set_traffic,
 )
+from xds_server.api.grpc_status import status_of
 from xds_server.api.metadata import (
     ACTOR_METADATA_KEY,
     REPLAYED_METADATA_KEY,
     REQUEST_ID_METADATA_KEY,
     is_request_id,
 )
-from xds_server.api.statuses import status_of
 from xds_server.auth.identity import current_identity
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
@@ -66,7 +66,7 @@ from xds_server.store.base import (
     TokenEdit,
     WriteRequest,
 )
-from xds_server.store.document import state_from_json, state_to_json
+from xds_server.store.state_document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 from xds_server.xds.status import NodeRegistry

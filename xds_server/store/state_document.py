@@ -17,7 +17,10 @@ from pydantic import Field, ValidationError
 
 from xds_server.auth.tokens import check_admin_remains, token_from_document, token_to_document
 from xds_server.errors import InvalidRequest
-from xds_server.model.document import (
+from xds_server.model.invariants import summary
+from xds_server.model.policy import picture_problems
+from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
+from xds_server.model.world_document import (
     MAX_REVISION,
     StrictDocument,
     WorldDocument,
@@ -25,9 +28,6 @@ from xds_server.model.document import (
     world_from_parsed,
     world_to_document,
 )
-from xds_server.model.invariants import summary
-from xds_server.model.policy import picture_problems
-from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
 from xds_server.store import codec
 from xds_server.store.base import StateDump
 
