@@ -203,7 +203,9 @@ def _commit_picture(
     return world.replace(services=[updated], deployments=settled), entry
 
 
-def _with_binding(bindings: Iterable[tuple[str, str]], tag: str, deployment_id: str) -> tuple:
+def _with_binding(
+    bindings: Iterable[tuple[str, str]], tag: str, deployment_id: str
+) -> tuple[tuple[str, str], ...]:
     """Bind ``tag`` to ``deployment_id``, taking it from its previous holder."""
     rest = [(t, d) for t, d in bindings if t != tag]
     return tuple(sorted([*rest, (tag, deployment_id)]))

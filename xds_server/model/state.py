@@ -148,11 +148,11 @@ def updated_map(
     if not put and not removed:
         return base
     current = base if isinstance(base, immutables.Map) else immutables.Map(base)
-    with current.mutate() as mutation:
-        for key in removed:
-            del mutation[key]
-        mutation.update(put)
-        return mutation.finish()
+    mutation = current.mutate()
+    for key in removed:
+        del mutation[key]
+    mutation.update(put)
+    return mutation.finish()
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,9 +246,9 @@ class _Index:
             service = world.deployments[deployment_id].service
             grouped.setdefault(service, []).append(deployment_id)
         owners: dict[str, tuple[str, ...]] = {}
-        for service in sorted(world.services.values(), key=lambda s: s.name):
-            for domain in dict.fromkeys(service.domains):
-                owners[domain] = (*owners.get(domain, ()), service.name)
+        for held in sorted(world.services.values(), key=lambda s: s.name):
+            for domain in dict.fromkeys(held.domains):
+                owners[domain] = (*owners.get(domain, ()), held.name)
         return cls({k: tuple(v) for k, v in grouped.items()}, owners)
 
     def updated(

@@ -14,6 +14,7 @@ refusal names where, as a JSON path (``$.world.services[1].weights.blue``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
@@ -193,14 +194,14 @@ def _service(item: ServiceDocument, where: str, problems: list[str]) -> Service:
     domains = []
     for index, domain in enumerate(item.domains):
         at = f"{where}.domains[{index}]"
-        domains.append(_located(problems, at, lambda d=domain: validate_domain(d)) or domain)
+        domains.append(_located(problems, at, functools.partial(validate_domain, domain)) or domain)
     mirrors = []
     for tag, value in item.mirrors.items():
         at = f"{where}.mirrors.{tag}"
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             problems.append(f'{at}: a percentage is text or a number, e.g. "5" (got {value!r})')
             continue
-        hundredths = _located(problems, at, lambda t=tag, v=value: parse_percent(t, str(v)))
+        hundredths = _located(problems, at, functools.partial(parse_percent, tag, str(value)))
         if hundredths is not None:
             mirrors.append(Mirror(tag=tag, hundredths=hundredths))
     return Service(
@@ -217,7 +218,7 @@ def _deployment(
     endpoints = []
     for index, text in enumerate(item.endpoints):
         at = f"{where}.endpoints[{index}]"
-        endpoint = _located(problems, at, lambda t=text: parse_endpoint(t))
+        endpoint = _located(problems, at, functools.partial(parse_endpoint, text))
         if endpoint is not None:
             endpoints.append(endpoint)
     if item.state is not None:

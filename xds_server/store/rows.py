@@ -10,6 +10,7 @@ worker threads, never on the event loop.
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -159,7 +160,7 @@ def _rows_of(db: Db, sql: str, names: Sequence[str] | None) -> list[Row]:
 
 def load_services(db: Db, names: Sequence[str] | None = None) -> World:
     """The services named (and their deployments), or every one: a world of them."""
-    domains: dict[str, list[str]] = {}
+    domains: dict[str, list[tuple[int, str]]] = {}
     for row in _rows_of(db, "SELECT domain, service, position FROM domains", names):
         domains.setdefault(row["service"], []).append((row["position"], row["domain"]))
     ordered = {name: [d for _, d in sorted(found)] for name, found in domains.items()}
@@ -320,18 +321,18 @@ def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
 def load_tokens(db: Db) -> tuple[TokenRecord, ...]:
     """Every token record, by name."""
     return tuple(
-        _decoded(
-            "tokens",
-            row["name"],
-            lambda row=row: TokenRecord(
-                name=row["name"],
-                role=parse_role(row["role"]),
-                sha256=row["sha256"],
-                created_at=row["created_at"],
-                created_by=row["created_by"],
-            ),
-        )
+        _decoded("tokens", row["name"], functools.partial(_token, row))
         for row in db.all("SELECT * FROM tokens ORDER BY name")
+    )
+
+
+def _token(row: Row) -> TokenRecord:
+    return TokenRecord(
+        name=row["name"],
+        role=parse_role(row["role"]),
+        sha256=row["sha256"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from google.protobuf import json_format
@@ -13,7 +12,8 @@ from xds_server.translate.translator import EnvoyResources
 
 def message_to_document(message: Message) -> dict[str, Any]:
     """One resource as plain dicts and lists, field names as in Envoy's docs."""
-    return json.loads(json_format.MessageToJson(message, preserving_proto_field_name=True))
+    document: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    return document
 
 
 def resources_to_document(resources: EnvoyResources) -> dict[str, list[dict[str, Any]]]:

@@ -24,6 +24,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 )
 from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 
 from xds_server.model.state import (
     Deployment,
@@ -74,9 +75,9 @@ def cluster_name(service: str, deployment_id: str) -> str:
     return f"{service}_{deployment_id}"
 
 
-def _packed(message: object) -> any_pb2.Any:
+def _packed(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
-    packed.Pack(message)  # type: ignore[arg-type]
+    packed.Pack(message)
     return packed
 
 
@@ -254,7 +255,7 @@ def _deployments(world: World, *, active: bool) -> list[Deployment]:
 
 def host_references(host: route_components_pb2.VirtualHost) -> frozenset[str]:
     """The clusters a virtual host sends traffic or shadows to."""
-    names = set()
+    names: set[str] = set()
     for entry in host.routes:
         action = entry.route
         names.update(c.name for c in action.weighted_clusters.clusters)
