@@ -190,6 +190,8 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 UNIT_MODULES = frozenset(
     {
         "test_ads_protocol",
+        "test_cache",
+        "test_follower",
         "test_fuzz_operator_api",
         "test_fuzz_xds",
         "test_ids",

@@ -215,8 +215,12 @@ class SnapshotBuilder:
         if self._references_changed:
             self._frozen_references = frozenset(self._references)
             self._references_changed = False
-        if routes_changed or self._routes is None:
+        if self._routes is None:
             self._routes = ResourceSet.of(ROUTE, [self._route_table()])
+        elif routes_changed:
+            # changed(), not of(): the table it replaces stays recognisable (a delta
+            # node that reconnects holding it), as every other replaced resource does.
+            self._routes = self._routes.changed([self._route_table()])
         return Snapshot(
             listeners=self._listeners,
             routes=self._routes,
