@@ -117,7 +117,12 @@ class Plane:
     """`xdsctl serve` processes (one, or two replicas on PostgreSQL) and one real Envoy."""
 
     def __init__(
-        self, workdir: Path, stack: ExitStack, store_url: str | None, delta: bool = False
+        self,
+        workdir: Path,
+        stack: ExitStack,
+        store_url: str | None,
+        delta: bool = False,
+        envoy: bool = True,
     ) -> None:
         import grpc
 
@@ -152,6 +157,8 @@ class Plane:
             self.stubs.append(operator_pb2_grpc.OperatorStub(channel))
             _wait(lambda stub=self.stubs[-1]: self._answers(stub), 60, "the server to start")
         self.admin = f"127.0.0.1:{free_port()}"
+        if not envoy:
+            return
         # The Envoy talks to the last replica: with --ha, changes go through the first.
         options = BootstrapOptions(node_id="bench", xds=self.xds[-1], admin=self.admin, delta=delta)
         config = workdir / "envoy.yaml"
@@ -226,7 +233,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 def route_table_bytes(services: int) -> int:
     """The size of the RouteConfiguration every push of a weight change carries."""
-    from xds_server.model.document import world_from_document
+    from xds_server.model.world_document import world_from_document
     from xds_server.translate import TranslateOptions, translate
 
     world = world_from_document(world_document(services)["world"])
@@ -294,10 +301,11 @@ def measure(
     return result
 
 
-def sequential_applies(count: int) -> dict[str, Any]:
-    """``count`` applies of new services one after the other: are the last as fast as the first?"""
+def sequential_applies(count: int, envoy: bool) -> dict[str, Any]:
+    """``count`` applies of new services one after the other: are the last as fast as the
+    first? With an Envoy connected, its work on ever larger CDS pushes shares the cores."""
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        plane = Plane(Path(tmp), stack, None)
+        plane = Plane(Path(tmp), stack, None, envoy=envoy)
         took = [plane.apply(f"a{j}", 1 + j % 60000) for j in range(count)]
         rss = plane.rss_mib()
     window = min(100, count // 2)
@@ -309,6 +317,7 @@ def sequential_applies(count: int) -> dict[str, Any]:
         "last_over_first": last / first,
         "total_s": sum(took),
         "rss_mib": rss,
+        "envoy": envoy,
     }
 
 
@@ -323,6 +332,9 @@ def main() -> None:
     parser.add_argument("--ha", action="store_true", help="two replicas on PostgreSQL")
     parser.add_argument("--delta", action="store_true", help="the Envoy speaks delta xDS")
     parser.add_argument("--sequential-applies", type=int, default=0)
+    parser.add_argument(
+        "--no-envoy", action="store_true", help="sequential applies without an Envoy connected"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"sizes": []}
@@ -342,7 +354,7 @@ def main() -> None:
             results["sizes"].append(figures)
             print(json.dumps(figures), flush=True)
     if args.sequential_applies:
-        results["sequential"] = sequential_applies(args.sequential_applies)
+        results["sequential"] = sequential_applies(args.sequential_applies, not args.no_envoy)
         print(json.dumps(results["sequential"]), flush=True)
     sizes = results["sizes"]
     if len(sizes) > 1:

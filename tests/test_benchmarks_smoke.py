@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,7 @@ def test_fleet_benchmark_runs(tmp_path: Path) -> None:
     assert {"p50", "p99", "memory_per_client", "cpu_per_change"} <= set(ratios)
 
 
+@pytest.mark.postgres
 def test_fleet_benchmark_runs_two_replicas(tmp_path: Path) -> None:
     """The replica comparison: one replica on SQLite, then two on a throwaway PostgreSQL."""
     from tests.pg import require_postgres
@@ -109,3 +112,43 @@ def test_auth_overhead_benchmark_runs(tmp_path: Path) -> None:
             timed = [figures[kind][key] for key in ("p50_us", "p99_us", "calls_per_s")]
             assert all(value > 0 for value in timed), (mode, kind, figures[kind])
         assert set(result["ratios_to_open"][mode]) == {"reads", "writes"}
+
+
+def test_world_benchmark_runs(tmp_path: Path) -> None:
+    """The size-of-the-world benchmark at toy sizes: every figure, ratios, sequential applies."""
+    results = _run(
+        "world.py",
+        *("--sizes", "5", "10", "--changes", "3", "--applies", "2", "--churn", "5"),
+        *("--sequential-applies", "6"),
+        out=tmp_path / "w.json",
+    )
+    assert isinstance(results, dict)
+    assert [s["services"] for s in results["sizes"]] == [5, 10]
+    for size in results["sizes"]:
+        assert {
+            "server_cpu_ms_per_change",
+            "envoy_cpu_ms_per_change",
+            "set_traffic_p50_ms",
+            "apply_new_service_p50_ms",
+            "change_to_envoy_p50_ms",
+            "route_table_bytes",
+            "rss_mib_after_churn",
+            "import_s",
+        } <= set(size)
+    assert set(results["ratios"]) == {"S=10"}
+    assert results["sequential"]["applies"] == 6
+
+
+@pytest.mark.postgres
+def test_world_benchmark_runs_two_replicas(tmp_path: Path) -> None:
+    """With --ha the other replica's cost per change is reported."""
+    from tests.pg import require_postgres
+
+    require_postgres()
+    results = _run(
+        "world.py",
+        *("--ha", "--sizes", "5", "--changes", "2", "--applies", "1"),
+        out=tmp_path / "w.json",
+    )
+    assert isinstance(results, dict)
+    assert "other_replica_cpu_ms_per_change" in results["sizes"][0]
