@@ -204,6 +204,7 @@ UNIT_MODULES = frozenset(
         "test_store_guards",
         "test_subscription",
         "test_translate_golden",
+        "test_wait_for_sync",
     }
 )
 # Modules whose tests start a real Envoy (a test elsewhere says so with its own mark).

@@ -104,7 +104,10 @@ class NodeRegistry:
         self._nodes: dict[str, NodeRecord] = {}
         # Live streams not known to be in sync: waiting is O(1) per look, not O(nodes).
         self._unsynced: set[StreamView] = set()
-        self._nack_seen = False
+        # NACKs ever recorded, and how many there were when the current snapshot came:
+        # each waiter compares them with its own count (see ``wait_for_sync``).
+        self._nacks = 0
+        self._nacks_before_snapshot = 0
         self.grace_seconds = grace_seconds
         self._news = asyncio.Event()
         self._listening = 0  # waiters blocked on _news
@@ -124,6 +127,7 @@ class NodeRegistry:
     def notify(self) -> None:
         """A new snapshot: no stream is in sync with it until it says so again."""
         self._unsynced = {stream for r in self._nodes.values() for stream in r.streams}
+        self._nacks_before_snapshot = self._nacks
         self._notify()
 
     def set_synced(self, stream: StreamView, synced: bool) -> None:
@@ -175,7 +179,7 @@ class NodeRegistry:
         """Remember the rejection, so that version is never sent to this node again."""
         record.rejected.setdefault(type_url, set()).add(version)
         record.last_nack[type_url] = Nack(version=version, message=message, at=time.time())
-        self._nack_seen = True
+        self._nacks += 1
         log.warning(
             "xds.nack",
             node=record.node_id,
@@ -202,18 +206,25 @@ class NodeRegistry:
 
     async def wait_for_sync(self, timeout: float, min_envoys: int = 0) -> WaitResult:
         """Until every connected node is in sync (and at least ``min_envoys`` are), a node
-        rejected the current config, or ``timeout`` passed."""
+        rejected the current config (before the wait began or during it), or ``timeout``
+        passed."""
         started = time.monotonic()
-        self._nack_seen = False
+        # The NACK count this waiter last looked at. Its own, not a shared flag: another
+        # waiter looking, or a new one starting, must not hide a NACK from this one. It
+        # starts at the count before the current snapshot, so a NACK that came after
+        # it but before this wait is looked at too.
+        nacks_seen = self._nacks_before_snapshot
         while True:
             elapsed = time.monotonic() - started
             envoys = self._connected_count
             if not self._unsynced and envoys >= min_envoys:
                 return WaitResult(True, elapsed, envoys, [])
+            # Only after a NACK: looking is O(streams not in sync).
+            rejected = nacks_seen != self._nacks and self._any_rejected()
+            nacks_seen = self._nacks
             remaining = timeout - elapsed
-            if remaining <= 0 or (self._nack_seen and self._any_rejected()):
+            if remaining <= 0 or rejected:
                 return WaitResult(False, elapsed, envoys, self._lagging())
-            self._nack_seen = False
             news = self._news
             self._listening += 1
             try:
