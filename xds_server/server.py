@@ -18,6 +18,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xds_server.api.fleet import FleetView
 from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.servicer import OperatorServicer, operator_handler
 from xds_server.auth.identity import TokenBook
@@ -162,10 +163,9 @@ class ControlPlane:
             self.store,
             snapshot_problems=publisher.problems,
             on_change=follower.after_commit,
-            fleet=self.registry,
+            fleet=FleetView(self.registry, board),
             metrics=self.metrics,
             follower=follower,
-            board=board,
             forget_token=self.tokens.forget,
         )
         api.add_generic_rpc_handlers((operator_handler(servicer),))

@@ -7,11 +7,9 @@ converts the result. Model errors become gRPC status codes at this boundary.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import functools
 import hashlib
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +24,7 @@ from xds_server.api.describe import (
     describe_rollback,
     describe_set_traffic,
 )
+from xds_server.api.fleet import FleetView
 from xds_server.api.grpc_status import status_of
 from xds_server.api.metadata import (
     ACTOR_METADATA_KEY,
@@ -49,7 +48,6 @@ from xds_server.errors import (
     StoreUnavailable,
     XdsServerError,
 )
-from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.lenient import Unparsable, lenient
@@ -69,7 +67,6 @@ from xds_server.store.base import (
 from xds_server.store.state_document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
-from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
 
@@ -77,8 +74,6 @@ T = TypeVar("T")
 Result = TypeVar("Result")
 ReplyT = TypeVar("ReplyT", bound=Message)
 MAX_WAIT_SECONDS = 3600.0
-# How often --wait looks at the other replicas' Envoys (the board is posted every 0.25 s).
-FLEET_POLL_SECONDS = 0.2
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
@@ -182,11 +177,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         store: Store,
         snapshot_problems: Callable[[World], list[str]],
         on_change: Callable[[], Awaitable[None]],
+        fleet: FleetView,
         new_id: Callable[[], str] | None = None,
-        fleet: NodeRegistry | None = None,
         metrics: Metrics | None = None,
         follower: StateFollower | None = None,
-        board: FleetBoard | None = None,
         forget_token: Callable[[str], None] = lambda _sha256: None,
     ) -> None:
         self._store = store
@@ -195,14 +189,13 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         # The replica's published state: reads fall back to it when the
         # database is unavailable.
         self._follower = follower
-        # With several replicas: the other replicas' Envoys, for status and --wait.
-        self._board = board
         # Publishes a committed change (the follower), before the call returns.
         self._on_change = on_change
         # Why a world's snapshot would break Envoy: checked before an import.
         self._snapshot_problems = snapshot_problems
         self._new_id = new_id or DeploymentIdGenerator()
-        self._fleet = fleet or NodeRegistry()
+        # Every Envoy this replica can vouch for, for status and --wait.
+        self._fleet = fleet
         self._metrics = metrics
 
     def _count(self, method: str, result: str) -> None:
@@ -504,22 +497,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             ),
         )
 
-    async def _elsewhere(self) -> list[pb.NodeStatus]:
-        """Other replicas' Envoys (none without a fleet board, or while the store is away)."""
-        if self._board is None:
-            return []
-        try:
-            return await self._board.elsewhere()
-        except StoreUnavailable:
-            return []  # the database is away: this replica's Envoys only
-
     @_refusals_as_status
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
-        nodes = [convert.node_status_to_pb(r) for r in self._fleet.nodes()]
-        nodes += await self._elsewhere()
         return pb.GetStatusResponse(
-            nodes=sorted(nodes, key=lambda n: n.node_id),
-            store=self._store.health.describe(),
+            nodes=await self._fleet.nodes(), store=self._store.health.describe()
         )
 
     @_refusals_as_status
@@ -533,36 +514,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             )
         if request.min_envoys < 0:
             raise InvalidRequest(f"--min-envoys must be 0 or more (got {request.min_envoys})")
-        if self._board is None:
-            result = await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
-            return pb.WaitForSyncResponse(
-                done=result.done,
-                seconds=result.seconds,
-                envoys=result.envoys,
-                lagging=[convert.node_status_to_pb(r, s) for r, s in result.lagging],
-            )
-        return await self._wait_fleet_wide(request.timeout_seconds, request.min_envoys)
-
-    async def _wait_fleet_wide(self, timeout: float, min_envoys: int) -> pb.WaitForSyncResponse:
-        """--wait across replicas: this one's Envoys (woken by their ACKs), then the others'
-        as posted on the fleet board, polled until in sync or out of time."""
-        started = time.monotonic()
-        while True:
-            remaining = max(timeout - (time.monotonic() - started), 0.001)
-            local = await self._fleet.wait_for_sync(remaining, 0)
-            remote = [n for n in await self._elsewhere() if n.connected]
-            lagging = [n for n in remote if not n.in_sync]
-            envoys = local.envoys + len(remote)
-            done = local.done and not lagging and envoys >= min_envoys
-            elapsed = time.monotonic() - started
-            if done or not local.done or elapsed >= timeout:
-                return pb.WaitForSyncResponse(
-                    done=done,
-                    seconds=elapsed,
-                    envoys=envoys,
-                    lagging=[convert.node_status_to_pb(r, s) for r, s in local.lagging] + lagging,
-                )
-            await asyncio.sleep(FLEET_POLL_SECONDS)
+        return await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
 
     @_refusals_as_status
     async def ExportState(
