@@ -18,6 +18,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xds_server.api.commit import CommitPath
 from xds_server.api.fleet import FleetView
 from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.servicer import OperatorServicer, operator_handler
@@ -162,7 +163,7 @@ class ControlPlane:
         servicer = OperatorServicer(
             self.store,
             snapshot_problems=publisher.problems,
-            on_change=follower.after_commit,
+            commits=CommitPath(self.store, publish=follower.after_commit),
             fleet=FleetView(self.registry, board),
             metrics=self.metrics,
             follower=follower,

@@ -1,23 +1,25 @@
 """The operator gRPC service: requests in, model operations through the store, replies out.
 
 No business rule lives here: each method converts its request, runs one
-operation of ``xds_server.model.operations`` in a store transaction and
-converts the result. Model errors become gRPC status codes at this boundary.
+operation of ``xds_server.model.operations`` and converts the result. Every
+write goes through the one commit path (``xds_server.api.commit``); status
+and ``--wait`` read the fleet view (``xds_server.api.fleet``). Model errors
+become gRPC status codes at this boundary.
 """
 
 from __future__ import annotations
 
-import datetime
 import functools
-import hashlib
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import grpc
 import structlog
 from google.protobuf.message import Message
 
-from xds_server.api import convert
+from xds_server.api import audit, convert
+from xds_server.api.call import Call, now
+from xds_server.api.commit import CommitPath
 from xds_server.api.describe import (
     describe_apply,
     describe_promote,
@@ -26,13 +28,6 @@ from xds_server.api.describe import (
 )
 from xds_server.api.fleet import FleetView
 from xds_server.api.grpc_status import status_of
-from xds_server.api.metadata import (
-    ACTOR_METADATA_KEY,
-    REPLAYED_METADATA_KEY,
-    REQUEST_ID_METADATA_KEY,
-    is_request_id,
-)
-from xds_server.auth.identity import current_identity
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
     TokenRecord,
@@ -55,15 +50,9 @@ from xds_server.metrics import Metrics
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
-from xds_server.model.state import DEFAULT_SERVICE, Picture, World
+from xds_server.model.state import DEFAULT_SERVICE, World
 from xds_server.redaction import redact
-from xds_server.store.base import (
-    ChangeFunction,
-    Replayed,
-    Store,
-    TokenEdit,
-    WriteRequest,
-)
+from xds_server.store.base import ChangeFunction, Store
 from xds_server.store.state_document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
@@ -71,8 +60,8 @@ from xds_server.v1 import operator_pb2_grpc
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-Result = TypeVar("Result")
 ReplyT = TypeVar("ReplyT", bound=Message)
+RpcContext: TypeAlias = grpc.aio.ServicerContext
 MAX_WAIT_SECONDS = 3600.0
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
@@ -99,13 +88,8 @@ def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply
     return wrapper
 
 
-def picture_summary(picture: Picture) -> dict[str, Any]:
-    """A picture as plain fields for an audit record."""
-    return {
-        "weights": dict(picture.policy.weights),
-        "mirrors": {m.tag: m.percent for m in picture.policy.mirrors},
-        "bindings": dict(picture.bindings),
-    }
+def _service_name(name: str) -> str:
+    return validate_dns_label("service name", name or DEFAULT_SERVICE)
 
 
 def _endpoints_of(world: World, deployment_id: str) -> list[str] | None:
@@ -114,58 +98,23 @@ def _endpoints_of(world: World, deployment_id: str) -> list[str] | None:
     return [str(e) for e in deployment.endpoints] if deployment else None
 
 
-def _service_name(name: str) -> str:
-    return validate_dns_label("service name", name or DEFAULT_SERVICE)
+def _domains_of(world: World, service: str) -> list[str] | None:
+    """A service's domains for the audit log; None before it exists."""
+    return list(world.services[service].domains) if service in world.services else None
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+def _traffic_reply(change: ops.Change[ops.TrafficResult]) -> pb.TrafficChange:
+    return pb.TrafficChange(
+        traffic=convert.traffic_to_pb(change.result.traffic), warnings=change.result.warnings
+    )
 
 
-def _actor(context: grpc.aio.ServicerContext) -> str:
-    """Who the audit log and history name: the authenticated identity, with the user
-    the client says it runs as (unverified, but useful with a shared CI token); on a
-    server that has no token yet, only that claim (or the peer address)."""
-    metadata = dict(context.invocation_metadata() or ())
-    claimed = str(metadata.get(ACTOR_METADATA_KEY) or context.peer())
-    identity = current_identity()
-    if identity is None or not identity.authenticated:
-        return claimed
-    return f"{identity.name} ({claimed})"
-
-
-def _credential() -> str | None:
-    """The caller's token hash, re-checked inside the write transaction."""
-    identity = current_identity()
-    return identity.credential if identity is not None else None
-
-
-# Each write's reply type, by its request type: what a replayed reply decodes as.
-_REPLY_TYPES: dict[str, type[Message]] = {
-    method.input_type.full_name: getattr(pb, method.output_type.name)
-    for method in pb.DESCRIPTOR.services_by_name["Operator"].methods
-}
-
-
-def _retry_key(
-    context: grpc.aio.ServicerContext, request: Message, reply: Callable[[Any], Message]
-) -> WriteRequest | None:
-    """The call's request id (``x-request-id``) with what it asks; None without one."""
-    request_id = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA_KEY)
-    if request_id is None:
-        return None
-    if not is_request_id(request_id):
-        raise InvalidRequest(
-            f"the request id {str(request_id)[:40]!r} is not valid: use up to 128 of "
-            "A-Z a-z 0-9 . _ : - (or leave XDSCTL_REQUEST_ID unset: the CLI makes one)"
-        )
-    identity = current_identity()
-    asked = hashlib.sha256()
-    for part in (request.DESCRIPTOR.full_name, identity.name if identity else ""):
-        asked.update(part.encode() + b"\0")
-    asked.update(request.SerializeToString(deterministic=True))
-    return WriteRequest(
-        request_id, asked.hexdigest(), lambda result: reply(result).SerializeToString()
+def _secret_shown_once(first: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
+    """A repeated CreateToken: the token exists, but its secret went to the first attempt."""
+    raise PreconditionFailed(
+        f"this request already created token {first.info.name}, and its secret was "
+        "shown once, to that first attempt: if it is lost, revoke the token "
+        f"(`xdsctl tokens revoke {first.info.name}`) and create another"
     )
 
 
@@ -176,7 +125,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self,
         store: Store,
         snapshot_problems: Callable[[World], list[str]],
-        on_change: Callable[[], Awaitable[None]],
+        commits: CommitPath,
         fleet: FleetView,
         new_id: Callable[[], str] | None = None,
         metrics: Metrics | None = None,
@@ -189,8 +138,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         # The replica's published state: reads fall back to it when the
         # database is unavailable.
         self._follower = follower
-        # Publishes a committed change (the follower), before the call returns.
-        self._on_change = on_change
+        # Every write: commit, audit, publish.
+        self._commits = commits
         # Why a world's snapshot would break Envoy: checked before an import.
         self._snapshot_problems = snapshot_problems
         self._new_id = new_id or DeploymentIdGenerator()
@@ -202,36 +151,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         if self._metrics is not None:
             self._metrics.on_operator_request(method, result)
 
-    async def _commit(
-        self,
-        context: grpc.aio.ServicerContext,
-        request: Message,
-        write: Callable[[WriteRequest | None], Awaitable[Result]],
-        reply: Callable[[Result], ReplyT],
-        remembered: Callable[[ReplyT], Message] = lambda reply: reply,
-        replayed: Callable[[ReplyT], ReplyT] = lambda reply: reply,
-    ) -> ReplyT:
-        """The one path of every write: commit, then hand the new state on (to the xDS
-        snapshot) before replying, so a call that returns is durable and being pushed.
-
-        ``write`` commits (and audits) given the call's request id, and returns what
-        the store returned: ``reply`` turns that into the answer, also inside the
-        store's transaction, to remember. A repeat of a committed id changes nothing
-        and is answered with the ``remembered`` part of the first reply (passed
-        through ``replayed``).
-        """
-        retry = _retry_key(context, request, lambda result: remembered(reply(result)))
-        try:
-            result = await write(retry)
-        except Replayed as replay:
-            assert retry is not None  # only a request with an id is replayed
-            log.info("operator.replayed", request=request.DESCRIPTOR.name, request_id=retry.id)
-            context.set_trailing_metadata(((REPLAYED_METADATA_KEY, retry.id),))
-            first = _REPLY_TYPES[request.DESCRIPTOR.full_name].FromString(replay.reply)
-            return replayed(first)  # type: ignore[arg-type]
-        await self._on_change()
-        return reply(result)
-
     async def _world(self) -> World:
         """The current world; during a database outage, this replica's last published one."""
         try:
@@ -242,31 +161,47 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             log.info("operator.read_from_snapshot", sequence=self._follower.sequence)
             return self._follower.world
 
-    def _context(self, context: grpc.aio.ServicerContext, command: str) -> ops.Context:
-        return ops.Context(actor=_actor(context), now=_now(), command=command, new_id=self._new_id)
+    async def _revision_change(
+        self,
+        call: Call,
+        command: str,
+        operation: Callable[[World, HistoryReader, ops.Context], ops.Change[T]],
+        reply: Callable[[ops.Change[T]], ReplyT],
+    ) -> ReplyT:
+        """Commit a change that makes revisions: one audit record per revision."""
+        ctx = ops.Context(actor=call.actor, now=now(), command=command, new_id=self._new_id)
+        return await self._commits.change_world(
+            call,
+            lambda world, history: operation(world, history, ctx),
+            lambda _before, change: audit.revisions(change, command),
+            reply,
+        )
 
-    def _audit(self, change: ops.Change[Any], method: str, ctx: ops.Context) -> None:
-        """One audit record per revision: who, what, and the picture before and after."""
-        for entry in change.history:
-            log.info(
-                "operator.change",
-                method=method,
-                actor=ctx.actor,
-                command=ctx.command,
-                service=entry.service,
-                revision=entry.revision,
-                before=picture_summary(entry.before),
-                after=picture_summary(entry.after),
-            )
+    async def _unversioned_change(
+        self,
+        call: Call,
+        subject: str,
+        change: ChangeFunction[T],
+        view: Callable[[World], Any],
+        reply: Callable[[T], ReplyT],
+    ) -> ReplyT:
+        """Commit a change that makes no revision, audited as ``view`` of the world
+        before and after."""
+        return await self._commits.change_world(
+            call,
+            change,
+            lambda before, change: [audit.before_after(subject, view(before), view(change.world))],
+            lambda change: reply(change.result),
+        )
 
     @_refusals_as_status
-    async def Apply(self, request: pb.ApplyRequest, context: Any) -> pb.ApplyResponse:
-        ctx = self._context(context, describe_apply(request))
+    async def Apply(self, request: pb.ApplyRequest, context: RpcContext) -> pb.ApplyResponse:
         service = _service_name(request.service)
         endpoints = convert.endpoints_from_pb(request.endpoints)
-
-        def change(world: World, _history: HistoryReader) -> ops.Change[ops.ApplyResult]:
-            return ops.apply_deployment(
+        return await self._revision_change(
+            Call.of(request, context),
+            describe_apply(request),
+            lambda world, _history, ctx: ops.apply_deployment(
                 world,
                 ctx,
                 service=service,
@@ -277,63 +212,20 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 ),
                 bluegreen=request.bluegreen,
                 if_revision=convert.if_revision(request),
-            )
-
-        return await self._commit(
-            context,
-            request,
-            lambda retry: self._revision_change(change, retry, "Apply", ctx),
+            ),
             lambda change: convert.apply_to_pb(change.result),
         )
 
-    async def _revision_change(
-        self,
-        change: ChangeFunction[T],
-        retry: WriteRequest | None,
-        method: str,
-        ctx: ops.Context,
-    ) -> ops.Change[T]:
-        """Commit a change that makes revisions, with one audit record per revision."""
-        committed = await self._store.transact(change, _credential(), retry)
-        self._audit(committed, method, ctx)
-        return committed
-
-    async def _traffic_change(
-        self,
-        context: grpc.aio.ServicerContext,
-        request: Message,
-        method: str,
-        command: str,
-        service_name: str,
-        operation: Callable[
-            [World, HistoryReader, ops.Context, str], ops.Change[ops.TrafficResult]
-        ],
-    ) -> pb.TrafficChange:
-        """The shared path of set, promote and rollback: commit, audit, reply with the traffic."""
-        ctx = self._context(context, command)
-        service = _service_name(service_name)
-        return await self._commit(
-            context,
-            request,
-            lambda retry: self._revision_change(
-                lambda world, history: operation(world, history, ctx, service), retry, method, ctx
-            ),
-            lambda change: pb.TrafficChange(
-                traffic=convert.traffic_to_pb(change.result.traffic),
-                warnings=change.result.warnings,
-            ),
-        )
-
     @_refusals_as_status
-    async def SetTraffic(self, request: pb.SetTrafficRequest, context: Any) -> pb.TrafficChange:
+    async def SetTraffic(
+        self, request: pb.SetTrafficRequest, context: RpcContext
+    ) -> pb.TrafficChange:
         mirrors = convert.mirrors_from_pb(request.mirrors)
-        return await self._traffic_change(
-            context,
-            request,
-            "SetTraffic",
+        service = _service_name(request.service)
+        return await self._revision_change(
+            Call.of(request, context),
             describe_set_traffic(request),
-            request.service,
-            lambda world, _history, ctx, service: ops.set_traffic(
+            lambda world, _history, ctx: ops.set_traffic(
                 world,
                 ctx,
                 service=service,
@@ -341,40 +233,38 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 mirrors=mirrors,
                 if_revision=convert.if_revision(request),
             ),
+            _traffic_reply,
         )
 
     @_refusals_as_status
     async def PromoteTraffic(
-        self, request: pb.PromoteTrafficRequest, context: Any
+        self, request: pb.PromoteTrafficRequest, context: RpcContext
     ) -> pb.TrafficChange:
-        return await self._traffic_change(
-            context,
-            request,
-            "PromoteTraffic",
+        service = _service_name(request.service)
+        return await self._revision_change(
+            Call.of(request, context),
             describe_promote(request),
-            request.service,
-            lambda world, _history, ctx, service: ops.promote(
+            lambda world, _history, ctx: ops.promote(
                 world,
                 ctx,
                 service=service,
                 to_tag=request.to_tag or None,
                 if_revision=convert.if_revision(request),
             ),
+            _traffic_reply,
         )
 
     @_refusals_as_status
     async def RollbackTraffic(
-        self, request: pb.RollbackTrafficRequest, context: Any
+        self, request: pb.RollbackTrafficRequest, context: RpcContext
     ) -> pb.TrafficChange:
         if request.to_revision < 0:
             raise InvalidRequest(f"--to-revision must be 1 or more (got {request.to_revision})")
-        return await self._traffic_change(
-            context,
-            request,
-            "RollbackTraffic",
+        service = _service_name(request.service)
+        return await self._revision_change(
+            Call.of(request, context),
             describe_rollback(request),
-            request.service,
-            lambda world, history, ctx, service: ops.rollback(
+            lambda world, history, ctx: ops.rollback(
                 world,
                 history,
                 ctx,
@@ -382,16 +272,17 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 to_revision=request.to_revision if request.HasField("to_revision") else None,
                 if_revision=convert.if_revision(request),
             ),
+            _traffic_reply,
         )
 
     @_refusals_as_status
-    async def GetTraffic(self, request: pb.GetTrafficRequest, context: Any) -> pb.Traffic:
+    async def GetTraffic(self, request: pb.GetTrafficRequest, context: RpcContext) -> pb.Traffic:
         world = await self._world()
         return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
 
     @_refusals_as_status
     async def ListHistory(
-        self, request: pb.ListHistoryRequest, context: Any
+        self, request: pb.ListHistoryRequest, context: RpcContext
     ) -> pb.ListHistoryResponse:
         service = _service_name(request.service)
         if request.limit < 0:
@@ -402,7 +293,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def ListDeployments(
-        self, request: pb.ListDeploymentsRequest, context: Any
+        self, request: pb.ListDeploymentsRequest, context: RpcContext
     ) -> pb.ListDeploymentsResponse:
         world = await self._world()
         if request.service:
@@ -414,47 +305,19 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
 
     @_refusals_as_status
-    async def GetDeployment(self, request: pb.GetDeploymentRequest, context: Any) -> pb.Deployment:
+    async def GetDeployment(
+        self, request: pb.GetDeploymentRequest, context: RpcContext
+    ) -> pb.Deployment:
         world = await self._world()
         return convert.deployment_to_pb(ops.get_deployment(world, request.id))
 
-    async def _audited(
-        self,
-        context: grpc.aio.ServicerContext,
-        request: Message,
-        subject: str,
-        change: ChangeFunction[T],
-        view: Callable[[World], Any],
-        reply: Callable[[T], ReplyT],
-    ) -> ReplyT:
-        """Commit a change that has no revision, logging ``view`` of the world before and after."""
-        method = request.DESCRIPTOR.name.removesuffix("Request")
-        before: list[Any] = []
-
-        def recorded(world: World, history: HistoryReader) -> ops.Change[T]:
-            before.append(view(world))
-            return change(world, history)
-
-        async def write(retry: WriteRequest | None) -> ops.Change[T]:
-            committed = await self._store.transact(recorded, _credential(), retry)
-            log.info(
-                "operator.change",
-                method=method,
-                actor=_actor(context),
-                subject=subject,
-                before=before[-1],
-                after=view(committed.world),
-            )
-            return committed
-
-        return await self._commit(context, request, write, lambda change: reply(change.result))
-
     @_refusals_as_status
-    async def SetEndpoints(self, request: pb.SetEndpointsRequest, context: Any) -> pb.Deployment:
+    async def SetEndpoints(
+        self, request: pb.SetEndpointsRequest, context: RpcContext
+    ) -> pb.Deployment:
         endpoints = convert.endpoints_from_pb(request.endpoints)
-        return await self._audited(
-            context,
-            request,
+        return await self._unversioned_change(
+            Call.of(request, context),
             request.id,
             lambda world, _history: ops.set_endpoints(
                 world, deployment_id=request.id, endpoints=endpoints
@@ -465,11 +328,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def DeleteDeployment(
-        self, request: pb.DeleteDeploymentRequest, context: Any
+        self, request: pb.DeleteDeploymentRequest, context: RpcContext
     ) -> pb.Deployment:
-        return await self._audited(
-            context,
-            request,
+        return await self._unversioned_change(
+            Call.of(request, context),
             request.id,
             lambda world, _history: ops.delete_deployment(world, deployment_id=request.id),
             lambda world: _endpoints_of(world, request.id),
@@ -478,34 +340,39 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def SetServiceDomains(
-        self, request: pb.SetServiceDomainsRequest, context: Any
+        self, request: pb.SetServiceDomainsRequest, context: RpcContext
     ) -> pb.SetServiceDomainsResponse:
-        return await self._audited(
-            context,
-            request,
+        return await self._unversioned_change(
+            Call.of(request, context),
             request.service,
             lambda world, _history: ops.set_domains(
                 world, service=request.service, domains=list(request.domains)
             ),
-            lambda world: (
-                list(world.services[request.service].domains)
-                if request.service in world.services
-                else None
-            ),
+            lambda world: _domains_of(world, request.service),
             lambda result: pb.SetServiceDomainsResponse(
                 service=convert.service_to_pb(result.service), created=result.created
             ),
         )
 
     @_refusals_as_status
-    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+    async def ListServices(
+        self, request: pb.ListServicesRequest, context: RpcContext
+    ) -> pb.ListServicesResponse:
+        world = await self._world()
+        services = sorted(world.services.values(), key=lambda s: s.name)
+        return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
+
+    @_refusals_as_status
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: RpcContext
+    ) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
             nodes=await self._fleet.nodes(), store=self._store.health.describe()
         )
 
     @_refusals_as_status
     async def WaitForSync(
-        self, request: pb.WaitForSyncRequest, context: Any
+        self, request: pb.WaitForSyncRequest, context: RpcContext
     ) -> pb.WaitForSyncResponse:
         if not 0 < request.timeout_seconds <= MAX_WAIT_SECONDS:
             raise InvalidRequest(
@@ -518,13 +385,13 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def ExportState(
-        self, request: pb.ExportStateRequest, context: Any
+        self, request: pb.ExportStateRequest, context: RpcContext
     ) -> pb.ExportStateResponse:
         return pb.ExportStateResponse(document=state_to_json(await self._store.export()))
 
     @_refusals_as_status
     async def ImportState(
-        self, request: pb.ImportStateRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ImportStateRequest, context: RpcContext
     ) -> pb.ImportStateResponse:
         dump = state_from_json(request.document)
         problems = self._snapshot_problems(dump.world)
@@ -533,23 +400,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 "the state document would give Envoy a config it rejects, so nothing was "
                 f"imported: {'; '.join(problems[:10])}"
             )
-
-        async def write(retry: WriteRequest | None) -> None:
-            await self._store.import_state(dump, request.replace, _credential(), retry)
-            log.info(
-                "operator.state_imported",
-                actor=_actor(context),
-                replace=request.replace,
-                services=len(dump.world.services),
-                deployments=len(dump.world.deployments),
-                history_entries=len(dump.history),
-                tokens=len(dump.tokens),
-            )
-
-        return await self._commit(
-            context,
-            request,
-            write,
+        return await self._commits.import_state(
+            Call.of(request, context),
+            dump,
+            request.replace,
             lambda _none: pb.ImportStateResponse(
                 services=len(dump.world.services),
                 deployments=len(dump.world.deployments),
@@ -557,63 +411,33 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             ),
         )
 
-    async def _edit_tokens(
-        self,
-        context: grpc.aio.ServicerContext,
-        request: Message,
-        command: str,
-        subject: str,
-        edit: TokenEdit,
-        reply: Callable[[tuple[TokenRecord, ...]], ReplyT],
-        remembered: Callable[[ReplyT], Message] = lambda reply: reply,
-        replayed: Callable[[ReplyT], ReplyT] = lambda reply: reply,
-    ) -> ReplyT:
-        """Commit a token change, log it (never the secret) and reload every replica's book."""
-
-        async def write(retry: WriteRequest | None) -> tuple[TokenRecord, ...]:
-            tokens = await self._store.edit_tokens(edit, _credential(), retry)
-            log.info(
-                "operator.tokens_changed", actor=_actor(context), command=command, token=subject
-            )
-            return tokens
-
-        return await self._commit(context, request, write, reply, remembered, replayed)
-
     @_refusals_as_status
     async def CreateToken(
-        self, request: pb.CreateTokenRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CreateTokenRequest, context: RpcContext
     ) -> pb.CreateTokenResponse:
+        call = Call.of(request, context)
         token = new_token()
         record = TokenRecord(
             name=validate_token_name(request.name),
             role=parse_role(request.role),
             sha256=token_hash(token),
-            created_at=_now(),
-            created_by=_actor(context),
+            created_at=now(),
+            created_by=call.actor,
         )
-
-        def replayed(first: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
-            raise PreconditionFailed(
-                f"this request already created token {first.info.name}, and its secret was "
-                "shown once, to that first attempt: if it is lost, revoke the token "
-                f"(`xdsctl tokens revoke {first.info.name}`) and create another"
-            )
-
-        return await self._edit_tokens(
-            context,
-            request,
+        return await self._commits.edit_tokens(
+            call,
             f"tokens create --name {record.name} --role {record.role.label}",
             record.name,
             lambda tokens: with_token(tokens, record),
             lambda _tokens: pb.CreateTokenResponse(info=convert.token_to_pb(record), token=token),
             # The store keeps hashes only: a repeat is told the token exists, not its secret.
             remembered=lambda reply: pb.CreateTokenResponse(info=reply.info),
-            replayed=replayed,
+            replayed=_secret_shown_once,
         )
 
     @_refusals_as_status
     async def ListTokens(
-        self, request: pb.ListTokensRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ListTokensRequest, context: RpcContext
     ) -> pb.ListTokensResponse:
         return pb.ListTokensResponse(
             tokens=[convert.token_to_pb(t) for t in await self._store.tokens()]
@@ -621,7 +445,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     @_refusals_as_status
     async def RevokeToken(
-        self, request: pb.RevokeTokenRequest, context: grpc.aio.ServicerContext
+        self, request: pb.RevokeTokenRequest, context: RpcContext
     ) -> pb.TokenInfo:
         revoked: list[TokenRecord] = []
 
@@ -629,9 +453,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             revoked[:] = [t for t in tokens if t.name == request.name]
             return without_token(tokens, request.name)
 
-        info = await self._edit_tokens(
-            context,
-            request,
+        info = await self._commits.edit_tokens(
+            Call.of(request, context),
             f"tokens revoke {request.name}",
             request.name,
             edit,
@@ -641,14 +464,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             # Refused here from now on, even if reading the tokens back just failed.
             self._forget_token(revoked[0].sha256)
         return info
-
-    @_refusals_as_status
-    async def ListServices(
-        self, request: pb.ListServicesRequest, context: Any
-    ) -> pb.ListServicesResponse:
-        world = await self._world()
-        services = sorted(world.services.values(), key=lambda s: s.name)
-        return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
 
 
 def _refusing_unparsable(method: Callable[[Any, Any], Awaitable[Any]]) -> Any:
