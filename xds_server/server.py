@@ -21,7 +21,8 @@ from grpc_reflection.v1alpha import reflection
 from xds_server.api.commit import CommitPath
 from xds_server.api.fleet import FleetView
 from xds_server.api.guard import ApiAccess, ApiGuard
-from xds_server.api.servicer import OperatorServicer, operator_handler
+from xds_server.api.handler import operator_handler
+from xds_server.api.servicer import OperatorServicer
 from xds_server.auth.identity import TokenBook
 from xds_server.auth.limits import StreamCounter, WriteRateLimiter
 from xds_server.auth.tls import is_loopback, server_credentials
@@ -30,6 +31,7 @@ from xds_server.errors import ServeRefused
 from xds_server.fleet_board import FleetBoard
 from xds_server.follower import StateFollower
 from xds_server.heap import HeapSettler
+from xds_server.ids import DeploymentIdGenerator
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
@@ -162,14 +164,14 @@ class ControlPlane:
         )
         servicer = OperatorServicer(
             self.store,
-            snapshot_problems=publisher.problems,
+            follower=follower,
             commits=CommitPath(self.store, publish=follower.after_commit),
             fleet=FleetView(self.registry, board),
-            metrics=self.metrics,
-            follower=follower,
+            snapshot_problems=publisher.problems,
+            new_id=DeploymentIdGenerator(),
             forget_token=self.tokens.forget,
         )
-        api.add_generic_rpc_handlers((operator_handler(servicer),))
+        api.add_generic_rpc_handlers((operator_handler(servicer, self.metrics),))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
             ClientStatusService(
                 self.registry, self.cache, board.elsewhere_configs if board else None

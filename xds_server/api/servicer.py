@@ -3,14 +3,13 @@
 No business rule lives here: each method converts its request, runs one
 operation of ``xds_server.model.operations`` and converts the result. Every
 write goes through the one commit path (``xds_server.api.commit``); status
-and ``--wait`` read the fleet view (``xds_server.api.fleet``). Model errors
-become gRPC status codes at this boundary.
+and ``--wait`` read the fleet view (``xds_server.api.fleet``). Refusals become
+gRPC statuses at the boundary (``xds_server.api.handler``).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -27,7 +26,6 @@ from xds_server.api.describe import (
     describe_set_traffic,
 )
 from xds_server.api.fleet import FleetView
-from xds_server.api.grpc_status import status_of
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
     TokenRecord,
@@ -37,21 +35,12 @@ from xds_server.auth.tokens import (
     with_token,
     without_token,
 )
-from xds_server.errors import (
-    InvalidRequest,
-    PreconditionFailed,
-    StoreUnavailable,
-    XdsServerError,
-)
+from xds_server.errors import InvalidRequest, PreconditionFailed, StoreUnavailable
 from xds_server.follower import StateFollower
-from xds_server.ids import DeploymentIdGenerator
-from xds_server.lenient import Unparsable, lenient
-from xds_server.metrics import Metrics
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, World
-from xds_server.redaction import redact
 from xds_server.store.base import ChangeFunction, Store
 from xds_server.store.state_document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb
@@ -63,29 +52,6 @@ T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=Message)
 RpcContext: TypeAlias = grpc.aio.ServicerContext
 MAX_WAIT_SECONDS = 3600.0
-Request = TypeVar("Request")
-Reply = TypeVar("Reply")
-Method = Callable[[Any, Request, grpc.aio.ServicerContext], Awaitable[Reply]]
-
-
-def _refusals_as_status(method: Method[Request, Reply]) -> Method[Request, Reply]:
-    """Turn a refused request into its gRPC status, with the model's message; count both."""
-
-    @functools.wraps(method)
-    async def wrapper(self: Any, request: Request, context: grpc.aio.ServicerContext) -> Reply:
-        try:
-            reply = await method(self, request, context)
-        except XdsServerError as error:
-            code = status_of(error)
-            message = redact(str(error))
-            log.info("operator.refused", method=method.__name__, code=code.name, error=message)
-            self._count(method.__name__, code.name.lower())
-            await context.abort(code, message)
-            raise  # abort() raises; this line only satisfies type checkers
-        self._count(method.__name__, "ok")
-        return reply
-
-    return wrapper
 
 
 def _service_name(name: str) -> str:
@@ -119,44 +85,36 @@ def _secret_shown_once(first: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
 
 
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
-    """Serves ``xds_server.v1.Operator`` on top of a ``Store``."""
+    """Serves ``xds_server.v1.Operator`` on top of a ``Store`` (see ``operator_handler``)."""
 
     def __init__(
         self,
         store: Store,
-        snapshot_problems: Callable[[World], list[str]],
+        follower: StateFollower,
         commits: CommitPath,
         fleet: FleetView,
-        new_id: Callable[[], str] | None = None,
-        metrics: Metrics | None = None,
-        follower: StateFollower | None = None,
-        forget_token: Callable[[str], None] = lambda _sha256: None,
+        snapshot_problems: Callable[[World], list[str]],
+        new_id: Callable[[], str],
+        forget_token: Callable[[str], None],
     ) -> None:
         self._store = store
-        # Drops a token this replica revoked from its in-memory book at once.
-        self._forget_token = forget_token
         # The replica's published state: reads fall back to it when the
         # database is unavailable.
         self._follower = follower
-        # Every write: commit, audit, publish.
         self._commits = commits
+        self._fleet = fleet
         # Why a world's snapshot would break Envoy: checked before an import.
         self._snapshot_problems = snapshot_problems
-        self._new_id = new_id or DeploymentIdGenerator()
-        # Every Envoy this replica can vouch for, for status and --wait.
-        self._fleet = fleet
-        self._metrics = metrics
-
-    def _count(self, method: str, result: str) -> None:
-        if self._metrics is not None:
-            self._metrics.on_operator_request(method, result)
+        self._new_id = new_id
+        # Drops a token this replica revoked from its in-memory book at once.
+        self._forget_token = forget_token
 
     async def _world(self) -> World:
         """The current world; during a database outage, this replica's last published one."""
         try:
             return await self._store.load()
         except StoreUnavailable:
-            if self._follower is None or self._follower.world is None:
+            if self._follower.world is None:
                 raise
             log.info("operator.read_from_snapshot", sequence=self._follower.sequence)
             return self._follower.world
@@ -194,7 +152,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             lambda change: reply(change.result),
         )
 
-    @_refusals_as_status
     async def Apply(self, request: pb.ApplyRequest, context: RpcContext) -> pb.ApplyResponse:
         service = _service_name(request.service)
         endpoints = convert.endpoints_from_pb(request.endpoints)
@@ -216,7 +173,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             lambda change: convert.apply_to_pb(change.result),
         )
 
-    @_refusals_as_status
     async def SetTraffic(
         self, request: pb.SetTrafficRequest, context: RpcContext
     ) -> pb.TrafficChange:
@@ -236,7 +192,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             _traffic_reply,
         )
 
-    @_refusals_as_status
     async def PromoteTraffic(
         self, request: pb.PromoteTrafficRequest, context: RpcContext
     ) -> pb.TrafficChange:
@@ -254,7 +209,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             _traffic_reply,
         )
 
-    @_refusals_as_status
     async def RollbackTraffic(
         self, request: pb.RollbackTrafficRequest, context: RpcContext
     ) -> pb.TrafficChange:
@@ -275,12 +229,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             _traffic_reply,
         )
 
-    @_refusals_as_status
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: RpcContext) -> pb.Traffic:
         world = await self._world()
         return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
 
-    @_refusals_as_status
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: RpcContext
     ) -> pb.ListHistoryResponse:
@@ -291,7 +243,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         entries = await self._store.history(service, request.limit or None)
         return pb.ListHistoryResponse(entries=[convert.history_to_pb(e) for e in entries])
 
-    @_refusals_as_status
     async def ListDeployments(
         self, request: pb.ListDeploymentsRequest, context: RpcContext
     ) -> pb.ListDeploymentsResponse:
@@ -304,14 +255,12 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             deployments=[convert.deployment_to_pb(d) for d in deployments]
         )
 
-    @_refusals_as_status
     async def GetDeployment(
         self, request: pb.GetDeploymentRequest, context: RpcContext
     ) -> pb.Deployment:
         world = await self._world()
         return convert.deployment_to_pb(ops.get_deployment(world, request.id))
 
-    @_refusals_as_status
     async def SetEndpoints(
         self, request: pb.SetEndpointsRequest, context: RpcContext
     ) -> pb.Deployment:
@@ -326,7 +275,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             convert.deployment_to_pb,
         )
 
-    @_refusals_as_status
     async def DeleteDeployment(
         self, request: pb.DeleteDeploymentRequest, context: RpcContext
     ) -> pb.Deployment:
@@ -338,7 +286,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             convert.deployment_to_pb,
         )
 
-    @_refusals_as_status
     async def SetServiceDomains(
         self, request: pb.SetServiceDomainsRequest, context: RpcContext
     ) -> pb.SetServiceDomainsResponse:
@@ -354,7 +301,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             ),
         )
 
-    @_refusals_as_status
     async def ListServices(
         self, request: pb.ListServicesRequest, context: RpcContext
     ) -> pb.ListServicesResponse:
@@ -362,7 +308,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         services = sorted(world.services.values(), key=lambda s: s.name)
         return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
 
-    @_refusals_as_status
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: RpcContext
     ) -> pb.GetStatusResponse:
@@ -370,7 +315,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             nodes=await self._fleet.nodes(), store=self._store.health.describe()
         )
 
-    @_refusals_as_status
     async def WaitForSync(
         self, request: pb.WaitForSyncRequest, context: RpcContext
     ) -> pb.WaitForSyncResponse:
@@ -383,13 +327,11 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             raise InvalidRequest(f"--min-envoys must be 0 or more (got {request.min_envoys})")
         return await self._fleet.wait_for_sync(request.timeout_seconds, request.min_envoys)
 
-    @_refusals_as_status
     async def ExportState(
         self, request: pb.ExportStateRequest, context: RpcContext
     ) -> pb.ExportStateResponse:
         return pb.ExportStateResponse(document=state_to_json(await self._store.export()))
 
-    @_refusals_as_status
     async def ImportState(
         self, request: pb.ImportStateRequest, context: RpcContext
     ) -> pb.ImportStateResponse:
@@ -411,7 +353,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             ),
         )
 
-    @_refusals_as_status
     async def CreateToken(
         self, request: pb.CreateTokenRequest, context: RpcContext
     ) -> pb.CreateTokenResponse:
@@ -435,7 +376,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             replayed=_secret_shown_once,
         )
 
-    @_refusals_as_status
     async def ListTokens(
         self, request: pb.ListTokensRequest, context: RpcContext
     ) -> pb.ListTokensResponse:
@@ -443,7 +383,6 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             tokens=[convert.token_to_pb(t) for t in await self._store.tokens()]
         )
 
-    @_refusals_as_status
     async def RevokeToken(
         self, request: pb.RevokeTokenRequest, context: RpcContext
     ) -> pb.TokenInfo:
@@ -464,32 +403,3 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             # Refused here from now on, even if reading the tokens back just failed.
             self._forget_token(revoked[0].sha256)
         return info
-
-
-def _refusing_unparsable(method: Callable[[Any, Any], Awaitable[Any]]) -> Any:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, Unparsable):
-            log.info("operator.unparsable", type=request.message_type, error=request.error)
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request is not a valid {request.message_type} ({request.error}): "
-                "send a message of the method's request type",
-            )
-        return await method(request, context)
-
-    return handle
-
-
-def operator_handler(servicer: OperatorServicer) -> grpc.GenericRpcHandler:
-    """The ``xds_server.v1.Operator`` service, answering undecodable requests with
-    INVALID_ARGUMENT (use instead of the generated ``add_OperatorServicer_to_server``)."""
-    service = pb.DESCRIPTOR.services_by_name["Operator"]
-    handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
-            _refusing_unparsable(getattr(servicer, method.name)),
-            request_deserializer=lenient(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
-        )
-        for method in service.methods
-    }
-    return grpc.method_handlers_generic_handler(service.full_name, handlers)

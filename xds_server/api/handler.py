@@ -1,0 +1,66 @@
+"""The operator service as gRPC serves it: each servicer method behind one boundary.
+
+An undecodable request is answered INVALID_ARGUMENT; a request the model
+refuses gets its status (``xds_server.api.grpc_status``) with the model's
+message, redacted; every answered call is counted by method and result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf.message import Message
+
+from xds_server.api.grpc_status import status_of
+from xds_server.api.servicer import OperatorServicer
+from xds_server.errors import XdsServerError
+from xds_server.lenient import Unparsable, lenient
+from xds_server.metrics import Metrics
+from xds_server.redaction import redact
+from xds_server.v1 import operator_pb2 as pb
+
+log = structlog.get_logger(__name__)
+
+Method = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+
+
+def _served(name: str, method: Method, metrics: Metrics) -> Method:
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Message:
+        if isinstance(request, Unparsable):
+            log.info("operator.unparsable", type=request.message_type, error=request.error)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid {request.message_type} ({request.error}): "
+                "send a message of the method's request type",
+            )
+        try:
+            reply = await method(request, context)
+        except XdsServerError as error:
+            code = status_of(error)
+            message = redact(str(error))
+            log.info("operator.refused", method=name, code=code.name, error=message)
+            metrics.on_operator_request(name, code.name.lower())
+            await context.abort(code, message)
+            raise  # abort() raises; this line only satisfies type checkers
+        metrics.on_operator_request(name, "ok")
+        return reply
+
+    return handle
+
+
+def operator_handler(servicer: OperatorServicer, metrics: Metrics) -> grpc.GenericRpcHandler:
+    """The ``xds_server.v1.Operator`` service (use instead of the generated
+    ``add_OperatorServicer_to_server``, which has none of the above)."""
+    service = pb.DESCRIPTOR.services_by_name["Operator"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            _served(method.name, getattr(servicer, method.name), metrics),
+            request_deserializer=lenient(getattr(pb, method.input_type.name)),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in service.methods
+    }
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
