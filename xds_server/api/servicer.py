@@ -85,7 +85,11 @@ def _secret_shown_once(first: pb.CreateTokenResponse) -> pb.CreateTokenResponse:
 
 
 class OperatorServicer(operator_pb2_grpc.OperatorServicer):
-    """Serves ``xds_server.v1.Operator`` on top of a ``Store`` (see ``operator_handler``)."""
+    """Serves ``xds_server.v1.Operator`` on top of a ``Store`` (see ``operator_handler``).
+
+    Each public method is the RPC of that name, documented in
+    ``protos/xds_server/v1/operator.proto``.
+    """
 
     def __init__(
         self,
