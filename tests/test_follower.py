@@ -10,7 +10,6 @@ import pytest
 
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import StateError, StoreUnavailable
-from xds_server.follower import StateFollower
 from xds_server.model.state import (
     Deployment,
     DeploymentState,
@@ -19,6 +18,7 @@ from xds_server.model.state import (
     TrafficPolicy,
     World,
 )
+from xds_server.replication.follower import StateFollower
 from xds_server.store.committed import WorldUpdate
 
 

@@ -28,14 +28,14 @@ from xds_server.auth.limits import StreamCounter, WriteRateLimiter
 from xds_server.auth.tls import is_loopback, server_credentials
 from xds_server.config import ServeConfig, TlsFiles
 from xds_server.errors import ServeRefused
-from xds_server.fleet_board import FleetBoard
-from xds_server.follower import StateFollower
 from xds_server.heap import HeapSettler
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
 from xds_server.redaction import redact_url_passwords
+from xds_server.replication.board import FleetBoard
+from xds_server.replication.follower import StateFollower
 from xds_server.store.base import Store
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SqliteStore
@@ -213,11 +213,8 @@ class ControlPlane:
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)
             await follower.refresh()
             check_api_exposure(self.config, has_tokens=not self.tokens.empty)
-            board = (
-                FleetBoard(self.store, self.registry, follower)
-                if isinstance(self.store, PostgresStore)
-                else None
-            )
+            storage = self.store.board_storage()
+            board = FleetBoard(storage, self.registry, follower) if storage else None
             api = self._operator_server(follower, publisher, board)
             xds = self._xds_server()
         except BaseException:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Iterable
 
 from xds_server.auth.tokens import TokenRecord
@@ -16,8 +15,8 @@ from xds_server.model.state import (
     Picture,
     Service,
 )
+from xds_server.replication.posted import PostedNode, posted_node
 from xds_server.v1 import operator_pb2 as pb
-from xds_server.xds.resources import SHORT_NAMES
 from xds_server.xds.status import NodeRecord, Sync
 
 
@@ -94,42 +93,32 @@ def service_to_pb(service: Service) -> pb.Service:
     return pb.Service(name=service.name, domains=service.domains, revision=service.revision)
 
 
-def _rfc3339(seconds: float | None) -> str:
-    if not seconds:
-        return ""
-    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).isoformat(timespec="seconds")
-
-
 def node_status_to_pb(record: NodeRecord, sync: Sync | None = None) -> pb.NodeStatus:
     """A node's status; ``sync`` saves computing it twice when the caller has it."""
-    stream = record.stream
-    sync = sync or record.sync()
+    return posted_to_pb(posted_node(record, sync))
+
+
+def posted_to_pb(node: PostedNode) -> pb.NodeStatus:
+    """A node's status in the operator API, from what this or another replica posted."""
     return pb.NodeStatus(
-        node_id=record.node_id,
-        cluster=record.cluster,
-        peer=stream.peer if stream else "",
-        mode=stream.mode if stream else "",
-        connected=record.connected,
-        connected_since=_rfc3339(record.connected_since),
-        disconnected_at=_rfc3339(record.disconnected_at),
-        in_sync=sync.in_sync,
-        reason=sync.reason,
+        node_id=node.node_id,
+        cluster=node.cluster,
+        peer=node.peer,
+        mode=node.mode,
+        connected=node.connected,
+        connected_since=node.connected_since,
+        disconnected_at=node.disconnected_at,
+        in_sync=node.in_sync,
+        reason=node.reason,
         types=[
             pb.TypeStatus(
-                type=SHORT_NAMES[view.type_url],
-                acked_version=view.acked,
-                current_version=view.current,
+                type=t.type, acked_version=t.acked_version, current_version=t.current_version
             )
-            for view in (stream.type_views() if stream else [])
+            for t in node.types
         ],
         nacks=[
-            pb.NackStatus(
-                type=SHORT_NAMES.get(type_url, type_url),
-                version=nack.version,
-                message=nack.message,
-                time=_rfc3339(nack.at),
-            )
-            for type_url, nack in sorted(record.last_nack.items())
+            pb.NackStatus(type=n.type, version=n.version, message=n.message, time=n.time)
+            for n in node.nacks
         ],
     )
 

@@ -11,7 +11,7 @@ import time
 
 from xds_server.api import convert
 from xds_server.errors import StoreUnavailable
-from xds_server.fleet_board import FleetBoard
+from xds_server.replication.board import FleetBoard
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds.status import NodeRegistry, WaitResult
 
@@ -57,7 +57,7 @@ class FleetView:
         if self._board is None:
             return []
         try:
-            return await self._board.elsewhere()
+            return [convert.posted_to_pb(node) for node in await self._board.elsewhere()]
         except StoreUnavailable:
             return []  # the database is away: this replica's Envoys only
 

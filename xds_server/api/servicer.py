@@ -36,11 +36,11 @@ from xds_server.auth.tokens import (
     without_token,
 )
 from xds_server.errors import InvalidRequest, PreconditionFailed, StoreUnavailable
-from xds_server.follower import StateFollower
 from xds_server.model import operations as ops
 from xds_server.model.names import validate_dns_label
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import DEFAULT_SERVICE, World
+from xds_server.replication.follower import StateFollower
 from xds_server.store.base import ChangeFunction, Store
 from xds_server.store.state_document import state_from_json, state_to_json
 from xds_server.v1 import operator_pb2 as pb

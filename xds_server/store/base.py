@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -152,6 +152,33 @@ class StateDump:
     tokens: tuple[TokenRecord, ...] = ()
 
 
+# One row of a query, by column name.
+Row = Mapping[str, Any]
+
+
+class BoardStorage(Protocol):
+    """Where replicas sharing one database post their Envoys (the fleet board), in the
+    board's own format: each node's status as text, its CSDS config in bytes."""
+
+    async def post_fleet(
+        self,
+        replica: str,
+        now: float,
+        sequence: int,
+        statuses: list[tuple[str, str, bytes]] | None,
+        parts: list[tuple[str, str, bytes]] | None = None,
+    ) -> None:
+        """Heartbeat ``replica``; with ``statuses`` (node id, status, CSDS identity),
+        replace its posted nodes and put the CSDS ``parts`` that changed (node id,
+        type URL, part)."""
+
+    async def fleet_elsewhere(self, replica: str, fresh_after: float) -> list[Row]:
+        """What the other replicas whose heartbeat is at or after ``fresh_after`` posted."""
+
+    async def fleet_parts_elsewhere(self, replica: str, fresh_after: float) -> list[Row]:
+        """Their CSDS parts, by node and type."""
+
+
 class Store(Protocol):
     health: StoreHealth
     # The file or database, as errors name it ("state file ./xds-state.db").
@@ -220,6 +247,10 @@ class Store(Protocol):
     async def watch(self, on_notice: Callable[[], Awaitable[None]]) -> None:
         """Run for the server's life: call ``on_notice`` whenever the state may have
         changed elsewhere (another replica), and keep ``health`` current."""
+
+    def board_storage(self) -> BoardStorage | None:
+        """The fleet board's storage when several replicas share this store; None for a
+        store only one server uses (a state file)."""
 
     async def close(self) -> None:
         """Release the store's resources; pending writes are finished first."""

@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from xds_server.errors import OutcomeUnknown, PreconditionFailed, StateError, StoreUnavailable
 from xds_server.redaction import redact_url_passwords as _redact
 from xds_server.store import rows, schema
-from xds_server.store.base import StoreError, StoreHealth
+from xds_server.store.base import BoardStorage, Row, StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
 from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
@@ -56,7 +56,7 @@ class _PgDb:
     def __init__(self, connection: psycopg.Connection[Any]) -> None:
         self._connection = connection
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[rows.Row]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._connection.execute(_pg(sql), params).fetchall()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -193,6 +193,28 @@ class PostgresStore(SqlStore):
     def _announce(self, db: rows.Db, sequence: int) -> None:
         # Delivered at commit, to every replica listening (this one too).
         db.run("SELECT pg_notify(?, ?)", (CHANNEL, str(sequence)))
+
+    def board_storage(self) -> BoardStorage:
+        """Replicas share this database: the fleet board lives in it too."""
+        return self
+
+    async def post_fleet(
+        self,
+        replica: str,
+        now: float,
+        sequence: int,
+        statuses: list[tuple[str, str, bytes]] | None,
+        parts: list[tuple[str, str, bytes]] | None = None,
+    ) -> None:
+        await self._write(
+            lambda db: rows.post_fleet(db, replica, now, sequence, statuses, parts or ())
+        )
+
+    async def fleet_elsewhere(self, replica: str, fresh_after: float) -> list[Row]:
+        return await self._read(lambda db: rows.fleet_elsewhere(db, replica, fresh_after))
+
+    async def fleet_parts_elsewhere(self, replica: str, fresh_after: float) -> list[Row]:
+        return await self._read(lambda db: rows.fleet_parts_elsewhere(db, replica, fresh_after))
 
     async def watch(self, on_notice: Callable[[], Awaitable[None]]) -> None:
         """Call ``on_notice`` after every change notice, reconnect and resync period; forever.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import structlog
@@ -30,13 +30,12 @@ from xds_server.model.state import (
     World,
 )
 from xds_server.store import codec
-from xds_server.store.base import Replayed, StateDump, WriteRequest
+from xds_server.store.base import Replayed, Row, StateDump, WriteRequest
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-Row = Mapping[str, Any]
 
 # How long a request id is remembered: far beyond any client's retries.
 REQUEST_MEMORY_SECONDS = 24 * 3600
@@ -268,12 +267,12 @@ def post_fleet(
     replica: str,
     now: float,
     sequence: int,
-    statuses: Iterable[tuple[str, str, str]] | None,
-    parts: Iterable[tuple[str, str, str]] = (),
+    statuses: Iterable[tuple[str, str, bytes]] | None,
+    parts: Iterable[tuple[str, str, bytes]] = (),
 ) -> None:
-    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status JSON, the
-    node's CSDS identity as base64 protobuf) and put the CSDS ``parts`` that changed
-    (node id, type URL, base64 part); ``None``: nothing changed, only the heartbeat."""
+    """Replace ``replica``'s posted nodes with ``statuses`` (node id, status in the
+    board's format, the node's CSDS identity as protobuf) and put the CSDS ``parts``
+    that changed (node id, type URL, part); ``None``: only the heartbeat."""
     db.run(
         "INSERT INTO replicas (id, heartbeat_at) VALUES (?, ?) "
         "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",

@@ -122,6 +122,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (replica, node_id, type_url)
     );
     """,
+    # The board in its own format: statuses as the board writes them (not the
+    # operator API's JSON), CSDS in bytes (not base64). Its rows are rewritten
+    # within a heartbeat, so the old ones are dropped, not converted.
+    """
+    DROP TABLE node_parts;
+    DROP TABLE node_status;
+    CREATE TABLE node_status (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        sequence BIGINT NOT NULL,
+        status   TEXT NOT NULL,
+        csds     BYTEA NOT NULL,
+        PRIMARY KEY (replica, node_id)
+    );
+    CREATE TABLE node_parts (
+        replica  TEXT NOT NULL,
+        node_id  TEXT NOT NULL,
+        type_url TEXT NOT NULL,
+        part     BYTEA NOT NULL,
+        PRIMARY KEY (replica, node_id, type_url)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -255,21 +255,3 @@ class SqlStore:
             return _Written(after, None, frozenset(), tokens=True)
 
         return await self._write_change(work, credential, request, needs_world=False)
-
-    async def post_fleet(
-        self,
-        replica: str,
-        now: float,
-        sequence: int,
-        statuses: list[tuple[str, str, str]] | None,
-        parts: list[tuple[str, str, str]] | None = None,
-    ) -> None:
-        await self._write(
-            lambda db: rows.post_fleet(db, replica, now, sequence, statuses, parts or ())
-        )
-
-    async def fleet_elsewhere(self, replica: str, fresh_after: float) -> list[rows.Row]:
-        return await self._read(lambda db: rows.fleet_elsewhere(db, replica, fresh_after))
-
-    async def fleet_parts_elsewhere(self, replica: str, fresh_after: float) -> list[rows.Row]:
-        return await self._read(lambda db: rows.fleet_parts_elsewhere(db, replica, fresh_after))

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
 from xds_server.store import rows, schema
-from xds_server.store.base import StoreError, StoreHealth
+from xds_server.store.base import Row, StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
 from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
@@ -82,7 +82,7 @@ class _SqliteDb:
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[rows.Row]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._connection.execute(sql, params).fetchall()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -182,6 +182,10 @@ class SqliteStore(SqlStore):
     async def _write(self, work: Callable[[rows.Db], T]) -> T:
         """Run ``work`` in one write transaction."""
         return await self._run(work, "BEGIN IMMEDIATE", write=True)
+
+    def board_storage(self) -> None:
+        """One server per state file (its lock): no other replica to share a board with."""
+        return None
 
     async def watch(self, on_notice: Callable[[], Awaitable[None]]) -> None:
         """No other writer can exist; check the file now and then, so a lost file shows

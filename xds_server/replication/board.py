@@ -16,19 +16,18 @@ are assumed to have clocks in sync (NTP).
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import time
 import uuid
 
 import structlog
 from envoy.service.status.v3 import csds_pb2
-from google.protobuf import json_format
 
-from xds_server.api import convert
 from xds_server.errors import StoreUnavailable
-from xds_server.follower import StateFollower
-from xds_server.store.sql_store import SqlStore
-from xds_server.v1 import operator_pb2 as pb
+from xds_server.replication import posted
+from xds_server.replication.follower import StateFollower
+from xds_server.replication.posted import PostedNode
+from xds_server.store.base import BoardStorage
 from xds_server.xds.csds import posted_parts
 from xds_server.xds.status import NodeRegistry
 
@@ -42,7 +41,9 @@ FRESH_SECONDS = 6.0
 class FleetBoard:
     """Posts this replica's Envoys to the shared store and reads the others'."""
 
-    def __init__(self, store: SqlStore, registry: NodeRegistry, follower: StateFollower) -> None:
+    def __init__(
+        self, store: BoardStorage, registry: NodeRegistry, follower: StateFollower
+    ) -> None:
         self.replica = uuid.uuid4().hex
         self._store = store
         self._registry = registry
@@ -75,19 +76,18 @@ class FleetBoard:
     def _fleet(
         self,
     ) -> tuple[
-        list[tuple[str, str, str]], list[tuple[str, str, str]], dict[tuple[str, str], object]
+        list[tuple[str, str, bytes]], list[tuple[str, str, bytes]], dict[tuple[str, str], object]
     ]:
         """Every connected node's status and CSDS identity, the CSDS parts that changed
         since the last post, and what every part now shows."""
         statuses, parts, shown = [], [], {}
         for record in self._registry.connected():
             node, typed = posted_parts(record)
-            status = json_format.MessageToJson(convert.node_status_to_pb(record))
-            statuses.append((record.node_id, status, _b64(node)))
+            statuses.append((record.node_id, posted.encode(posted.posted_node(record)), node))
             for type_url, (key, chunk) in typed.items():
                 shown[(record.node_id, type_url)] = key
                 if self._shown.get((record.node_id, type_url)) != key:
-                    parts.append((record.node_id, type_url, _b64(chunk)))
+                    parts.append((record.node_id, type_url, chunk))
         return statuses, parts, shown
 
     async def elsewhere_configs(self) -> list[csds_pb2.ClientConfig]:
@@ -96,14 +96,12 @@ class FleetBoard:
         nodes = await self._store.fleet_elsewhere(self.replica, fresh_after)
         parts: dict[tuple[str, str], list[bytes]] = {}
         for row in await self._store.fleet_parts_elsewhere(self.replica, fresh_after):
-            parts.setdefault((row["replica"], row["node_id"]), []).append(
-                base64.b64decode(row["part"])
-            )
+            parts.setdefault((row["replica"], row["node_id"]), []).append(bytes(row["part"]))
         return [
             csds_pb2.ClientConfig.FromString(
                 b"".join(
                     [
-                        base64.b64decode(row["csds"]),
+                        bytes(row["csds"]),
                         *parts.get((row["replica"], row["node_id"]), []),
                     ]
                 )
@@ -112,18 +110,19 @@ class FleetBoard:
             if row["csds"]
         ]
 
-    async def elsewhere(self) -> list[pb.NodeStatus]:
+    async def elsewhere(self) -> list[PostedNode]:
         """The Envoys of every other live replica, judged against this replica's state."""
         rows = await self._store.fleet_elsewhere(self.replica, time.time() - FRESH_SECONDS)
         nodes = []
         for row in rows:
-            status = json_format.Parse(row["status"], pb.NodeStatus())
-            if status.in_sync and row["sequence"] < self._follower.sequence:
-                status.in_sync = False
-                status.reason = "its replica has not loaded the current config yet"
-            nodes.append(status)
+            try:
+                node = posted.decode(row["status"])
+            except ValueError as error:
+                # A row another version wrote: leave it out rather than fail status.
+                log.warning("fleet.unreadable_row", node=row["node_id"], error=str(error))
+                continue
+            if node.in_sync and row["sequence"] < self._follower.sequence:
+                reason = "its replica has not loaded the current config yet"
+                node = dataclasses.replace(node, in_sync=False, reason=reason)
+            nodes.append(node)
         return nodes
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
