@@ -96,28 +96,13 @@ def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
     reply = client.call("Apply", request)
     args.committed_revision = reply.revision
     _warn(reply.warnings)
-    deployment = reply.deployment
-    if args.output == "text":
-        return (
-            f"deployment {deployment.id} applied to service {deployment.service} "
-            f"with tag {deployment.tag} (weight {reply.weight}, revision {reply.revision})\n"
-        )
-    data = {
-        "deployment_id": deployment.id,
-        "service": deployment.service,
-        "tag": deployment.tag,
-        "weight": reply.weight,
-        "revision": reply.revision,
-        "replaced_deployment_id": reply.replaced_deployment_id or None,
-        "warnings": list(reply.warnings),
-    }
-    return render.structured(data, args.output)
+    return render.applied(reply, args.output)
 
 
 def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> str:
     args.committed_revision = reply.traffic.revision
     _warn(reply.warnings)
-    return render.structured(render.traffic_data(reply.traffic), args.output)
+    return render.traffic(reply.traffic, args.output)
 
 
 def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -134,7 +119,7 @@ def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
 
 def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> str:
     reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
-    return render.structured(render.traffic_data(reply), args.output)
+    return render.traffic(reply, args.output)
 
 
 def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -151,112 +136,33 @@ def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> st
 
 def cmd_traffic_history(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.ListHistoryRequest(service=args.service, limit=args.limit or 0)
-    entries = client.call("ListHistory", request).entries
-    if args.output == "table":
-        rows = [(e.revision, e.time, e.actor, e.command) for e in entries]
-        return render.table(("REVISION", "TIME", "ACTOR", "COMMAND"), rows)
-    return render.structured([render.history_data(e) for e in entries], args.output)
-
-
-def _deployments_table(deployments: Sequence[pb.Deployment]) -> str:
-    rows = [
-        (
-            d.id,
-            d.service,
-            d.tag or "-",
-            d.state,
-            ",".join(render.endpoint_text(e) for e in d.endpoints),
-            ",".join(f"{label.key}={label.value}" for label in d.labels) or "-",
-            d.created_at,
-        )
-        for d in deployments
-    ]
-    headers = ("ID", "SERVICE", "TAG", "STATE", "ENDPOINTS", "LABELS", "CREATED")
-    return render.table(headers, rows)
-
-
-def _deployment_output(args: argparse.Namespace, deployment: pb.Deployment) -> str:
-    if args.output == "table":
-        return _deployments_table([deployment])
-    return render.structured(render.deployment_data(deployment), args.output)
+    return render.history(client.call("ListHistory", request).entries, args.output)
 
 
 def cmd_deployments_list(args: argparse.Namespace, client: OperatorClient) -> str:
     service = "" if args.all_services else args.service
     request = pb.ListDeploymentsRequest(service=service)
     deployments = client.call("ListDeployments", request).deployments
-    if args.output == "table":
-        return _deployments_table(deployments)
-    return render.structured([render.deployment_data(d) for d in deployments], args.output)
+    return render.deployments(deployments, args.output)
 
 
 def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> str:
     deployment = client.call("GetDeployment", pb.GetDeploymentRequest(id=args.id))
-    return _deployment_output(args, deployment)
+    return render.deployment(deployment, args.output)
 
 
 def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.SetEndpointsRequest(id=args.id, endpoints=_endpoints(args))
-    return _deployment_output(args, client.call("SetEndpoints", request))
+    return render.deployment(client.call("SetEndpoints", request), args.output)
 
 
 def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.DeleteDeploymentRequest(id=args.id)
-    return _deployment_output(args, client.call("DeleteDeployment", request))
-
-
-def _node_data(node: pb.NodeStatus) -> dict[str, Any]:
-    return {
-        "node_id": node.node_id,
-        "cluster": node.cluster,
-        "connected": node.connected,
-        "mode": node.mode or None,
-        "peer": node.peer or None,
-        "connected_since": node.connected_since or None,
-        "disconnected_at": node.disconnected_at or None,
-        "in_sync": node.in_sync,
-        "reason": node.reason or None,
-        "types": {
-            t.type: {"acked": t.acked_version, "current": t.current_version} for t in node.types
-        },
-        "nacks": [
-            {"type": n.type, "version": n.version, "error": n.message, "time": n.time}
-            for n in node.nacks
-        ],
-    }
-
-
-def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
-    connected = [n for n in nodes if n.connected]
-    in_sync = sum(n.in_sync for n in connected)
-    if not connected:
-        return "no Envoy is connected"
-    return f"{in_sync}/{len(connected)} Envoys in sync with the current config"
+    return render.deployment(client.call("DeleteDeployment", request), args.output)
 
 
 def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
-    reply = client.call("GetStatus", pb.GetStatusRequest())
-    nodes = reply.nodes
-    if args.output != "table":
-        data = {
-            "summary": sync_summary(nodes),
-            "store": reply.store,
-            "nodes": [_node_data(n) for n in nodes],
-        }
-        return render.structured(data, args.output)
-    rows = [
-        (
-            n.node_id,
-            n.cluster or "-",
-            n.mode or "-",
-            n.peer or "-",
-            n.connected_since if n.connected else f"gone {n.disconnected_at}",
-            "in sync" if n.in_sync else (n.reason if n.connected else "disconnected"),
-        )
-        for n in nodes
-    ]
-    headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
-    return render.table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
+    return render.status(client.call("GetStatus", pb.GetStatusRequest()), args.output)
 
 
 def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
@@ -287,19 +193,12 @@ def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
 
 def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
     request = pb.SetServiceDomainsRequest(service=args.name, domains=args.domain)
-    reply = client.call("SetServiceDomains", request)
-    if args.output == "text":
-        verb = "created, answers" if reply.created else "answers"
-        return f"service {reply.service.name} {verb} {', '.join(reply.service.domains)}\n"
-    return render.structured(render.service_data(reply.service), args.output)
+    return render.domains_set(client.call("SetServiceDomains", request), args.output)
 
 
 def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
     services = client.call("ListServices", pb.ListServicesRequest()).services
-    if args.output == "table":
-        rows = [(s.name, ",".join(s.domains) or "- (not routed)", s.revision) for s in services]
-        return render.table(("NAME", "DOMAINS", "REVISION"), rows)
-    return render.structured([render.service_data(s) for s in services], args.output)
+    return render.services(services, args.output)
 
 
 def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -319,18 +218,7 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
             EXIT_USAGE,
         ) from error
     request = pb.ImportStateRequest(document=document, replace=args.replace)
-    reply = client.call("ImportState", request)
-    if args.output == "text":
-        return (
-            f"imported {reply.services} services, {reply.deployments} deployments, "
-            f"{reply.history_entries} history entries\n"
-        )
-    data = {
-        "services": reply.services,
-        "deployments": reply.deployments,
-        "history_entries": reply.history_entries,
-    }
-    return render.structured(data, args.output)
+    return render.imported(client.call("ImportState", request), args.output)
 
 
 def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
@@ -350,25 +238,17 @@ def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
         file=sys.stderr,
     )
     warn_if_stdout_shared("the token")
-    if args.output == "text":
-        return reply.token + "\n"
-    # The one output that carries a secret: creating it is what was asked for.
-    return render.structured({**render.token_data(reply.info), "token": reply.token}, args.output)
+    return render.token_created(reply, args.output)
 
 
 def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
     tokens = client.call("ListTokens", pb.ListTokensRequest()).tokens
-    if args.output == "table":
-        rows = [(t.name, t.role, t.created_at, t.created_by) for t in tokens]
-        return render.table(("NAME", "ROLE", "CREATED", "CREATED BY"), rows)
-    return render.structured([render.token_data(t) for t in tokens], args.output)
+    return render.tokens(tokens, args.output)
 
 
 def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> str:
     info = client.call("RevokeToken", pb.RevokeTokenRequest(name=args.name))
-    if args.output == "text":
-        return f"token {info.name} ({info.role}) revoked\n"
-    return render.structured(render.token_data(info), args.output)
+    return render.token_revoked(info, args.output)
 
 
 # --- the parser --------------------------------------------------------------
@@ -846,11 +726,6 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-BOOTSTRAP_HEADER = (
-    "# Envoy bootstrap for xds_server, made by `xdsctl bootstrap`: regenerate, don't edit.\n"
-)
-
-
 def _bootstrap(args: argparse.Namespace) -> int:
     options = BootstrapOptions(
         node_id=args.node_id,
@@ -868,7 +743,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         document = bootstrap(options)
     except InvalidRequest as error:
         raise CliError(str(error), EXIT_USAGE) from error
-    sys.stdout.write(BOOTSTRAP_HEADER + render.structured(document, "yaml"))
+    sys.stdout.write(render.bootstrap(document))
     return EXIT_OK
 
 
