@@ -37,6 +37,7 @@ from xds_server.cli.flags import (
     positive,
     whole_number,
 )
+from xds_server.cli.result import Handler, Result
 from xds_server.cli.secret_files import (
     read_secret,
     warn_if_shared,
@@ -50,8 +51,6 @@ from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.redaction import one_line, redact
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds import keepalive
-
-Handler = Callable[[argparse.Namespace, OperatorClient], str]
 
 
 def _parsed(parse: Callable[[str], Any], text: str) -> Any:
@@ -73,15 +72,10 @@ def _guard(args: argparse.Namespace) -> dict[str, int]:
     return {} if args.if_revision is None else {"if_revision": args.if_revision}
 
 
-def _warn(warnings: Sequence[str]) -> None:
-    for warning in warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+# --- handlers: each returns a Result, what goes to stdout and the revision ---
 
 
-# --- handlers: each returns what goes to stdout ------------------------------
-
-
-def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> Result:
     labels = [_parsed(parse_label, text) for text in args.label]
     request = pb.ApplyRequest(
         service=args.service,
@@ -94,18 +88,18 @@ def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> str:
     elif args.bluegreen:
         request.bluegreen = True
     reply = client.call("Apply", request)
-    args.committed_revision = reply.revision
-    _warn(reply.warnings)
-    return render.applied(reply, args.output)
+    return Result(render.applied(reply, args.output), reply.revision, tuple(reply.warnings))
 
 
-def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> str:
-    args.committed_revision = reply.traffic.revision
-    _warn(reply.warnings)
-    return render.traffic(reply.traffic, args.output)
+def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> Result:
+    return Result(
+        render.traffic(reply.traffic, args.output),
+        reply.traffic.revision,
+        tuple(reply.warnings),
+    )
 
 
-def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> Result:
     weights = _parsed(parse_weights, args.tags)
     mirrors = [m for text in args.mirror for m in _parsed(parse_mirrors, text)]
     request = pb.SetTrafficRequest(
@@ -117,58 +111,61 @@ def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> str:
     return _traffic_change(args, client.call("SetTraffic", request))
 
 
-def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> Result:
     reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
-    return render.traffic(reply, args.output)
+    return Result(render.traffic(reply, args.output))
 
 
-def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **_guard(args))
     return _traffic_change(args, client.call("PromoteTraffic", request))
 
 
-def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.RollbackTrafficRequest(service=args.service, **_guard(args))
     if args.to_revision is not None:
         request.to_revision = args.to_revision
     return _traffic_change(args, client.call("RollbackTraffic", request))
 
 
-def cmd_traffic_history(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_traffic_history(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.ListHistoryRequest(service=args.service, limit=args.limit or 0)
-    return render.history(client.call("ListHistory", request).entries, args.output)
+    return Result(render.history(client.call("ListHistory", request).entries, args.output))
 
 
-def cmd_deployments_list(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_deployments_list(args: argparse.Namespace, client: OperatorClient) -> Result:
     service = "" if args.all_services else args.service
     request = pb.ListDeploymentsRequest(service=service)
     deployments = client.call("ListDeployments", request).deployments
-    return render.deployments(deployments, args.output)
+    return Result(render.deployments(deployments, args.output))
 
 
-def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> Result:
     deployment = client.call("GetDeployment", pb.GetDeploymentRequest(id=args.id))
-    return render.deployment(deployment, args.output)
+    return Result(render.deployment(deployment, args.output))
 
 
-def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.SetEndpointsRequest(id=args.id, endpoints=_endpoints(args))
-    return render.deployment(client.call("SetEndpoints", request), args.output)
+    return Result(render.deployment(client.call("SetEndpoints", request), args.output))
 
 
-def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.DeleteDeploymentRequest(id=args.id)
-    return render.deployment(client.call("DeleteDeployment", request), args.output)
+    return Result(render.deployment(client.call("DeleteDeployment", request), args.output))
 
 
-def cmd_status(args: argparse.Namespace, client: OperatorClient) -> str:
-    return render.status(client.call("GetStatus", pb.GetStatusRequest()), args.output)
+def cmd_status(args: argparse.Namespace, client: OperatorClient) -> Result:
+    return Result(render.status(client.call("GetStatus", pb.GetStatusRequest()), args.output))
 
 
-def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
-    """--wait: block until every connected Envoy holds the change, or exit 4 naming who lags."""
+def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: int | None) -> None:
+    """--wait: block until every connected Envoy holds the change, or exit 4 naming who lags.
+
+    ``revision`` is the one the write committed (None when the server does not
+    say): a failure names it, since the change stays committed either way.
+    """
     request = pb.WaitForSyncRequest(timeout_seconds=args.timeout, min_envoys=args.min_envoys)
-    revision = getattr(args, "committed_revision", None)
     committed = f"committed as revision {revision}" if revision else "committed"
     try:
         # The call itself may take the whole timeout: give gRPC a little more.
@@ -191,21 +188,21 @@ def wait_for_envoys(args: argparse.Namespace, client: OperatorClient) -> None:
     raise CliError(f"{committed}, not yet on: {lagging}", EXIT_NOT_CONFIRMED)
 
 
-def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.SetServiceDomainsRequest(service=args.name, domains=args.domain)
-    return render.domains_set(client.call("SetServiceDomains", request), args.output)
+    return Result(render.domains_set(client.call("SetServiceDomains", request), args.output))
 
 
-def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_services_list(args: argparse.Namespace, client: OperatorClient) -> Result:
     services = client.call("ListServices", pb.ListServicesRequest()).services
-    return render.services(services, args.output)
+    return Result(render.services(services, args.output))
 
 
-def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> str:
-    return client.call("ExportState", pb.ExportStateRequest()).document
+def cmd_state_export(args: argparse.Namespace, client: OperatorClient) -> Result:
+    return Result(client.call("ExportState", pb.ExportStateRequest()).document)
 
 
-def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> Result:
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
         document = raw.decode("utf-8")
@@ -218,10 +215,10 @@ def cmd_state_import(args: argparse.Namespace, client: OperatorClient) -> str:
             EXIT_USAGE,
         ) from error
     request = pb.ImportStateRequest(document=document, replace=args.replace)
-    return render.imported(client.call("ImportState", request), args.output)
+    return Result(render.imported(client.call("ImportState", request), args.output))
 
 
-def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.CreateTokenRequest(name=args.name, role=args.role)
     reply = client.call("CreateToken", request)
     if args.output_file is not None:
@@ -231,24 +228,24 @@ def cmd_tokens_create(args: argparse.Namespace, client: OperatorClient) -> str:
             f"{args.output_file} (mode 0600); the server keeps only its SHA-256",
             file=sys.stderr,
         )
-        return ""
+        return Result("")
     print(
         f"token {reply.info.name} ({reply.info.role}) created: it is shown this once, "
         "store it now (the server keeps only its SHA-256)",
         file=sys.stderr,
     )
     warn_if_stdout_shared("the token")
-    return render.token_created(reply, args.output)
+    return Result(render.token_created(reply, args.output))
 
 
-def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_tokens_list(args: argparse.Namespace, client: OperatorClient) -> Result:
     tokens = client.call("ListTokens", pb.ListTokensRequest()).tokens
-    return render.tokens(tokens, args.output)
+    return Result(render.tokens(tokens, args.output))
 
 
-def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> str:
+def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> Result:
     info = client.call("RevokeToken", pb.RevokeTokenRequest(name=args.name))
-    return render.token_revoked(info, args.output)
+    return Result(render.token_revoked(info, args.output))
 
 
 # --- the parser --------------------------------------------------------------
@@ -917,6 +914,17 @@ def _failed(error: CliError) -> int:
     return error.exit_code
 
 
+def _run(args: argparse.Namespace, client: OperatorClient) -> None:
+    """Run a client command: its warnings, then its output, then ``--wait`` if asked."""
+    result = args.handler(args, client)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stdout.write(result.text)
+    sys.stdout.flush()
+    if getattr(args, "wait", False):
+        wait_for_envoys(args, client, result.revision)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "local", None) is not None:
@@ -929,10 +937,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as error:
         return _failed(error)
     try:
-        sys.stdout.write(args.handler(args, client))
-        sys.stdout.flush()
-        if getattr(args, "wait", False):
-            wait_for_envoys(args, client)
+        _run(args, client)
     except CliError as error:
         return _failed(error)
     except KeyboardInterrupt:
