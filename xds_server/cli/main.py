@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,17 +19,7 @@ from urllib.parse import urlsplit
 from xds_server.auth.roles import Role, parse_role
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
-from xds_server.cli.client import (
-    DEFAULT_SERVER,
-    EXIT_NOT_CONFIRMED,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    CliError,
-    Credentials,
-    OperatorClient,
-)
+from xds_server.cli.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CliError, OperatorClient
 from xds_server.cli.flags import (
     OneLineParser,
     address,
@@ -37,51 +27,44 @@ from xds_server.cli.flags import (
     positive,
     whole_number,
 )
-from xds_server.cli.result import Handler, Result
+from xds_server.cli.options import (
+    command,
+    connection_options,
+    credentials,
+    endpoint_option,
+    endpoints,
+    group,
+    guard,
+    if_revision,
+    parsed,
+    server,
+    wait_options,
+)
+from xds_server.cli.result import Result
 from xds_server.cli.secret_files import (
     read_secret,
     warn_if_shared,
     warn_if_stdout_shared,
     write_secret,
 )
+from xds_server.cli.wait import wait_for_envoys
 from xds_server.config import ServeConfig, TlsFiles
 from xds_server.errors import InvalidRequest, XdsServerError
-from xds_server.model.names import parse_endpoint, parse_label, parse_mirrors, parse_weights
-from xds_server.model.state import DEFAULT_SERVICE
+from xds_server.model.names import parse_label, parse_mirrors, parse_weights
 from xds_server.redaction import one_line, redact
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds import keepalive
-
-
-def _parsed(parse: Callable[[str], Any], text: str) -> Any:
-    """Run a model parser on command-line text; its refusal is a usage error."""
-    try:
-        return parse(text)
-    except InvalidRequest as error:
-        raise CliError(str(error), EXIT_USAGE) from error
-
-
-def _endpoints(args: argparse.Namespace) -> list[pb.Endpoint]:
-    if not args.endpoint:
-        raise CliError("give at least one --endpoint HOST:PORT", EXIT_USAGE)
-    parsed = [_parsed(parse_endpoint, text) for text in args.endpoint]
-    return [pb.Endpoint(host=e.host, port=e.port) for e in parsed]
-
-
-def _guard(args: argparse.Namespace) -> dict[str, int]:
-    return {} if args.if_revision is None else {"if_revision": args.if_revision}
-
 
 # --- handlers: each returns a Result, what goes to stdout and the revision ---
 
 
 def cmd_apply(args: argparse.Namespace, client: OperatorClient) -> Result:
-    labels = [_parsed(parse_label, text) for text in args.label]
+    labels = [parsed(parse_label, text) for text in args.label]
     request = pb.ApplyRequest(
         service=args.service,
-        endpoints=_endpoints(args),
+        endpoints=endpoints(args),
         labels=[pb.Label(key=k, value=v) for k, v in labels],
-        **_guard(args),
+        **guard(args),
     )
     if args.deployment_tag is not None:
         request.deployment_tag = args.deployment_tag
@@ -100,13 +83,13 @@ def _traffic_change(args: argparse.Namespace, reply: pb.TrafficChange) -> Result
 
 
 def cmd_traffic_set(args: argparse.Namespace, client: OperatorClient) -> Result:
-    weights = _parsed(parse_weights, args.tags)
-    mirrors = [m for text in args.mirror for m in _parsed(parse_mirrors, text)]
+    weights = parsed(parse_weights, args.tags)
+    mirrors = [m for text in args.mirror for m in parsed(parse_mirrors, text)]
     request = pb.SetTrafficRequest(
         service=args.service,
         weights=[pb.TagWeight(tag=tag, weight=weight) for tag, weight in weights],
         mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
-        **_guard(args),
+        **guard(args),
     )
     return _traffic_change(args, client.call("SetTraffic", request))
 
@@ -117,12 +100,12 @@ def cmd_traffic_get(args: argparse.Namespace, client: OperatorClient) -> Result:
 
 
 def cmd_traffic_promote(args: argparse.Namespace, client: OperatorClient) -> Result:
-    request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **_guard(args))
+    request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **guard(args))
     return _traffic_change(args, client.call("PromoteTraffic", request))
 
 
 def cmd_traffic_rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
-    request = pb.RollbackTrafficRequest(service=args.service, **_guard(args))
+    request = pb.RollbackTrafficRequest(service=args.service, **guard(args))
     if args.to_revision is not None:
         request.to_revision = args.to_revision
     return _traffic_change(args, client.call("RollbackTraffic", request))
@@ -146,7 +129,7 @@ def cmd_deployments_get(args: argparse.Namespace, client: OperatorClient) -> Res
 
 
 def cmd_deployments_set_endpoints(args: argparse.Namespace, client: OperatorClient) -> Result:
-    request = pb.SetEndpointsRequest(id=args.id, endpoints=_endpoints(args))
+    request = pb.SetEndpointsRequest(id=args.id, endpoints=endpoints(args))
     return Result(render.deployment(client.call("SetEndpoints", request), args.output))
 
 
@@ -157,35 +140,6 @@ def cmd_deployments_delete(args: argparse.Namespace, client: OperatorClient) -> 
 
 def cmd_status(args: argparse.Namespace, client: OperatorClient) -> Result:
     return Result(render.status(client.call("GetStatus", pb.GetStatusRequest()), args.output))
-
-
-def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: int | None) -> None:
-    """--wait: block until every connected Envoy holds the change, or exit 4 naming who lags.
-
-    ``revision`` is the one the write committed (None when the server does not
-    say): a failure names it, since the change stays committed either way.
-    """
-    request = pb.WaitForSyncRequest(timeout_seconds=args.timeout, min_envoys=args.min_envoys)
-    committed = f"committed as revision {revision}" if revision else "committed"
-    try:
-        # The call itself may take the whole timeout: give gRPC a little more.
-        reply = client.call("WaitForSync", request, timeout=args.timeout + 10)
-    except CliError as error:
-        if error.exit_code != EXIT_UNREACHABLE:
-            raise
-        raise CliError(
-            f"{committed}, but not confirmed on the Envoys: {error}", EXIT_NOT_CONFIRMED
-        ) from error
-    if reply.done:
-        if reply.envoys == 0:
-            print("no Envoy is connected: nothing to wait for", file=sys.stderr)
-        else:
-            print(f"on all {reply.envoys} Envoys after {reply.seconds:.2f}s", file=sys.stderr)
-        return
-    lagging = ", ".join(f"{n.node_id} ({n.reason})" for n in reply.lagging)
-    if not lagging:
-        lagging = f"only {reply.envoys} Envoys connected, --min-envoys asks for {args.min_envoys}"
-    raise CliError(f"{committed}, not yet on: {lagging}", EXIT_NOT_CONFIRMED)
 
 
 def cmd_services_set(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -251,151 +205,20 @@ def cmd_tokens_revoke(args: argparse.Namespace, client: OperatorClient) -> Resul
 # --- the parser --------------------------------------------------------------
 
 
-# Options for reaching the server: flag, environment variable, help.
-CONNECTION_OPTIONS = (
-    ("--server", "XDSCTL_SERVER", f"operator API address (default {DEFAULT_SERVER})"),
-    (
-        "--token-file",
-        "XDSCTL_TOKEN_FILE",
-        "file holding the API token (or the token in XDSCTL_TOKEN)",
-    ),
-    ("--ca", "XDSCTL_CA", "CA certificate (PEM) to verify the server with; turns TLS on"),
-    ("--cert", "XDSCTL_CERT", "client certificate (PEM) for mTLS"),
-    ("--key", "XDSCTL_KEY", "the client certificate's private key (PEM)"),
-)
-
-
-def _server_option(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS lets `xdsctl --server X traffic get` and `xdsctl traffic get
-    # --server X` both work without the subcommand's default hiding the other.
-    for flag, env, what in CONNECTION_OPTIONS:
-        parser.add_argument(flag, default=argparse.SUPPRESS, help=f"{what} (env {env})")
-
-
-def _option(args: argparse.Namespace, flag: str) -> str | None:
-    """A connection option from its flag, else its environment variable."""
-    env = next(env for name, env, _ in CONNECTION_OPTIONS if name == flag)
-    return getattr(args, flag.lstrip("-").replace("-", "_"), None) or os.environ.get(env) or None
-
-
-def _server(args: argparse.Namespace) -> str:
-    """The server's address (--server, XDSCTL_SERVER): HOST:PORT, refused otherwise."""
-    server = _option(args, "--server") or DEFAULT_SERVER
-    try:
-        return address(server)
-    except argparse.ArgumentTypeError as error:
-        raise CliError(
-            f"--server / XDSCTL_SERVER {server[:60]!r} is not HOST:PORT ({error}): "
-            f"write e.g. {DEFAULT_SERVER}",
-            EXIT_USAGE,
-        ) from None
-
-
-def credentials(args: argparse.Namespace) -> Credentials:
-    """The token (--token-file, XDSCTL_TOKEN) and TLS files the command line names."""
-    token = os.environ.get("XDSCTL_TOKEN")
-    token_file = _option(args, "--token-file")
-    if token_file:
-        token = read_secret(Path(token_file), "--token-file")
-    paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
-    if paths["--key"]:
-        warn_if_shared(Path(paths["--key"]), "--key")
-    token = token.strip() if token else None
-    if token is not None and not (token.isascii() and token.isprintable()):
-        raise CliError(
-            "the token (XDSCTL_TOKEN or --token-file) holds characters no token has "
-            "(tokens are xdst_ and letters, digits, - and _): check what was pasted",
-            EXIT_USAGE,
-        )
-    return Credentials(
-        token=token,
-        **{flag.lstrip("-"): Path(value) for flag, value in paths.items() if value},
-    )
-
-
-def _command(
-    group: Any,
-    name: str,
-    handler: Handler,
-    help_text: str,
-    outputs: Sequence[str] = (),
-    service: bool = True,
-) -> argparse.ArgumentParser:
-    parser = group.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
-    _server_option(parser)
-    if outputs:
-        parser.add_argument(
-            "-o",
-            "--output",
-            choices=outputs,
-            default=outputs[0],
-            help=f"output format (default {outputs[0]})",
-        )
-    if service:
-        parser.add_argument(
-            "--service",
-            default=DEFAULT_SERVICE,
-            help=f"the service to act on (default {DEFAULT_SERVICE})",
-        )
-    return parser
-
-
-def _wait_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--wait",
-        action="store_true",
-        help="return once every connected Envoy has the change (exit 4 if not in time)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=parse_duration,
-        default=30.0,
-        metavar="DURATION",
-        help="how long --wait waits, e.g. 30s, 500ms, 2m (default 30s)",
-    )
-    parser.add_argument(
-        "--min-envoys",
-        type=whole_number(0, 1_000_000),
-        default=0,
-        metavar="N",
-        help="with --wait, fail unless at least N Envoys are connected and have it",
-    )
-
-
-def _if_revision(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--if-revision",
-        type=whole_number(),
-        metavar="N",
-        help="refuse unless the service is still at revision N (compare-and-set)",
-    )
-
-
-def _endpoint_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--endpoint",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="where the deployment listens (repeatable): 10.0.0.5:8080, [::1]:8080, app:8080",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="xdsctl",
         description="Blue-green, canary and mirrored releases on Envoy, from the command line.",
     )
-    _server_option(parser)
+    connection_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_local_commands(commands)
 
-    apply = _command(
+    apply = command(
         commands, "apply", cmd_apply, "register a deployment and tag it", ("text", "yaml", "json")
     )
-    _endpoint_option(apply)
+    endpoint_option(apply)
     apply.add_argument(
         "--label",
         action="append",
@@ -408,13 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     choice.add_argument(
         "--bluegreen", action="store_true", help="bind it to the colour opposite to the serving tag"
     )
-    _if_revision(apply)
-    _wait_options(apply)
+    if_revision(apply)
+    wait_options(apply)
 
-    traffic = commands.add_parser("traffic", help="see and move traffic").add_subparsers(
-        dest="traffic_command", required=True, metavar="COMMAND"
-    )
-    traffic_set = _command(
+    traffic = group(commands, "traffic", "see and move traffic")
+    traffic_set = command(
         traffic, "set", cmd_traffic_set, "replace the traffic policy", ("yaml", "json")
     )
     traffic_set.add_argument(
@@ -430,10 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TAG=PERCENT,...",
         help="shadow a share of requests to a listed tag",
     )
-    _if_revision(traffic_set)
-    _wait_options(traffic_set)
-    _command(traffic, "get", cmd_traffic_get, "show weights and mirrors", ("yaml", "json"))
-    promote = _command(
+    if_revision(traffic_set)
+    wait_options(traffic_set)
+    command(traffic, "get", cmd_traffic_get, "show weights and mirrors", ("yaml", "json"))
+    promote = command(
         traffic,
         "promote",
         cmd_traffic_promote,
@@ -441,9 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("yaml", "json"),
     )
     promote.add_argument("--to", metavar="TAG", help="the tag to send all traffic to")
-    _if_revision(promote)
-    _wait_options(promote)
-    rollback = _command(
+    if_revision(promote)
+    wait_options(promote)
+    rollback = command(
         traffic, "rollback", cmd_traffic_rollback, "restore an earlier revision", ("yaml", "json")
     )
     rollback.add_argument(
@@ -452,25 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the revision to restore (default: before the latest change)",
     )
-    _if_revision(rollback)
-    _wait_options(rollback)
-    history = _command(
+    if_revision(rollback)
+    wait_options(rollback)
+    history = command(
         traffic, "history", cmd_traffic_history, "list every change", ("table", "yaml", "json")
     )
     history.add_argument(
         "--limit", type=whole_number(1, 1_000_000), metavar="N", help="show the latest N changes"
     )
 
-    deployments = commands.add_parser("deployments", help="inspect deployments").add_subparsers(
-        dest="deployments_command", required=True, metavar="COMMAND"
-    )
-    listing = _command(
+    deployments = group(commands, "deployments", "inspect deployments")
+    listing = command(
         deployments, "list", cmd_deployments_list, "list deployments", ("table", "yaml", "json")
     )
     listing.add_argument(
         "-A", "--all-services", action="store_true", help="list the deployments of every service"
     )
-    get = _command(
+    get = command(
         deployments,
         "get",
         cmd_deployments_get,
@@ -479,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         service=False,
     )
     get.add_argument("id")
-    set_endpoints = _command(
+    set_endpoints = command(
         deployments,
         "set-endpoints",
         cmd_deployments_set_endpoints,
@@ -488,9 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         service=False,
     )
     set_endpoints.add_argument("id")
-    _endpoint_option(set_endpoints)
-    _wait_options(set_endpoints)
-    delete = _command(
+    endpoint_option(set_endpoints)
+    wait_options(set_endpoints)
+    delete = command(
         deployments,
         "delete",
         cmd_deployments_delete,
@@ -500,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("id")
 
-    _command(
+    command(
         commands,
         "status",
         cmd_status,
@@ -509,10 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
         service=False,
     )
 
-    services = commands.add_parser("services", help="services and their domains").add_subparsers(
-        dest="services_command", required=True, metavar="COMMAND"
-    )
-    services_set = _command(
+    services = group(commands, "services", "services and their domains")
+    services_set = command(
         services,
         "set",
         cmd_services_set,
@@ -529,11 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DOMAIN",
         help="a domain (repeatable), e.g. shop.example.com",
     )
-    state = commands.add_parser(
-        "state", help="export or import everything (backups, moving to PostgreSQL)"
-    ).add_subparsers(dest="state_command", required=True, metavar="COMMAND")
-    _command(state, "export", cmd_state_export, "print the whole state as JSON", service=False)
-    state_import = _command(
+    state = group(commands, "state", "export or import everything (backups, moving to PostgreSQL)")
+    command(state, "export", cmd_state_export, "print the whole state as JSON", service=False)
+    state_import = command(
         state,
         "import",
         cmd_state_import,
@@ -547,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite a store that already holds services (refused otherwise)",
     )
-    _command(
+    command(
         services,
         "list",
         cmd_services_list,
@@ -555,10 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("table", "yaml", "json"),
         service=False,
     )
-    tokens = commands.add_parser("tokens", help="API tokens (admin)").add_subparsers(
-        dest="tokens_command", required=True, metavar="COMMAND"
-    )
-    create = _command(
+    tokens = group(commands, "tokens", "API tokens (admin)")
+    create = command(
         tokens,
         "create",
         cmd_tokens_create,
@@ -579,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[role.label for role in Role],
         help="viewer: reads; operator: releases and traffic; admin: domains, tokens, state",
     )
-    _command(
+    command(
         tokens,
         "list",
         cmd_tokens_list,
@@ -587,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("table", "yaml", "json"),
         service=False,
     )
-    revoke = _command(
+    revoke = command(
         tokens,
         "revoke",
         cmd_tokens_revoke,
@@ -690,7 +503,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         metrics_listen=args.metrics_listen,
         node_grace_seconds=args.node_grace,
         api_tls=_tls_files(args, "api"),
-        api_cert_roles=tuple(_parsed(parse_cert_role, text) for text in args.api_cert_role),
+        api_cert_roles=tuple(parsed(parse_cert_role, text) for text in args.api_cert_role),
         xds_tls=_tls_files(args, "xds"),
         insecure=args.insecure,
         **{name: getattr(args, name) for name in LIMIT_SETTINGS},
@@ -933,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CliError as error:
             return _failed(error)
     try:
-        client = OperatorClient(_server(args), credentials(args))
+        client = OperatorClient(server(args), credentials(args))
     except CliError as error:
         return _failed(error)
     try:
