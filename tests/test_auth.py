@@ -25,7 +25,7 @@ from xds_server.auth.tokens import (
     with_token,
     without_token,
 )
-from xds_server.cli.main import parse_cert_role
+from xds_server.cli.local.serve_config import parse_cert_role
 from xds_server.errors import InvalidRequest, LimitExceeded, NotFound, PreconditionFailed
 from xds_server.model.state import World
 from xds_server.store.base import StateDump

@@ -1,20 +1,77 @@
-"""How the CLI prints things: YAML and JSON for scripts, tables and lines for people."""
+"""How the CLI prints things: YAML and JSON for scripts, tables and lines for people.
+
+The only module that shapes output: a command's handler calls the API and hands
+the reply to one of the views here (``applied``, ``status``, ...), so every
+table, YAML and JSON form of a reply is defined once.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import yaml
 
 from xds_server.model.state import Endpoint
 from xds_server.v1 import operator_pb2 as pb
 
+Item = TypeVar("Item")
+
+BOOTSTRAP_HEADER = (
+    "# Envoy bootstrap for xds_server, made by `xdsctl bootstrap`: regenerate, don't edit.\n"
+)
+
+
+# --- the formats ---------------------------------------------------------------
+
+
+def structured(data: Any, output: str) -> str:
+    """``data`` as YAML or JSON text, ending in a newline."""
+    if output == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Left-aligned columns, two spaces apart, like kubectl's."""
+    cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _line_or_structured(output: str, line: str, data: Any) -> str:
+    """``line`` for ``-o text``, else ``data`` as YAML or JSON."""
+    return line if output == "text" else structured(data, output)
+
+
+def _listing(
+    items: Sequence[Item],
+    output: str,
+    headers: Sequence[str],
+    row: Callable[[Item], Sequence[Any]],
+    data: Callable[[Item], Any],
+) -> str:
+    """A list of replies: one table row each for ``-o table``, else a YAML or JSON list."""
+    if output == "table":
+        return table(headers, [row(item) for item in items])
+    return structured([data(item) for item in items], output)
+
+
+# --- the shapes of replies -----------------------------------------------------
+
 
 def percent_value(text: str) -> int | float:
     """``"5"`` → 5, ``"0.25"`` → 0.25: numbers in YAML/JSON, as the operator wrote them."""
     return float(text) if "." in text else int(text)
+
+
+def endpoint_text(endpoint: pb.Endpoint) -> str:
+    """``HOST:PORT``, with an IPv6 host in brackets."""
+    return str(Endpoint(host=endpoint.host, port=endpoint.port))
 
 
 def traffic_data(traffic: pb.Traffic) -> dict[str, Any]:
@@ -35,6 +92,7 @@ def traffic_data(traffic: pb.Traffic) -> dict[str, Any]:
 
 
 def deployment_data(deployment: pb.Deployment) -> dict[str, Any]:
+    """One deployment as YAML or JSON shows it."""
     return {
         "id": deployment.id,
         "service": deployment.service,
@@ -46,11 +104,8 @@ def deployment_data(deployment: pb.Deployment) -> dict[str, Any]:
     }
 
 
-def endpoint_text(endpoint: pb.Endpoint) -> str:
-    return str(Endpoint(host=endpoint.host, port=endpoint.port))
-
-
 def picture_data(picture: pb.Picture) -> dict[str, Any]:
+    """A service's traffic before or after a change: weights, mirrors, bindings."""
     return {
         "weights": {w.tag: w.weight for w in picture.weights},
         "mirrors": {m.tag: percent_value(m.percent) for m in picture.mirrors},
@@ -59,6 +114,7 @@ def picture_data(picture: pb.Picture) -> dict[str, Any]:
 
 
 def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
+    """One change of ``traffic history``, with the pictures before and after it."""
     return {
         "revision": entry.revision,
         "time": entry.time,
@@ -70,24 +126,8 @@ def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
 
 
 def service_data(service: pb.Service) -> dict[str, Any]:
+    """A service, its domains and its revision."""
     return {"name": service.name, "domains": list(service.domains), "revision": service.revision}
-
-
-def structured(data: Any, output: str) -> str:
-    """``data`` as YAML or JSON text, ending in a newline."""
-    if output == "json":
-        return json.dumps(data, indent=2) + "\n"
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """Left-aligned columns, two spaces apart, like kubectl's."""
-    cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def token_data(info: pb.TokenInfo) -> dict[str, Any]:
@@ -98,3 +138,186 @@ def token_data(info: pb.TokenInfo) -> dict[str, Any]:
         "created_at": info.created_at,
         "created_by": info.created_by,
     }
+
+
+def _node_data(node: pb.NodeStatus) -> dict[str, Any]:
+    return {
+        "node_id": node.node_id,
+        "cluster": node.cluster,
+        "connected": node.connected,
+        "mode": node.mode or None,
+        "peer": node.peer or None,
+        "connected_since": node.connected_since or None,
+        "disconnected_at": node.disconnected_at or None,
+        "in_sync": node.in_sync,
+        "reason": node.reason or None,
+        "types": {
+            t.type: {"acked": t.acked_version, "current": t.current_version} for t in node.types
+        },
+        "nacks": [
+            {"type": n.type, "version": n.version, "error": n.message, "time": n.time}
+            for n in node.nacks
+        ],
+    }
+
+
+def _node_row(node: pb.NodeStatus) -> tuple[str, ...]:
+    return (
+        node.node_id,
+        node.cluster or "-",
+        node.mode or "-",
+        node.peer or "-",
+        node.connected_since if node.connected else f"gone {node.disconnected_at}",
+        "in sync" if node.in_sync else (node.reason if node.connected else "disconnected"),
+    )
+
+
+def _deployment_row(deployment: pb.Deployment) -> tuple[str, ...]:
+    return (
+        deployment.id,
+        deployment.service,
+        deployment.tag or "-",
+        deployment.state,
+        ",".join(endpoint_text(e) for e in deployment.endpoints),
+        ",".join(f"{label.key}={label.value}" for label in deployment.labels) or "-",
+        deployment.created_at,
+    )
+
+
+_DEPLOYMENT_HEADERS = ("ID", "SERVICE", "TAG", "STATE", "ENDPOINTS", "LABELS", "CREATED")
+
+
+# --- one view per reply --------------------------------------------------------
+
+
+def applied(reply: pb.ApplyResponse, output: str) -> str:
+    """What ``apply`` prints: a sentence, or the deployment, tag and revision as data."""
+    deployment = reply.deployment
+    line = (
+        f"deployment {deployment.id} applied to service {deployment.service} "
+        f"with tag {deployment.tag} (weight {reply.weight}, revision {reply.revision})\n"
+    )
+    data = {
+        "deployment_id": deployment.id,
+        "service": deployment.service,
+        "tag": deployment.tag,
+        "weight": reply.weight,
+        "revision": reply.revision,
+        "replaced_deployment_id": reply.replaced_deployment_id or None,
+        "warnings": list(reply.warnings),
+    }
+    return _line_or_structured(output, line, data)
+
+
+def traffic(policy: pb.Traffic, output: str) -> str:
+    """A service's traffic policy as YAML or JSON."""
+    return structured(traffic_data(policy), output)
+
+
+def history(entries: Sequence[pb.HistoryEntry], output: str) -> str:
+    """``traffic history``: one row per change, or every change with its pictures."""
+    return _listing(
+        entries,
+        output,
+        ("REVISION", "TIME", "ACTOR", "COMMAND"),
+        lambda e: (e.revision, e.time, e.actor, e.command),
+        history_data,
+    )
+
+
+def deployments(items: Sequence[pb.Deployment], output: str) -> str:
+    """``deployments list``: one row per deployment, or a YAML or JSON list."""
+    return _listing(items, output, _DEPLOYMENT_HEADERS, _deployment_row, deployment_data)
+
+
+def deployment(item: pb.Deployment, output: str) -> str:
+    """One deployment: a one-row table, or YAML or JSON (not a list)."""
+    if output == "table":
+        return table(_DEPLOYMENT_HEADERS, [_deployment_row(item)])
+    return structured(deployment_data(item), output)
+
+
+def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
+    """How many connected Envoys hold the current config, as one sentence."""
+    connected = [n for n in nodes if n.connected]
+    in_sync = sum(n.in_sync for n in connected)
+    if not connected:
+        return "no Envoy is connected"
+    return f"{in_sync}/{len(connected)} Envoys in sync with the current config"
+
+
+def status(reply: pb.GetStatusResponse, output: str) -> str:
+    """``status``: every Envoy, the store, and the summary line."""
+    nodes = reply.nodes
+    if output != "table":
+        data = {
+            "summary": sync_summary(nodes),
+            "store": reply.store,
+            "nodes": [_node_data(n) for n in nodes],
+        }
+        return structured(data, output)
+    headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
+    rows = [_node_row(n) for n in nodes]
+    return table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
+
+
+def domains_set(reply: pb.SetServiceDomainsResponse, output: str) -> str:
+    """``services set``: the domains a service now answers."""
+    verb = "created, answers" if reply.created else "answers"
+    line = f"service {reply.service.name} {verb} {', '.join(reply.service.domains)}\n"
+    return _line_or_structured(output, line, service_data(reply.service))
+
+
+def services(items: Sequence[pb.Service], output: str) -> str:
+    """``services list``: one row per service, or a YAML or JSON list."""
+    return _listing(
+        items,
+        output,
+        ("NAME", "DOMAINS", "REVISION"),
+        lambda s: (s.name, ",".join(s.domains) or "- (not routed)", s.revision),
+        service_data,
+    )
+
+
+def imported(reply: pb.ImportStateResponse, output: str) -> str:
+    """``state import``: how much the imported document held."""
+    line = (
+        f"imported {reply.services} services, {reply.deployments} deployments, "
+        f"{reply.history_entries} history entries\n"
+    )
+    data = {
+        "services": reply.services,
+        "deployments": reply.deployments,
+        "history_entries": reply.history_entries,
+    }
+    return _line_or_structured(output, line, data)
+
+
+def token_created(reply: pb.CreateTokenResponse, output: str) -> str:
+    """``tokens create`` on stdout: the token alone, or with its facts as data."""
+    # The one output that carries a secret: creating it is what was asked for.
+    data = {**token_data(reply.info), "token": reply.token}
+    return _line_or_structured(output, reply.token + "\n", data)
+
+
+def tokens(items: Sequence[pb.TokenInfo], output: str) -> str:
+    """``tokens list``: one row per token, or a YAML or JSON list (never secrets)."""
+    return _listing(
+        items,
+        output,
+        ("NAME", "ROLE", "CREATED", "CREATED BY"),
+        lambda t: (t.name, t.role, t.created_at, t.created_by),
+        token_data,
+    )
+
+
+def token_revoked(info: pb.TokenInfo, output: str) -> str:
+    """``tokens revoke``: which token was revoked."""
+    return _line_or_structured(
+        output, f"token {info.name} ({info.role}) revoked\n", token_data(info)
+    )
+
+
+def bootstrap(document: dict[str, Any]) -> str:
+    """An Envoy bootstrap document as YAML, under a header saying where it came from."""
+    return BOOTSTRAP_HEADER + structured(document, "yaml")

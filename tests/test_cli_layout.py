@@ -1,0 +1,36 @@
+"""The client commands start with the API client only: none of the server's stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CLIENT_COMMANDS = ("apply", "deployments", "services", "state", "status", "tokens", "traffic")
+# What only `xdsctl serve` (and the demo that runs it) needs.
+SERVER_STACK = (
+    "xds_server.server",
+    "xds_server.store",
+    "xds_server.xds",
+    "xds_server.translate",
+    "xds_server.api.servicer",
+    "xds_server.follower",
+    "xds_server.fleet_board",
+    "psycopg",
+)
+
+
+def test_client_commands_import_no_server_stack() -> None:
+    imports = "".join(f"import xds_server.cli.commands.{name}\n" for name in CLIENT_COMMANDS)
+    # A fresh interpreter: this one has imported the server for other tests.
+    done = subprocess.run(
+        [sys.executable, "-c", imports + "import sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    loaded = done.stdout.split()
+    assert [
+        module
+        for module in loaded
+        if any(module == part or module.startswith(part + ".") for part in SERVER_STACK)
+    ] == []

@@ -1,0 +1,73 @@
+"""``xdsctl deployments``: list, inspect, re-point and forget deployments."""
+
+from __future__ import annotations
+
+import argparse
+
+from xds_server.cli import render
+from xds_server.cli.client import OperatorClient
+from xds_server.cli.options import (
+    Commands,
+    command,
+    endpoint_option,
+    endpoints,
+    group,
+    wait_options,
+)
+from xds_server.cli.result import Handler, Result
+from xds_server.v1 import operator_pb2 as pb
+
+
+def list_deployments(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """The deployments of ``--service``, or of every service with ``-A``."""
+    service = "" if args.all_services else args.service
+    request = pb.ListDeploymentsRequest(service=service)
+    deployments = client.call("ListDeployments", request).deployments
+    return Result(render.deployments(deployments, args.output))
+
+
+def get_deployment(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """One deployment by id."""
+    deployment = client.call("GetDeployment", pb.GetDeploymentRequest(id=args.id))
+    return Result(render.deployment(deployment, args.output))
+
+
+def set_endpoints(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Replace a deployment's endpoints."""
+    request = pb.SetEndpointsRequest(id=args.id, endpoints=endpoints(args))
+    return Result(render.deployment(client.call("SetEndpoints", request), args.output))
+
+
+def delete_deployment(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Forget a scaled-down deployment for good."""
+    request = pb.DeleteDeploymentRequest(id=args.id)
+    return Result(render.deployment(client.call("DeleteDeployment", request), args.output))
+
+
+def register(commands: Commands) -> None:
+    """Add ``deployments`` and its subcommands to ``commands``."""
+    deployments = group(commands, "deployments", "inspect deployments")
+    listing = command(
+        deployments, "list", list_deployments, "list deployments", ("table", "yaml", "json")
+    )
+    listing.add_argument(
+        "-A", "--all-services", action="store_true", help="list the deployments of every service"
+    )
+    _by_id(deployments, "get", get_deployment, "show one deployment")
+    set_parser = _by_id(
+        deployments, "set-endpoints", set_endpoints, "replace a deployment's endpoints"
+    )
+    endpoint_option(set_parser)
+    wait_options(set_parser)
+    _by_id(deployments, "delete", delete_deployment, "forget a scaled-down deployment")
+
+
+def _by_id(
+    deployments: Commands, name: str, handler: Handler, help_text: str
+) -> argparse.ArgumentParser:
+    """A command on the one deployment its ``id`` argument names."""
+    parser = command(
+        deployments, name, handler, help_text, ("yaml", "json", "table"), service=False
+    )
+    parser.add_argument("id")
+    return parser

@@ -1,0 +1,127 @@
+"""``xdsctl traffic``: see a service's weights and mirrors, move them, undo a move."""
+
+from __future__ import annotations
+
+import argparse
+
+from xds_server.cli import render
+from xds_server.cli.client import OperatorClient
+from xds_server.cli.flags import whole_number
+from xds_server.cli.options import (
+    Commands,
+    command,
+    group,
+    guard,
+    if_revision,
+    parsed,
+    wait_options,
+)
+from xds_server.cli.result import Result
+from xds_server.model.names import parse_mirrors, parse_weights
+from xds_server.v1 import operator_pb2 as pb
+
+
+def _changed(args: argparse.Namespace, reply: pb.TrafficChange) -> Result:
+    """What every traffic write prints: the new policy, at the revision it committed."""
+    return Result(
+        render.traffic(reply.traffic, args.output),
+        reply.traffic.revision,
+        tuple(reply.warnings),
+    )
+
+
+def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Replace the weights (``--tags``) and mirrors (``--mirror``)."""
+    weights = parsed(parse_weights, args.tags)
+    mirrors = [m for text in args.mirror for m in parsed(parse_mirrors, text)]
+    request = pb.SetTrafficRequest(
+        service=args.service,
+        weights=[pb.TagWeight(tag=tag, weight=weight) for tag, weight in weights],
+        mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
+        **guard(args),
+    )
+    return _changed(args, client.call("SetTraffic", request))
+
+
+def get_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Show the service's weights and mirrors."""
+    reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
+    return Result(render.traffic(reply, args.output))
+
+
+def promote(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Send all traffic to ``--to``, or to the tag that is not serving."""
+    request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **guard(args))
+    return _changed(args, client.call("PromoteTraffic", request))
+
+
+def rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """Restore ``--to-revision``, or the policy before the latest change."""
+    request = pb.RollbackTrafficRequest(service=args.service, **guard(args))
+    if args.to_revision is not None:
+        request.to_revision = args.to_revision
+    return _changed(args, client.call("RollbackTraffic", request))
+
+
+def history(args: argparse.Namespace, client: OperatorClient) -> Result:
+    """List the service's changes, the latest ``--limit`` of them if given."""
+    request = pb.ListHistoryRequest(service=args.service, limit=args.limit or 0)
+    return Result(render.history(client.call("ListHistory", request).entries, args.output))
+
+
+def register(commands: Commands) -> None:
+    """Add ``traffic`` and its subcommands to ``commands``."""
+    traffic = group(commands, "traffic", "see and move traffic")
+    _register_set(traffic)
+    command(traffic, "get", get_policy, "show weights and mirrors", ("yaml", "json"))
+    _register_promote(traffic)
+    _register_rollback(traffic)
+    parser = command(traffic, "history", history, "list every change", ("table", "yaml", "json"))
+    parser.add_argument(
+        "--limit", type=whole_number(1, 1_000_000), metavar="N", help="show the latest N changes"
+    )
+
+
+def _register_set(traffic: Commands) -> None:
+    parser = command(traffic, "set", set_policy, "replace the traffic policy", ("yaml", "json"))
+    parser.add_argument(
+        "--tags",
+        required=True,
+        metavar="TAG=WEIGHT,...",
+        help="weights adding up to 100; tags left out are scaled down",
+    )
+    parser.add_argument(
+        "--mirror",
+        action="append",
+        default=[],
+        metavar="TAG=PERCENT,...",
+        help="shadow a share of requests to a listed tag",
+    )
+    if_revision(parser)
+    wait_options(parser)
+
+
+def _register_promote(traffic: Commands) -> None:
+    parser = command(
+        traffic,
+        "promote",
+        promote,
+        # %%: argparse %-formats the help that `xdsctl traffic --help` lists.
+        "send 100%% to the other tag; again = rollback",
+        ("yaml", "json"),
+    )
+    parser.add_argument("--to", metavar="TAG", help="the tag to send all traffic to")
+    if_revision(parser)
+    wait_options(parser)
+
+
+def _register_rollback(traffic: Commands) -> None:
+    parser = command(traffic, "rollback", rollback, "restore an earlier revision", ("yaml", "json"))
+    parser.add_argument(
+        "--to-revision",
+        type=whole_number(),
+        metavar="N",
+        help="the revision to restore (default: before the latest change)",
+    )
+    if_revision(parser)
+    wait_options(parser)

@@ -1,0 +1,198 @@
+"""The flags many commands share, and what they mean once parsed.
+
+How to reach the server (``--server``, ``--token-file``, the TLS files, each
+with its environment variable), the way every client command is registered
+(``command``), ``--if-revision``, the ``--wait`` options and ``--endpoint``,
+and the reading of command-line text with the model's parsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeAlias, TypeVar
+
+from xds_server.cli.client import DEFAULT_SERVER, EXIT_USAGE, CliError, Credentials
+from xds_server.cli.flags import address, parse_duration, whole_number
+from xds_server.cli.result import Handler
+from xds_server.cli.secret_files import read_secret, warn_if_shared
+from xds_server.errors import InvalidRequest
+from xds_server.model.names import parse_endpoint
+from xds_server.model.state import DEFAULT_SERVICE
+from xds_server.v1 import operator_pb2 as pb
+
+# What `add_subparsers()` returns: where a command or a group of them is added.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+Parsed = TypeVar("Parsed")
+
+# Options for reaching the server: flag, environment variable, help.
+CONNECTION_OPTIONS = (
+    ("--server", "XDSCTL_SERVER", f"operator API address (default {DEFAULT_SERVER})"),
+    (
+        "--token-file",
+        "XDSCTL_TOKEN_FILE",
+        "file holding the API token (or the token in XDSCTL_TOKEN)",
+    ),
+    ("--ca", "XDSCTL_CA", "CA certificate (PEM) to verify the server with; turns TLS on"),
+    ("--cert", "XDSCTL_CERT", "client certificate (PEM) for mTLS"),
+    ("--key", "XDSCTL_KEY", "the client certificate's private key (PEM)"),
+)
+
+
+# --- registering commands ------------------------------------------------------
+
+
+def connection_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--server``, ``--token-file``, ``--ca``, ``--cert`` and ``--key`` to ``parser``."""
+    # SUPPRESS lets `xdsctl --server X traffic get` and `xdsctl traffic get
+    # --server X` both work without the subcommand's default hiding the other.
+    for flag, env, what in CONNECTION_OPTIONS:
+        parser.add_argument(flag, default=argparse.SUPPRESS, help=f"{what} (env {env})")
+
+
+def group(commands: Commands, name: str, help_text: str) -> Commands:
+    """A command group (``xdsctl traffic ...``), where its subcommands are added."""
+    return commands.add_parser(name, help=help_text).add_subparsers(
+        dest=f"{name}_command", required=True, metavar="COMMAND"
+    )
+
+
+def command(
+    commands: Commands,
+    name: str,
+    handler: Handler,
+    help_text: str,
+    outputs: Sequence[str] = (),
+    service: bool = True,
+) -> argparse.ArgumentParser:
+    """A client command run by ``handler``, with the connection options, ``-o`` when it
+    has ``outputs`` (the first is the default) and ``--service`` unless told otherwise."""
+    parser = commands.add_parser(name, help=help_text, description=help_text)
+    parser.set_defaults(handler=handler)
+    connection_options(parser)
+    if outputs:
+        parser.add_argument(
+            "-o",
+            "--output",
+            choices=outputs,
+            default=outputs[0],
+            help=f"output format (default {outputs[0]})",
+        )
+    if service:
+        parser.add_argument(
+            "--service",
+            default=DEFAULT_SERVICE,
+            help=f"the service to act on (default {DEFAULT_SERVICE})",
+        )
+    return parser
+
+
+def wait_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--wait``, ``--timeout`` and ``--min-envoys`` to a command that writes."""
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="return once every connected Envoy has the change (exit 4 if not in time)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="how long --wait waits, e.g. 30s, 500ms, 2m (default 30s)",
+    )
+    parser.add_argument(
+        "--min-envoys",
+        type=whole_number(0, 1_000_000),
+        default=0,
+        metavar="N",
+        help="with --wait, fail unless at least N Envoys are connected and have it",
+    )
+
+
+def if_revision(parser: argparse.ArgumentParser) -> None:
+    """Add ``--if-revision N``, the compare-and-set guard of a write."""
+    parser.add_argument(
+        "--if-revision",
+        type=whole_number(),
+        metavar="N",
+        help="refuse unless the service is still at revision N (compare-and-set)",
+    )
+
+
+def endpoint_option(parser: argparse.ArgumentParser) -> None:
+    """Add the repeatable ``--endpoint HOST:PORT``."""
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="where the deployment listens (repeatable): 10.0.0.5:8080, [::1]:8080, app:8080",
+    )
+
+
+# --- reading them --------------------------------------------------------------
+
+
+def parsed(parse: Callable[[str], Parsed], text: str) -> Parsed:
+    """Run a model parser on command-line text; its refusal is a usage error."""
+    try:
+        return parse(text)
+    except InvalidRequest as error:
+        raise CliError(str(error), EXIT_USAGE) from error
+
+
+def endpoints(args: argparse.Namespace) -> list[pb.Endpoint]:
+    """The ``--endpoint`` values, at least one, as the API takes them."""
+    if not args.endpoint:
+        raise CliError("give at least one --endpoint HOST:PORT", EXIT_USAGE)
+    given = [parsed(parse_endpoint, text) for text in args.endpoint]
+    return [pb.Endpoint(host=e.host, port=e.port) for e in given]
+
+
+def guard(args: argparse.Namespace) -> dict[str, int]:
+    """``--if-revision`` as request fields: none when it is not given."""
+    return {} if args.if_revision is None else {"if_revision": args.if_revision}
+
+
+def _option(args: argparse.Namespace, flag: str) -> str | None:
+    """A connection option from its flag, else its environment variable."""
+    env = next(env for name, env, _ in CONNECTION_OPTIONS if name == flag)
+    return getattr(args, flag.lstrip("-").replace("-", "_"), None) or os.environ.get(env) or None
+
+
+def server(args: argparse.Namespace) -> str:
+    """The server's address (--server, XDSCTL_SERVER): HOST:PORT, refused otherwise."""
+    given = _option(args, "--server") or DEFAULT_SERVER
+    try:
+        return address(given)
+    except argparse.ArgumentTypeError as error:
+        raise CliError(
+            f"--server / XDSCTL_SERVER {given[:60]!r} is not HOST:PORT ({error}): "
+            f"write e.g. {DEFAULT_SERVER}",
+            EXIT_USAGE,
+        ) from None
+
+
+def credentials(args: argparse.Namespace) -> Credentials:
+    """The token (--token-file, XDSCTL_TOKEN) and TLS files the command line names."""
+    token = os.environ.get("XDSCTL_TOKEN")
+    token_file = _option(args, "--token-file")
+    if token_file:
+        token = read_secret(Path(token_file), "--token-file")
+    paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
+    if paths["--key"]:
+        warn_if_shared(Path(paths["--key"]), "--key")
+    token = token.strip() if token else None
+    if token is not None and not (token.isascii() and token.isprintable()):
+        raise CliError(
+            "the token (XDSCTL_TOKEN or --token-file) holds characters no token has "
+            "(tokens are xdst_ and letters, digits, - and _): check what was pasted",
+            EXIT_USAGE,
+        )
+    return Credentials(
+        token=token,
+        **{flag.lstrip("-"): Path(value) for flag, value in paths.items() if value},
+    )

@@ -1,0 +1,38 @@
+"""``--wait``: after a write, block until every connected Envoy holds it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, CliError, OperatorClient
+from xds_server.v1 import operator_pb2 as pb
+
+
+def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: int | None) -> None:
+    """Block until every connected Envoy holds the change, or exit 4 naming who lags.
+
+    ``revision`` is the one the write committed (None when the server does not
+    say): a failure names it, since the change stays committed either way.
+    """
+    request = pb.WaitForSyncRequest(timeout_seconds=args.timeout, min_envoys=args.min_envoys)
+    committed = f"committed as revision {revision}" if revision else "committed"
+    try:
+        # The call itself may take the whole timeout: give gRPC a little more.
+        reply = client.call("WaitForSync", request, timeout=args.timeout + 10)
+    except CliError as error:
+        if error.exit_code != EXIT_UNREACHABLE:
+            raise
+        raise CliError(
+            f"{committed}, but not confirmed on the Envoys: {error}", EXIT_NOT_CONFIRMED
+        ) from error
+    if reply.done:
+        if reply.envoys == 0:
+            print("no Envoy is connected: nothing to wait for", file=sys.stderr)
+        else:
+            print(f"on all {reply.envoys} Envoys after {reply.seconds:.2f}s", file=sys.stderr)
+        return
+    lagging = ", ".join(f"{n.node_id} ({n.reason})" for n in reply.lagging)
+    if not lagging:
+        lagging = f"only {reply.envoys} Envoys connected, --min-envoys asks for {args.min_envoys}"
+    raise CliError(f"{committed}, not yet on: {lagging}", EXIT_NOT_CONFIRMED)
