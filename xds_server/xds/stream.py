@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -29,10 +28,10 @@ from xds_server.xds.resources import (
     PUSH_ORDER,
     ROUTE,
     SHORT_NAMES,
-    Resource,
     ResourceSet,
 )
 from xds_server.xds.status import NodeRecord, NodeRegistry, Sync, TypeView
+from xds_server.xds.subscription import Outcome, Pending, Settlement, Subscription, sent
 
 log = structlog.get_logger(__name__)
 
@@ -62,42 +61,6 @@ class ProtocolError(Exception):
         self.code = code
 
 
-@dataclass
-class Pending:
-    """A response sent and not yet ACKed or NACKed."""
-
-    nonce: str
-    target: ResourceSet
-    resources: list[Resource]
-    removed: list[str] = field(default_factory=list)
-    # When the snapshot behind it was published: ACK time minus this is the
-    # change-to-ACK latency.
-    published_at: float = 0.0
-
-
-@dataclass
-class TypeState:
-    """One resource type on one stream."""
-
-    type_url: str
-    requested: bool = False
-    wildcard: bool = False
-    names: set[str] = field(default_factory=set)
-    # What the node holds: name → Resource (None: a version never built
-    # here). None as a whole: unknown (SotW reported an unknown version).
-    held: Mapping[str, Resource | None] | None = None
-    held_version: str = ""
-    pending: Pending | None = None
-    last_nonce: str = ""
-    # Answer the next plan even if the node already holds it (a re-request).
-    must_answer: bool = False
-
-
-def _held_marker(state: TypeState) -> tuple[bool, str, int]:
-    """Enough of what a node holds to see ``respond`` learn something about it."""
-    return (state.held is None, state.held_version, len(state.held or ()))
-
-
 class AdsStream:
     """The protocol-independent half of an ADS stream; see ``SotwStream``/``DeltaStream``."""
 
@@ -117,7 +80,7 @@ class AdsStream:
         # per-identity limit); raises ProtocolError to end the stream.
         self.admit_node = admit_node
         self.node: NodeRecord | None = None
-        self.types = {type_url: TypeState(type_url) for type_url in PUSH_ORDER}
+        self.types = {type_url: Subscription(type_url) for type_url in PUSH_ORDER}
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -166,8 +129,7 @@ class AdsStream:
                         nack=bool(item.error_detail.message),
                         mode=self.mode,
                     )
-                    self.on_request(item)
-                    self._state_changed(item.type_url)
+                    self._handle(item)
                 for response in self._responses():
                     await context.write(response)
                 self._report_sync()
@@ -220,11 +182,18 @@ class AdsStream:
         self.node = self.registry.connect(request.node.id, request.node.cluster, self)
         log.info("xds.connected", node=request.node.id, peer=self.peer, mode=self.mode)
 
-    def known_type(self, type_url: str) -> TypeState | None:
-        state = self.types.get(type_url)
+    def _handle(self, request: Any) -> None:
+        """Apply a request to its type's subscription, and record what it settled."""
+        state = self.types.get(request.type_url)
         if state is None:
-            log.info("xds.unknown_type", node=self.node_id, type_url=type_url[:200])
-        return state
+            log.info("xds.unknown_type", node=self.node_id, type_url=request.type_url[:200])
+            return
+        outcome = self.on_request(state, request)
+        if outcome.stale:
+            log.debug("xds.stale_nonce", node=self.node_id, nonce=request.response_nonce)
+        if outcome.settled is not None:
+            self._record(state.type_url, outcome.settled)
+        self._state_changed(state.type_url)
 
     @property
     def node_id(self) -> str:
@@ -235,7 +204,7 @@ class AdsStream:
 
     # --- planning --------------------------------------------------------------
 
-    def target(self, state: TypeState) -> ResourceSet | None:
+    def target(self, state: Subscription) -> ResourceSet | None:
         """What this node should hold next for this type; None: nothing to send yet."""
         stamp = self.cache.input_stamps[state.type_url]
         known = self._plans.get(state.type_url)
@@ -249,7 +218,7 @@ class AdsStream:
         for reader in _PLANS_READING.get(type_url, ()):
             self._plans.pop(reader, None)
 
-    def _plan(self, state: TypeState) -> ResourceSet | None:
+    def _plan(self, state: Subscription) -> ResourceSet | None:
         snapshot = self.cache.snapshot
         if snapshot is None or not state.requested:
             return None
@@ -274,16 +243,15 @@ class AdsStream:
             target = self.target(state)
             if target is None or self._rejected(type_url, target):
                 continue
-            held = _held_marker(state)
+            held = state.held_marker()
             built = self.respond(state, target)
-            if _held_marker(state) != held:
+            if state.held_marker() != held:
                 self._state_changed(type_url)  # respond learnt what the node holds
             if built is None:
                 continue
-            response, state.pending = built
-            state.pending.published_at = self.cache.published_at
-            state.last_nonce = state.pending.nonce
-            state.must_answer = False
+            response, pending = built
+            pending.published_at = self.cache.published_at
+            sent(state, pending)
             if self.node is not None:
                 self.registry.response(self.node, type_url)
             log.debug(
@@ -303,27 +271,23 @@ class AdsStream:
             self.node, type_url
         )
 
-    def settle(self, state: TypeState, nonce: str, error: str) -> bool:
-        """Handle an ACK or NACK of the pending response; False if ``nonce`` is not it."""
-        pending = state.pending
-        if pending is None or nonce != pending.nonce:
-            return False
-        state.pending = None
+    def _record(self, type_url: str, settled: Settlement) -> None:
+        """Tell the registry how the node answered a response (a NACK: never resend it)."""
+        # A response is pending only once a request named the node.
         assert self.node is not None
-        if error:
-            self.registry.nack(self.node, state.type_url, pending.target.version, error)
-            return True
-        self.accept(state, pending)
+        pending = settled.pending
+        if settled.error:
+            self.registry.nack(self.node, type_url, pending.target.version, settled.error)
+            return
         latency = time.time() - pending.published_at
-        self.registry.ack(self.node, state.type_url, pending.target.version, latency)
+        self.registry.ack(self.node, type_url, pending.target.version, latency)
         log.debug(
             "xds.ack",
             node=self.node_id,
-            type=SHORT_NAMES[state.type_url],
+            type=SHORT_NAMES[type_url],
             version=pending.target.version,
-            nonce=nonce,
+            nonce=pending.nonce,
         )
-        return True
 
     # --- status --------------------------------------------------------------------
 
@@ -380,13 +344,10 @@ class AdsStream:
 
     # --- protocol-specific -----------------------------------------------------
 
-    def on_request(self, request: Any) -> None:
+    def on_request(self, state: Subscription, request: Any) -> Outcome:
+        """Apply ``request`` to ``state`` (``xds_server.xds.subscription``'s rules)."""
         raise NotImplementedError
 
-    def respond(self, state: TypeState, target: ResourceSet) -> tuple[bytes, Pending] | None:
+    def respond(self, state: Subscription, target: ResourceSet) -> tuple[bytes, Pending] | None:
         """The response that moves the node to ``target``; None if it holds it already."""
-        raise NotImplementedError
-
-    def accept(self, state: TypeState, pending: Pending) -> None:
-        """The node ACKed ``pending``: update what it holds."""
         raise NotImplementedError
