@@ -20,9 +20,7 @@ class DeltaStream(AdsStream):
 
     mode = "delta"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.types = {t: DeltaSubscription(t) for t in self.types}
+    subscription = DeltaSubscription
 
     def on_request(
         self, state: Subscription, request: discovery_pb2.DeltaDiscoveryRequest

@@ -19,14 +19,11 @@ import grpc
 import structlog
 
 from xds_server.lenient import Unparsable
-from xds_server.xds.cache import SnapshotCache
-from xds_server.xds.planner import Held, plan_clusters, plan_endpoints, plan_routes
+from xds_server.xds.cache import PlanMemo, SnapshotCache
 from xds_server.xds.resources import (
     CLUSTER,
     ENDPOINT,
-    LISTENER,
     PUSH_ORDER,
-    ROUTE,
     SHORT_NAMES,
     ResourceSet,
 )
@@ -42,15 +39,6 @@ _END = object()
 MAX_QUEUED_REQUESTS = 64
 # Kubernetes names reach 253; ids are kept, logged and listed, so no megabytes.
 MAX_NODE_NAME = 1024
-# The types whose plan reads a type's state (see ``AdsStream.target``): which
-# plans to redo when that state changes. CDS keeps what the held routes still
-# use; RDS waits until the held clusters cover its references.
-_PLANS_READING = {
-    CLUSTER: (CLUSTER, ROUTE),
-    ENDPOINT: (ENDPOINT,),
-    LISTENER: (LISTENER,),
-    ROUTE: (CLUSTER, ROUTE),
-}
 
 
 class ProtocolError(Exception):
@@ -65,6 +53,8 @@ class AdsStream:
     """The protocol-independent half of an ADS stream; see ``SotwStream``/``DeltaStream``."""
 
     mode = "?"
+    # The per-type state this protocol keeps.
+    subscription: type[Subscription] = Subscription
 
     def __init__(
         self,
@@ -80,7 +70,8 @@ class AdsStream:
         # per-identity limit); raises ProtocolError to end the stream.
         self.admit_node = admit_node
         self.node: NodeRecord | None = None
-        self.types = {type_url: Subscription(type_url) for type_url in PUSH_ORDER}
+        self.types = {type_url: self.subscription(type_url) for type_url in PUSH_ORDER}
+        self.plans = PlanMemo(cache, self.types)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -89,10 +80,6 @@ class AdsStream:
         # sync() is asked for by every waiter, often: computed once per event.
         self._sync: Sync | None = None
         self._sync_generation = -1
-        # Plans by type, with the cache's input stamp they were made from; an
-        # entry is dropped when stream state it reads changes. A change or an
-        # ACK touches one or two types, so most look-ups are hits.
-        self._plans: dict[str, tuple[int, ResourceSet | None]] = {}
         # Per type, the fleet board's serialised CSDS part and what it showed
         # (``xds_server.xds.csds.posted_config``).
         self.posted_parts: dict[str, tuple[object, bytes]] = {}
@@ -193,7 +180,7 @@ class AdsStream:
             log.debug("xds.stale_nonce", node=self.node_id, nonce=request.response_nonce)
         if outcome.settled is not None:
             self._record(state.type_url, outcome.settled)
-        self._state_changed(state.type_url)
+        self.plans.forget(state.type_url)
 
     @property
     def node_id(self) -> str:
@@ -206,33 +193,7 @@ class AdsStream:
 
     def target(self, state: Subscription) -> ResourceSet | None:
         """What this node should hold next for this type; None: nothing to send yet."""
-        stamp = self.cache.input_stamps[state.type_url]
-        known = self._plans.get(state.type_url)
-        if known is not None and known[0] == stamp:
-            return known[1]
-        plan = self._plan(state)
-        self._plans[state.type_url] = (stamp, plan)
-        return plan
-
-    def _state_changed(self, type_url: str) -> None:
-        for reader in _PLANS_READING.get(type_url, ()):
-            self._plans.pop(reader, None)
-
-    def _plan(self, state: Subscription) -> ResourceSet | None:
-        snapshot = self.cache.snapshot
-        if snapshot is None or not state.requested:
-            return None
-        held_clusters: Held = self.types[CLUSTER].held
-        if state.type_url == CLUSTER:
-            return plan_clusters(snapshot, held_clusters, self.types[ROUTE].held, self.cache)
-        if state.type_url == ENDPOINT:
-            return plan_endpoints(snapshot, state.names, self.cache)
-        if state.type_url == LISTENER:
-            return snapshot.listeners
-        routes = plan_routes(snapshot, held_clusters, self.types[CLUSTER].held_version)
-        if routes is None:
-            return None
-        return self.cache.subset(routes, state.names)
+        return self.plans.target(state.type_url)
 
     def _responses(self) -> list[bytes]:
         responses = []
@@ -246,7 +207,7 @@ class AdsStream:
             held = state.held_marker()
             built = self.respond(state, target)
             if state.held_marker() != held:
-                self._state_changed(type_url)  # respond learnt what the node holds
+                self.plans.forget(type_url)  # respond learnt what the node holds
             if built is None:
                 continue
             response, pending = built
