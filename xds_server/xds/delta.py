@@ -5,31 +5,36 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server.xds.resources import ResourceSet, delta_response
-from xds_server.xds.stream import AdsStream
 from xds_server.xds.subscription import (
+    Change,
     DeltaSubscription,
+    Known,
     Outcome,
     Pending,
-    Subscription,
     delta_request,
 )
 
 
-class DeltaStream(AdsStream):
+class DeltaMode:
     """Responses carry only what changed, and the names removed."""
 
-    mode = "delta"
+    name = "delta"
 
-    subscription = DeltaSubscription
+    def subscription(self, type_url: str) -> DeltaSubscription:
+        """A delta stream's state for one type."""
+        return DeltaSubscription(type_url)
 
     def on_request(
-        self, state: Subscription, request: discovery_pb2.DeltaDiscoveryRequest
+        self,
+        state: DeltaSubscription,
+        request: discovery_pb2.DeltaDiscoveryRequest,
+        known: Known,
     ) -> Outcome:
-        assert isinstance(state, DeltaSubscription)
-        return delta_request(state, request, self.cache)
+        """Apply a request (``xds_server.xds.subscription.delta_request``)."""
+        return delta_request(state, request, known)
 
-    def respond(self, state: Subscription, target: ResourceSet) -> tuple[bytes, Pending] | None:
-        assert isinstance(state, DeltaSubscription)
+    def respond(self, state: DeltaSubscription, target: ResourceSet) -> Change | None:
+        """What the node lacks of ``target`` and holds beyond it; None if nothing."""
         quiet = not state.resend and not state.must_answer
         if quiet and target.version == state.held_version:
             return None  # it holds exactly this set: no name by name walk over thousands
@@ -58,12 +63,9 @@ class DeltaStream(AdsStream):
         if not changed and not removed and not state.must_answer:
             state.held_version = target.version  # it holds exactly the target
             return None
-        nonce = self.next_nonce()
-        pending = Pending(nonce=nonce, target=target, resources=changed, removed=removed)
-        response = delta_response(state.type_url, target.version, nonce, changed, removed)
-        return response, pending
+        return Change(changed, removed)
 
-    def _step(self, state: DeltaSubscription, target: ResourceSet) -> tuple[bytes, Pending] | None:
+    def _step(self, state: DeltaSubscription, target: ResourceSet) -> Change | None:
         """The node holds the set ``target`` was derived from: send what the derivation
         put in and took out, among the names it wants."""
         changed = [r for r in target.put if state.wildcard or r.name in state.names]
@@ -71,6 +73,11 @@ class DeltaStream(AdsStream):
         if not changed and not removed:
             state.held_version = target.version
             return None
-        nonce = self.next_nonce()
-        pending = Pending(nonce=nonce, target=target, resources=changed, removed=removed)
-        return delta_response(state.type_url, target.version, nonce, changed, removed), pending
+        return Change(changed, removed)
+
+    def encode(self, pending: Pending) -> bytes:
+        """The serialised DeltaDiscoveryResponse: what changed, and the names removed."""
+        target = pending.target
+        return delta_response(
+            target.type_url, target.version, pending.nonce, pending.resources, pending.removed
+        )

@@ -5,19 +5,26 @@ from __future__ import annotations
 from envoy.service.discovery.v3 import discovery_pb2
 
 from xds_server.xds.resources import ResourceSet
-from xds_server.xds.stream import AdsStream
-from xds_server.xds.subscription import Outcome, Pending, Subscription, sotw_request
+from xds_server.xds.subscription import Change, Known, Outcome, Pending, Subscription, sotw_request
 
 
-class SotwStream(AdsStream):
+class SotwMode:
     """Every response is the whole set for the type (or the requested names)."""
 
-    mode = "sotw"
+    name = "sotw"
 
-    def on_request(self, state: Subscription, request: discovery_pb2.DiscoveryRequest) -> Outcome:
-        return sotw_request(state, request, self.cache)
+    def subscription(self, type_url: str) -> Subscription:
+        """A SotW stream's state for one type."""
+        return Subscription(type_url)
 
-    def respond(self, state: Subscription, target: ResourceSet) -> tuple[bytes, Pending] | None:
+    def on_request(
+        self, state: Subscription, request: discovery_pb2.DiscoveryRequest, known: Known
+    ) -> Outcome:
+        """Apply a request (``xds_server.xds.subscription.sotw_request``)."""
+        return sotw_request(state, request, known)
+
+    def respond(self, state: Subscription, target: ResourceSet) -> Change | None:
+        """The whole of ``target``; None if the node holds it and did not ask again."""
         if target.version == state.held_version:
             # The node holds exactly this set; if its version was new to this
             # process (another process built it), now its content is known.
@@ -25,6 +32,8 @@ class SotwStream(AdsStream):
                 state.held = target.resources
             if not state.must_answer:
                 return None
-        nonce = self.next_nonce()
-        pending = Pending(nonce=nonce, target=target, resources=list(target.resources.values()))
-        return target.sotw_response(nonce), pending
+        return Change(list(target.resources.values()), [])
+
+    def encode(self, pending: Pending) -> bytes:
+        """The serialised DiscoveryResponse: the whole target set."""
+        return pending.target.sotw_response(pending.nonce)

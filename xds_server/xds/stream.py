@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 import structlog
@@ -28,7 +28,15 @@ from xds_server.xds.resources import (
     ResourceSet,
 )
 from xds_server.xds.status import NodeRecord, NodeRegistry, Sync, TypeView
-from xds_server.xds.subscription import Outcome, Pending, Settlement, Subscription, sent
+from xds_server.xds.subscription import (
+    Change,
+    Known,
+    Outcome,
+    Pending,
+    Settlement,
+    Subscription,
+    sent,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -49,20 +57,40 @@ class ProtocolError(Exception):
         self.code = code
 
 
-class AdsStream:
-    """The protocol-independent half of an ADS stream; see ``SotwStream``/``DeltaStream``."""
+S = TypeVar("S", bound=Subscription)
 
-    mode = "?"
-    # The per-type state this protocol keeps.
-    subscription: type[Subscription] = Subscription
+
+class StreamMode(Protocol[S]):
+    """What differs between SotW and delta ADS (``SotwMode``, ``DeltaMode``)."""
+
+    name: str
+
+    def subscription(self, type_url: str) -> S:
+        """A new per-type state of this protocol's kind."""
+
+    def on_request(self, state: S, request: Any, known: Known) -> Outcome:
+        """Apply a request to its type's subscription."""
+
+    def respond(self, state: S, target: ResourceSet) -> Change | None:
+        """What moves the node to ``target``; None if it holds it already."""
+
+    def encode(self, pending: Pending) -> bytes:
+        """The serialised response that carries ``pending``."""
+
+
+class AdsStream(Generic[S]):
+    """One ADS stream; ``protocol`` makes it SotW or delta."""
 
     def __init__(
         self,
+        protocol: StreamMode[S],
         cache: SnapshotCache,
         registry: NodeRegistry,
         peer: str,
         admit_node: Callable[[str], None] = lambda _node_id: None,
     ) -> None:
+        self.protocol = protocol
+        self.mode = protocol.name
         self.cache = cache
         self.registry = registry
         self.peer = peer
@@ -70,7 +98,7 @@ class AdsStream:
         # per-identity limit); raises ProtocolError to end the stream.
         self.admit_node = admit_node
         self.node: NodeRecord | None = None
-        self.types = {type_url: self.subscription(type_url) for type_url in PUSH_ORDER}
+        self.types = {type_url: protocol.subscription(type_url) for type_url in PUSH_ORDER}
         self.plans = PlanMemo(cache, self.types)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._drained = asyncio.Event()
@@ -175,7 +203,7 @@ class AdsStream:
         if state is None:
             log.info("xds.unknown_type", node=self.node_id, type_url=request.type_url[:200])
             return
-        outcome = self.on_request(state, request)
+        outcome = self.protocol.on_request(state, request, self.cache)
         if outcome.stale:
             log.debug("xds.stale_nonce", node=self.node_id, nonce=request.response_nonce)
         if outcome.settled is not None:
@@ -205,13 +233,12 @@ class AdsStream:
             if target is None or self._rejected(type_url, target):
                 continue
             held = state.held_marker()
-            built = self.respond(state, target)
+            change = self.protocol.respond(state, target)
             if state.held_marker() != held:
                 self.plans.forget(type_url)  # respond learnt what the node holds
-            if built is None:
+            if change is None:
                 continue
-            response, pending = built
-            pending.published_at = self.cache.published_at
+            pending = Pending(self.next_nonce(), target, *change, self.cache.published_at)
             sent(state, pending)
             if self.node is not None:
                 self.registry.response(self.node, type_url)
@@ -223,7 +250,7 @@ class AdsStream:
                 nonce=state.last_nonce,
                 mode=self.mode,
             )
-            responses.append(response)
+            responses.append(self.protocol.encode(pending))
         return responses
 
     def _rejected(self, type_url: str, target: ResourceSet) -> bool:
@@ -302,13 +329,3 @@ class AdsStream:
             current = target.version if target is not None else ""
             views.append(TypeView(type_url, state.held_version, current))
         return views
-
-    # --- protocol-specific -----------------------------------------------------
-
-    def on_request(self, state: Subscription, request: Any) -> Outcome:
-        """Apply ``request`` to ``state`` (``xds_server.xds.subscription``'s rules)."""
-        raise NotImplementedError
-
-    def respond(self, state: Subscription, target: ResourceSet) -> tuple[bytes, Pending] | None:
-        """The response that moves the node to ``target``; None if it holds it already."""
-        raise NotImplementedError

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -32,6 +32,13 @@ class Pending:
     # When the snapshot behind it was published: ACK time minus this is the
     # change-to-ACK latency.
     published_at: float = 0.0
+
+
+class Change(NamedTuple):
+    """What a response carries: resources to send, and (delta) names removed."""
+
+    resources: list[Resource]
+    removed: list[str]
 
 
 @dataclass
