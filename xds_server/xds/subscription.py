@@ -2,8 +2,9 @@
 SotW and delta request rules that change it.
 
 Pure: no I/O, no asyncio. A request goes in; what it subscribed, unsubscribed
-and settled comes out. The stream reports a settled response (``Settlement``)
-to the node registry and logs; this module only keeps the state straight.
+and settled comes out. The stream hands a settled response (``Settlement``) to
+its ledger, which tells the node registry; this module only keeps the state
+straight.
 """
 
 from __future__ import annotations
