@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from envoy.service.discovery.v3 import discovery_pb2
 
@@ -108,7 +108,7 @@ def sent(state: Subscription, pending: Pending) -> None:
     state.must_answer = False
 
 
-def _error(request: Any) -> str:
+def _error(request: discovery_pb2.DiscoveryRequest | discovery_pb2.DeltaDiscoveryRequest) -> str:
     """A request's NACK message: a NACK is told by ``error_detail``, not by its version."""
     return request.error_detail.message if request.HasField("error_detail") else ""
 
