@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from xds_server.xds.resources import ResourceSet, delta_response
+from xds_server.xds.resources import Resource, ResourceSet, delta_response
 from xds_server.xds.subscription import (
     Change,
     DeltaSubscription,
@@ -13,6 +13,11 @@ from xds_server.xds.subscription import (
     Pending,
     delta_request,
 )
+
+
+def _version(resource: Resource | None) -> str | None:
+    """A held resource's version; None for one never built here, which differs from all."""
+    return resource.version if resource is not None else None
 
 
 class DeltaMode:
@@ -50,9 +55,7 @@ class DeltaMode:
         changed = [
             target.resources[name]
             for name in sorted(scope)
-            if name in state.resend
-            or held.get(name) is None
-            or held[name].version != target.resources[name].version
+            if name in state.resend or _version(held.get(name)) != target.resources[name].version
         ]
         removed = [
             name
