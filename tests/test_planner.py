@@ -5,9 +5,10 @@ from __future__ import annotations
 from tests.test_ads_protocol import BLUE, GREEN, NEW_BLUE, world
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds.builder import snapshot_of
-from xds_server.xds.cache import SnapshotCache
-from xds_server.xds.planner import live_references, plan_clusters, plan_routes
-from xds_server.xds.resources import ResourceSet
+from xds_server.xds.cache import PlanMemo, SnapshotCache
+from xds_server.xds.planner import PLANS, READERS, live_references, plan_clusters, plan_routes
+from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE, ResourceSet
+from xds_server.xds.subscription import Subscription
 
 OLD, NEW = cluster_name("default", BLUE), cluster_name("default", NEW_BLUE)
 SNAPSHOT = snapshot_of(
@@ -61,3 +62,31 @@ class TestPlanRoutes:
         assert plan_routes(SNAPSHOT, None) is None
         assert plan_routes(SNAPSHOT, {OLD: None}) is None
         assert plan_routes(SNAPSHOT, {OLD: None, NEW: None}) is SNAPSHOT.routes
+
+
+class TestPlanTable:
+    def test_every_plan_reads_its_own_subscription(self) -> None:
+        """A type's first request (``requested``) must redo that type's plan."""
+        assert all(type_url in rule.reads for type_url, rule in PLANS.items())
+
+    def test_readers_are_the_plans_that_read_a_type(self) -> None:
+        """CDS keeps what the held routes use; RDS waits for the held clusters."""
+        assert READERS == {
+            CLUSTER: (CLUSTER, ROUTE),
+            ENDPOINT: (ENDPOINT,),
+            LISTENER: (LISTENER,),
+            ROUTE: (CLUSTER, ROUTE),
+        }
+
+    def test_memo_keeps_a_plan_until_what_it_reads_changes(self) -> None:
+        cache = SnapshotCache()
+        cache.set_snapshot(OLD_SNAPSHOT)
+        subs = {type_url: Subscription(type_url, held={}) for type_url in PUSH_ORDER}
+        memo = PlanMemo(cache, subs)
+        assert memo.target(CLUSTER) is None  # not asked for yet
+        subs[CLUSTER].requested = True
+        assert memo.target(CLUSTER) is None  # kept: nobody said CDS changed
+        memo.forget(CLUSTER)
+        assert memo.target(CLUSTER) is OLD_SNAPSHOT.clusters
+        cache.set_snapshot(SNAPSHOT)  # new clusters: a new input stamp
+        assert memo.target(CLUSTER) is SNAPSHOT.clusters

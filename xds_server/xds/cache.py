@@ -2,30 +2,25 @@
 
 The protocol code sees only this narrow surface (go-control-plane's split):
 ``snapshot`` to plan from, ``watch`` to be woken, ``resource_set`` to turn a
-plan into a shared versioned set, and the ``known_*`` look-ups to recognise a
-version a node reports.
+plan into a shared versioned set, the ``known_*`` look-ups to recognise a
+version a node reports, and ``PlanMemo``, a stream's plans kept until what
+they read changes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import structlog
 
 from xds_server.errors import XdsServerError
-from xds_server.xds.resources import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    PUSH_ORDER,
-    ROUTE,
-    Resource,
-    ResourceSet,
-)
+from xds_server.xds.planner import PLANS, READERS, plan
+from xds_server.xds.resources import PUSH_ORDER, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
+from xds_server.xds.subscription import Subscription
 
 log = structlog.get_logger(__name__)
 
@@ -73,16 +68,6 @@ class _RecentBytes:
             self.bytes -= freed
 
 
-def plan_inputs(snapshot: Snapshot) -> dict[str, object]:
-    """Per type, what of the snapshot its plan reads (``xds_server.xds.planner``), by version."""
-    return {
-        CLUSTER: (snapshot.clusters.version, snapshot.standby_clusters.version),
-        ENDPOINT: snapshot.endpoints.version,
-        LISTENER: snapshot.listeners.version,
-        ROUTE: snapshot.routes.version,
-    }
-
-
 class SnapshotCache:
     """Holds the current snapshot and wakes every watching stream when it changes."""
 
@@ -92,7 +77,7 @@ class SnapshotCache:
         # Bumped by every snapshot: lets streams cache what they derive from one.
         self.generation = 0
         # Per type, a counter bumped when a snapshot changes what that type's
-        # plan reads (see ``plan_inputs``): a weight change leaves the cluster,
+        # plan reads (``PlanRule.inputs``): a weight change leaves the cluster,
         # endpoint and listener plans of every stream valid.
         self.input_stamps: dict[str, int] = dict.fromkeys(PUSH_ORDER, 0)
         self._inputs: dict[str, object] = {}
@@ -119,7 +104,8 @@ class SnapshotCache:
             # What this snapshot replaced: recognisable a while after (delta reconnects).
             for resource in resource_set.replaced:
                 self._resources.remember(_resource_key(resource), resource, len(resource.value))
-        for type_url, inputs in plan_inputs(snapshot).items():
+        for type_url, rule in PLANS.items():
+            inputs = rule.inputs(snapshot)
             if self._inputs.get(type_url) != inputs:
                 self._inputs[type_url] = inputs
                 self.input_stamps[type_url] += 1
@@ -197,6 +183,35 @@ class SnapshotCache:
     def retained_bytes(self) -> int:
         """What the recent windows hold beyond the current snapshot (at most their budgets)."""
         return self._sets.bytes + self._resources.bytes
+
+
+class PlanMemo:
+    """One stream's plans by type, each with the input stamp it was made from.
+
+    An entry is dropped when the stream's subscription it reads changes
+    (``forget``) and redone when the snapshot changes what it reads. A change
+    or an ACK touches one or two types, so most look-ups are hits.
+    """
+
+    def __init__(self, cache: SnapshotCache, subscriptions: Mapping[str, Subscription]) -> None:
+        self._cache = cache
+        self._subscriptions = subscriptions
+        self._plans: dict[str, tuple[int, ResourceSet | None]] = {}
+
+    def target(self, type_url: str) -> ResourceSet | None:
+        """What this node should hold next for this type; None: nothing to send yet."""
+        stamp = self._cache.input_stamps[type_url]
+        known = self._plans.get(type_url)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        made = plan(type_url, self._cache.snapshot, self._subscriptions, self._cache)
+        self._plans[type_url] = (stamp, made)
+        return made
+
+    def forget(self, type_url: str) -> None:
+        """``type_url``'s subscription changed: drop the plans that read it."""
+        for reader in READERS.get(type_url, ()):
+            self._plans.pop(reader, None)
 
 
 def _resource_key(resource: Resource) -> tuple[str, str, str]:

@@ -7,7 +7,7 @@ each node holds (what it ACKed) and how that compares to the current config.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
@@ -16,8 +16,10 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from xds_server.errors import StoreUnavailable
 from xds_server.xds.cache import SnapshotCache
+from xds_server.xds.report import StreamReport
+from xds_server.xds.resources import ResourceSet
 from xds_server.xds.status import NodeRecord, NodeRegistry
-from xds_server.xds.stream import AdsStream
+from xds_server.xds.subscription import Subscription
 
 GenericXdsConfig = csds_pb2.ClientConfig.GenericXdsConfig
 
@@ -37,23 +39,28 @@ def _matches(node_id: str, request: csds_pb2.ClientStatusRequest) -> bool:
     return False
 
 
+def _report(record: NodeRecord) -> StreamReport | None:
+    """The report of the node's newest stream. The registry knows streams only as
+    ``StreamView``s; a stream's own report is the one that says what its node holds."""
+    view = record.stream
+    return view if isinstance(view, StreamReport) else None
+
+
 def client_config(record: NodeRecord, with_contents: bool = True) -> csds_pb2.ClientConfig:
     """What the node holds, resource by resource, with SYNCED / STALE / ERROR per type."""
     config = csds_pb2.ClientConfig(node=base_pb2.Node(id=record.node_id, cluster=record.cluster))
-    stream = cast(AdsStream | None, record.stream)
-    if stream is None:
+    report = _report(record)
+    if report is None:
         return config
-    for type_url, state in stream.types.items():
-        if state.requested:
-            config.generic_xds_configs.extend(_entries(record, stream, type_url, with_contents))
+    for state, target in report.requested():
+        config.generic_xds_configs.extend(_entries(record, state, target, with_contents))
     return config
 
 
 def _entries(
-    record: NodeRecord, stream: AdsStream, type_url: str, with_contents: bool
+    record: NodeRecord, state: Subscription, target: ResourceSet | None, with_contents: bool
 ) -> list[Any]:
-    state = stream.types[type_url]
-    target = stream.target(state)
+    type_url = state.type_url
     nack = record.last_nack.get(type_url)
     rejected = target is not None and nack is not None and nack.version == target.version
     synced = target is not None and target.version == state.held_version
@@ -80,17 +87,15 @@ def posted_parts(record: NodeRecord) -> tuple[bytes, dict[str, tuple[object, byt
     """``client_config(record, with_contents=False)`` for the fleet board, serialised in
     parts that concatenate into it (repeated fields concatenate on the wire): the node,
     and per type its entries with a key of what they show. A type's part is kept on
-    the stream while that stays the same, so a weight change re-encodes the one route
-    table, not 20,000 clusters, and the board rewrites that part only."""
+    the stream's report while that stays the same, so a weight change re-encodes the
+    one route table, not 20,000 clusters, and the board rewrites that part only."""
     node = csds_pb2.ClientConfig(node=base_pb2.Node(id=record.node_id, cluster=record.cluster))
     parts: dict[str, tuple[object, bytes]] = {}
-    stream = cast(AdsStream | None, record.stream)
-    if stream is None:
+    report = _report(record)
+    if report is None:
         return node.SerializeToString(), parts
-    for type_url, state in stream.types.items():
-        if not state.requested:
-            continue
-        target = stream.target(state)
+    for state, target in report.requested():
+        type_url = state.type_url
         nack = record.last_nack.get(type_url)
         shows = (
             id(state.held),
@@ -99,11 +104,11 @@ def posted_parts(record: NodeRecord) -> tuple[bytes, dict[str, tuple[object, byt
             target.version if target is not None else None,
             (nack.version, nack.message) if nack is not None else None,
         )
-        kept = stream.posted_parts.get(type_url)
+        kept = report.posted_parts.get(type_url)
         if kept is None or kept[0] != shows:
-            entries = _entries(record, stream, type_url, with_contents=False)
+            entries = _entries(record, state, target, with_contents=False)
             chunk = csds_pb2.ClientConfig(generic_xds_configs=entries).SerializeToString()
-            kept = stream.posted_parts[type_url] = (shows, chunk)
+            kept = report.posted_parts[type_url] = (shows, chunk)
         parts[type_url] = kept
     return node.SerializeToString(), parts
 

@@ -18,17 +18,25 @@ What a node holds is given per type as name → Resource; a value of None is a
 version this server never built (after a restart, or from another replica),
 and a whole map of None means even the names are unknown (SotW reports only a
 version). Unknowns are treated conservatively: never drop what may be routed.
+
+``PLANS`` is the one place that says what each type's plan reads, of the
+snapshot and of the node's subscriptions: the cache's input stamps and a
+stream's plan memo (``xds_server.xds.cache.PlanMemo``) follow it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from xds_server.xds.resources import CLUSTER, Resource, ResourceSet
+from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
+from xds_server.xds.subscription import Subscription
 
 Held = Mapping[str, Resource | None] | None
+# One stream's subscriptions by type: what a plan reads of the node.
+Subscriptions = Mapping[str, Subscription]
 
 
 class SetMaker(Protocol):
@@ -104,3 +112,64 @@ def plan_endpoints(snapshot: Snapshot, names: Iterable[str], cache: SetMaker) ->
     if wanted == snapshot.active_endpoints.names:
         return snapshot.active_endpoints
     return cache.subset(snapshot.endpoints, wanted)
+
+
+# --- what each type's plan reads ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRule:
+    """One type's plan and everything it reads: the cache keeps a stream's plan until
+    one of those changes."""
+
+    # What of the snapshot the plan reads, by version: a snapshot that leaves this
+    # equal leaves every stream's plan valid (a weight change: all but RDS).
+    inputs: Callable[[Snapshot], object]
+    # The types whose subscription the plan reads (its own always: ``requested``).
+    reads: tuple[str, ...]
+    make: Callable[[Snapshot, Subscriptions, SetMaker], ResourceSet | None]
+
+
+def _clusters(snapshot: Snapshot, subs: Subscriptions, cache: SetMaker) -> ResourceSet:
+    # CDS keeps what the held routes still use.
+    return plan_clusters(snapshot, subs[CLUSTER].held, subs[ROUTE].held, cache)
+
+
+def _endpoints(snapshot: Snapshot, subs: Subscriptions, cache: SetMaker) -> ResourceSet:
+    return plan_endpoints(snapshot, subs[ENDPOINT].names, cache)
+
+
+def _listeners(snapshot: Snapshot, _subs: Subscriptions, _cache: SetMaker) -> ResourceSet:
+    return snapshot.listeners
+
+
+def _routes(snapshot: Snapshot, subs: Subscriptions, cache: SetMaker) -> ResourceSet | None:
+    # RDS waits until the held clusters cover its references.
+    clusters = subs[CLUSTER]
+    routes = plan_routes(snapshot, clusters.held, clusters.held_version)
+    if routes is None:
+        return None
+    return cache.subset(routes, subs[ROUTE].names)
+
+
+PLANS: dict[str, PlanRule] = {
+    CLUSTER: PlanRule(
+        lambda s: (s.clusters.version, s.standby_clusters.version), (CLUSTER, ROUTE), _clusters
+    ),
+    ENDPOINT: PlanRule(lambda s: s.endpoints.version, (ENDPOINT,), _endpoints),
+    LISTENER: PlanRule(lambda s: s.listeners.version, (LISTENER,), _listeners),
+    ROUTE: PlanRule(lambda s: s.routes.version, (CLUSTER, ROUTE), _routes),
+}
+# Per type, the plans that read its subscription: which to redo when it changes.
+READERS: dict[str, tuple[str, ...]] = {
+    type_url: tuple(t for t, rule in PLANS.items() if type_url in rule.reads) for type_url in PLANS
+}
+
+
+def plan(
+    type_url: str, snapshot: Snapshot | None, subs: Subscriptions, cache: SetMaker
+) -> ResourceSet | None:
+    """What the node should hold next for ``type_url``; None: nothing to send yet."""
+    if snapshot is None or not subs[type_url].requested:
+        return None
+    return PLANS[type_url].make(snapshot, subs, cache)

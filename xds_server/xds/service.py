@@ -13,11 +13,11 @@ from xds_server.auth.limits import UNLIMITED, StreamCounter
 from xds_server.errors import LimitExceeded
 from xds_server.lenient import lenient
 from xds_server.xds.cache import SnapshotCache
-from xds_server.xds.delta import DeltaStream
+from xds_server.xds.delta import DeltaMode
 from xds_server.xds.gate import NodeGate
-from xds_server.xds.sotw import SotwStream
+from xds_server.xds.sotw import SotwMode
 from xds_server.xds.status import NodeRegistry
-from xds_server.xds.stream import AdsStream
+from xds_server.xds.stream import AdsStream, StreamMode
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
@@ -44,7 +44,7 @@ class AggregatedDiscoveryService:
 
     async def _stream(
         self,
-        kind: type[AdsStream],
+        mode: StreamMode[Any],
         requests: AsyncIterator[Any],
         context: grpc.aio.ServicerContext,
     ) -> None:
@@ -55,18 +55,22 @@ class AggregatedDiscoveryService:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
             return  # abort() raises; this keeps ``lease`` bound below
         try:
-            stream = kind(
-                self.cache, self.registry, context.peer(), self.gate.node_check(lease, context)
+            stream = AdsStream(
+                mode,
+                self.cache,
+                self.registry,
+                context.peer(),
+                self.gate.node_check(lease, context),
             )
             await stream.run(requests, context)
         finally:
             lease.release()
 
     async def sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        await self._stream(SotwStream, requests, context)
+        await self._stream(SotwMode(), requests, context)
 
     async def delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        await self._stream(DeltaStream, requests, context)
+        await self._stream(DeltaMode(), requests, context)
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(

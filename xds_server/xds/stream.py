@@ -1,392 +1,161 @@
-"""What SotW and delta ADS streams share: the event loop, node memory, per-type state.
+"""One ADS stream's event loop, SotW or delta by the ``StreamMode`` it is given.
 
-A stream waits on one queue fed by two sources: the client's requests (read by
-a task of its own) and the cache's change notices (coalesced: one pending
-notice at most). After each event it plans every type in push order and sends
-what changed, keeping at most one unanswered response per type; whatever
+A stream waits on one inbox fed by two sources: the client's requests and the
+cache's change notices. After each event it plans every type in push order and
+sends what changed, keeping at most one unanswered response per type; whatever
 arrived meanwhile is folded into the next plan when the ACK comes.
+
+The jobs around the loop live in their own units: the inbox (queue and
+back-pressure), admission (which node), subscription (per-type state and
+request rules), the cache's plan memo, the ledger (ACK/NACK records) and the
+report (sync status, what the registry and CSDS see).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 import structlog
 
-from xds_server.lenient import Unparsable
-from xds_server.xds.cache import SnapshotCache
-from xds_server.xds.planner import Held, plan_clusters, plan_endpoints, plan_routes
-from xds_server.xds.resources import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    PUSH_ORDER,
-    ROUTE,
-    SHORT_NAMES,
-    Resource,
-    ResourceSet,
-)
-from xds_server.xds.status import NodeRecord, NodeRegistry, Sync, TypeView
+from xds_server.xds.admission import admit, depart
+from xds_server.xds.cache import PlanMemo, SnapshotCache
+from xds_server.xds.errors import ProtocolError
+from xds_server.xds.inbox import WAKE, Inbox
+from xds_server.xds.ledger import AckLedger
+from xds_server.xds.report import StreamReport
+from xds_server.xds.resources import PUSH_ORDER, SHORT_NAMES, ResourceSet
+from xds_server.xds.status import NodeRegistry
+from xds_server.xds.subscription import Change, Known, Outcome, Pending, Subscription, sent
 
 log = structlog.get_logger(__name__)
 
-_WAKE = object()
-_END = object()
-# Requests read ahead of processing, at most: a client that floods requests
-# while not reading responses is slowed by gRPC flow control, not buffered.
-MAX_QUEUED_REQUESTS = 64
-# Kubernetes names reach 253; ids are kept, logged and listed, so no megabytes.
-MAX_NODE_NAME = 1024
-# The types whose plan reads a type's state (see ``AdsStream.target``): which
-# plans to redo when that state changes. CDS keeps what the held routes still
-# use; RDS waits until the held clusters cover its references.
-_PLANS_READING = {
-    CLUSTER: (CLUSTER, ROUTE),
-    ENDPOINT: (ENDPOINT,),
-    LISTENER: (LISTENER,),
-    ROUTE: (CLUSTER, ROUTE),
-}
+S = TypeVar("S", bound=Subscription)
 
 
-class ProtocolError(Exception):
-    """The client broke the protocol; the stream ends with this status."""
+class StreamMode(Protocol[S]):
+    """What differs between SotW and delta ADS (``SotwMode``, ``DeltaMode``)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    name: str
 
+    def subscription(self, type_url: str) -> S:
+        """A new per-type state of this protocol's kind."""
 
-@dataclass
-class Pending:
-    """A response sent and not yet ACKed or NACKed."""
+    def on_request(self, state: S, request: Any, known: Known) -> Outcome:
+        """Apply a request to its type's subscription."""
 
-    nonce: str
-    target: ResourceSet
-    resources: list[Resource]
-    removed: list[str] = field(default_factory=list)
-    # When the snapshot behind it was published: ACK time minus this is the
-    # change-to-ACK latency.
-    published_at: float = 0.0
+    def respond(self, state: S, target: ResourceSet) -> Change | None:
+        """What moves the node to ``target``; None if it holds it already."""
+
+    def encode(self, pending: Pending) -> bytes:
+        """The serialised response that carries ``pending``."""
 
 
-@dataclass
-class TypeState:
-    """One resource type on one stream."""
-
-    type_url: str
-    requested: bool = False
-    wildcard: bool = False
-    names: set[str] = field(default_factory=set)
-    # What the node holds: name → Resource (None: a version never built
-    # here). None as a whole: unknown (SotW reported an unknown version).
-    held: Mapping[str, Resource | None] | None = None
-    held_version: str = ""
-    pending: Pending | None = None
-    last_nonce: str = ""
-    # Answer the next plan even if the node already holds it (a re-request).
-    must_answer: bool = False
-
-
-def _held_marker(state: TypeState) -> tuple[bool, str, int]:
-    """Enough of what a node holds to see ``respond`` learn something about it."""
-    return (state.held is None, state.held_version, len(state.held or ()))
-
-
-class AdsStream:
-    """The protocol-independent half of an ADS stream; see ``SotwStream``/``DeltaStream``."""
-
-    mode = "?"
+class AdsStream(Generic[S]):
+    """One ADS stream; ``mode`` makes it SotW or delta."""
 
     def __init__(
         self,
+        mode: StreamMode[S],
         cache: SnapshotCache,
         registry: NodeRegistry,
         peer: str,
         admit_node: Callable[[str], None] = lambda _node_id: None,
     ) -> None:
+        self.mode = mode
         self.cache = cache
         self.registry = registry
-        self.peer = peer
-        # Vets the node id before the node is registered (certificate match,
-        # per-identity limit); raises ProtocolError to end the stream.
+        # Vets the node id before the node is registered (see ``admission.admit``).
         self.admit_node = admit_node
-        self.node: NodeRecord | None = None
-        self.types = {type_url: TypeState(type_url) for type_url in PUSH_ORDER}
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._drained = asyncio.Event()
-        self._drained.set()
-        self._woken = False
+        self.types = {type_url: mode.subscription(type_url) for type_url in PUSH_ORDER}
+        self.inbox = Inbox()
+        self.plans = PlanMemo(cache, self.types)
+        self.ledger = AckLedger(registry)
+        self.report = StreamReport(mode.name, peer, cache, self.types, self.plans, self.ledger)
         self._nonces = itertools.count(1)
-        # sync() is asked for by every waiter, often: computed once per event.
-        self._sync: Sync | None = None
-        self._sync_generation = -1
-        # Plans by type, with the cache's input stamp they were made from; an
-        # entry is dropped when stream state it reads changes. A change or an
-        # ACK touches one or two types, so most look-ups are hits.
-        self._plans: dict[str, tuple[int, ResourceSet | None]] = {}
-        # Per type, the fleet board's serialised CSDS part and what it showed
-        # (``xds_server.xds.csds.posted_config``).
-        self.posted_parts: dict[str, tuple[object, bytes]] = {}
-
-    # --- event loop ----------------------------------------------------------
-
-    def wake(self) -> None:
-        if not self._woken:
-            self._woken = True
-            self._queue.put_nowait(_WAKE)
 
     async def run(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        reader = asyncio.create_task(self._read(requests))
-        unwatch = self.cache.watch(self.wake)
+        """Serve the stream until the client ends it or breaks the protocol."""
+        reader = asyncio.create_task(self.inbox.read(requests))
+        unwatch = self.cache.watch(self.inbox.wake)
         try:
-            while True:
-                item = await self._queue.get()
-                if self._queue.qsize() <= MAX_QUEUED_REQUESTS // 2:
-                    self._drained.set()
-                if item is _END:
-                    return
-                if isinstance(item, ProtocolError):
-                    raise item
-                self._sync = None  # anything that happens may change it
-                if item is _WAKE:
-                    self._woken = False
-                else:
-                    self._identify(item)
-                    log.debug(
-                        "xds.request",
-                        node=self.node_id,
-                        type=SHORT_NAMES.get(item.type_url, item.type_url[:100]),
-                        nonce=item.response_nonce,
-                        nack=bool(item.error_detail.message),
-                        mode=self.mode,
-                    )
-                    self.on_request(item)
-                    self._state_changed(item.type_url)
+            while (item := await self.inbox.next()) is not None:
+                self.report.changed()  # anything that happens may change it
+                if item is not WAKE:
+                    self._handle(item)
                 for response in self._responses():
                     await context.write(response)
-                self._report_sync()
+                self.report.post()
         except ProtocolError as error:
-            log.warning("xds.protocol_error", peer=self.peer, mode=self.mode, error=str(error))
+            log.warning(
+                "xds.protocol_error", peer=self.report.peer, mode=self.mode.name, error=str(error)
+            )
             await context.abort(error.code, str(error))
         finally:
             unwatch()
             reader.cancel()
-            if self.node is not None:
-                self.registry.disconnect(self.node, self)
-                log.info("xds.disconnected", node=self.node.node_id, mode=self.mode)
+            if self.ledger.node is not None:
+                depart(self.registry, self.ledger.node, self.report)
 
-    async def _read(self, requests: AsyncIterator[Any]) -> None:
-        try:
-            async for request in requests:
-                if isinstance(request, Unparsable):
-                    # Ends the stream once the requests before it are handled.
-                    self._queue.put_nowait(
-                        ProtocolError(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            f"a request is not a valid {request.message_type} ({request.error})",
-                        )
-                    )
-                    return
-                self._queue.put_nowait(request)
-                if self._queue.qsize() >= MAX_QUEUED_REQUESTS:
-                    self._drained.clear()
-                    await self._drained.wait()
-        except (asyncio.CancelledError, grpc.aio.AioRpcError):
-            pass
-        finally:
-            self._queue.put_nowait(_END)
-
-    def _identify(self, request: Any) -> None:
-        """Remember the node from the stream's first request (it may come only there)."""
-        if self.node is not None:
-            return
-        if not request.node.id:
-            raise ProtocolError(
-                grpc.StatusCode.INVALID_ARGUMENT, "the first request of a stream must carry node.id"
-            )
-        if max(len(request.node.id), len(request.node.cluster)) > MAX_NODE_NAME:
-            raise ProtocolError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"node.id and node.cluster must be at most {MAX_NODE_NAME} characters: "
-                "they are logged and listed in `xdsctl status`",
-            )
-        self.admit_node(request.node.id)
-        self.node = self.registry.connect(request.node.id, request.node.cluster, self)
-        log.info("xds.connected", node=request.node.id, peer=self.peer, mode=self.mode)
-
-    def known_type(self, type_url: str) -> TypeState | None:
-        state = self.types.get(type_url)
+    def _handle(self, request: Any) -> None:
+        """Apply a request to its type's subscription, and record what it settled."""
+        if self.ledger.node is None:
+            self.ledger.node = admit(request, self.admit_node, self.registry, self.report)
+        node_id = self.ledger.node_id
+        log.debug(
+            "xds.request",
+            node=node_id,
+            type=SHORT_NAMES.get(request.type_url, request.type_url[:100]),
+            nonce=request.response_nonce,
+            nack=bool(request.error_detail.message),
+            mode=self.mode.name,
+        )
+        state = self.types.get(request.type_url)
         if state is None:
-            log.info("xds.unknown_type", node=self.node_id, type_url=type_url[:200])
-        return state
-
-    @property
-    def node_id(self) -> str:
-        return self.node.node_id if self.node else ""
-
-    def next_nonce(self) -> str:
-        return str(next(self._nonces))
-
-    # --- planning --------------------------------------------------------------
-
-    def target(self, state: TypeState) -> ResourceSet | None:
-        """What this node should hold next for this type; None: nothing to send yet."""
-        stamp = self.cache.input_stamps[state.type_url]
-        known = self._plans.get(state.type_url)
-        if known is not None and known[0] == stamp:
-            return known[1]
-        plan = self._plan(state)
-        self._plans[state.type_url] = (stamp, plan)
-        return plan
-
-    def _state_changed(self, type_url: str) -> None:
-        for reader in _PLANS_READING.get(type_url, ()):
-            self._plans.pop(reader, None)
-
-    def _plan(self, state: TypeState) -> ResourceSet | None:
-        snapshot = self.cache.snapshot
-        if snapshot is None or not state.requested:
-            return None
-        held_clusters: Held = self.types[CLUSTER].held
-        if state.type_url == CLUSTER:
-            return plan_clusters(snapshot, held_clusters, self.types[ROUTE].held, self.cache)
-        if state.type_url == ENDPOINT:
-            return plan_endpoints(snapshot, state.names, self.cache)
-        if state.type_url == LISTENER:
-            return snapshot.listeners
-        routes = plan_routes(snapshot, held_clusters, self.types[CLUSTER].held_version)
-        if routes is None:
-            return None
-        return self.cache.subset(routes, state.names)
+            log.info("xds.unknown_type", node=node_id, type_url=request.type_url[:200])
+            return
+        outcome = self.mode.on_request(state, request, self.cache)
+        if outcome.stale:
+            # Stale: a newer response is on its way; the spec says ignore it.
+            log.debug("xds.stale_nonce", node=node_id, nonce=request.response_nonce)
+        if outcome.settled is not None:
+            self.ledger.settled(state.type_url, outcome.settled)
+        self.plans.forget(state.type_url)
 
     def _responses(self) -> list[bytes]:
+        """A response per type that has none in flight and something new to send."""
         responses = []
         for type_url in PUSH_ORDER:
-            state = self.types[type_url]
-            if state.pending is not None:
-                continue
-            target = self.target(state)
-            if target is None or self._rejected(type_url, target):
-                continue
-            held = _held_marker(state)
-            built = self.respond(state, target)
-            if _held_marker(state) != held:
-                self._state_changed(type_url)  # respond learnt what the node holds
-            if built is None:
-                continue
-            response, state.pending = built
-            state.pending.published_at = self.cache.published_at
-            state.last_nonce = state.pending.nonce
-            state.must_answer = False
-            if self.node is not None:
-                self.registry.response(self.node, type_url)
-            log.debug(
-                "xds.response",
-                node=self.node_id,
-                type=SHORT_NAMES[type_url],
-                version=target.version,
-                nonce=state.last_nonce,
-                mode=self.mode,
-            )
-            responses.append(response)
+            response = self._response(self.types[type_url])
+            if response is not None:
+                responses.append(response)
         return responses
 
-    def _rejected(self, type_url: str, target: ResourceSet) -> bool:
-        """Whether the node NACKed this very version before (never send it again)."""
-        return self.node is not None and target.version in self.registry.rejected(
-            self.node, type_url
-        )
-
-    def settle(self, state: TypeState, nonce: str, error: str) -> bool:
-        """Handle an ACK or NACK of the pending response; False if ``nonce`` is not it."""
-        pending = state.pending
-        if pending is None or nonce != pending.nonce:
-            return False
-        state.pending = None
-        assert self.node is not None
-        if error:
-            self.registry.nack(self.node, state.type_url, pending.target.version, error)
-            return True
-        self.accept(state, pending)
-        latency = time.time() - pending.published_at
-        self.registry.ack(self.node, state.type_url, pending.target.version, latency)
+    def _response(self, state: S) -> bytes | None:
+        if state.pending is not None:
+            return None  # one unanswered response per type: the ACK brings the next plan
+        target = self.plans.target(state.type_url)
+        if target is None or self.ledger.rejected(state.type_url, target.version):
+            return None
+        held = state.held_marker()
+        change = self.mode.respond(state, target)
+        if state.held_marker() != held:
+            self.plans.forget(state.type_url)  # respond learnt what the node holds
+        if change is None:
+            return None
+        nonce = str(next(self._nonces))
+        pending = Pending(nonce, target, *change, self.cache.published_at)
+        sent(state, pending)
+        self.ledger.sent(state.type_url)
         log.debug(
-            "xds.ack",
-            node=self.node_id,
+            "xds.response",
+            node=self.ledger.node_id,
             type=SHORT_NAMES[state.type_url],
-            version=pending.target.version,
+            version=target.version,
             nonce=nonce,
+            mode=self.mode.name,
         )
-        return True
-
-    # --- status --------------------------------------------------------------------
-
-    def _required(self) -> list[str]:
-        """The types a fully configured node must hold (EDS only if a cluster uses it)."""
-        snapshot = self.cache.snapshot
-        needs_eds = snapshot is not None and snapshot.needs_eds
-        return [t for t in PUSH_ORDER if t != ENDPOINT or needs_eds]
-
-    def _report_sync(self) -> None:
-        """Tell the registry whether this stream is in sync now (cheap while a push is on)."""
-        if self.node is None:
-            return
-        busy = any(state.pending is not None for state in self.types.values())
-        self.registry.set_synced(self, not busy and self.sync().in_sync)
-
-    def sync(self) -> Sync:
-        """Whether this node holds the current config at its final stage, and if not why."""
-        if self._sync is None or self._sync_generation != self.cache.generation:
-            self._sync = self._compute_sync()
-            self._sync_generation = self.cache.generation
-        return self._sync
-
-    def _compute_sync(self) -> Sync:
-        snapshot = self.cache.snapshot
-        if snapshot is None:
-            return Sync(False, "the server has no config yet")
-        for type_url in self._required():
-            state = self.types[type_url]
-            short = SHORT_NAMES[type_url]
-            if not state.requested:
-                return Sync(False, f"has not asked for {short} yet")
-            target = self.target(state)
-            if target is None:
-                return Sync(False, f"{short} held back until its clusters are ACKed")
-            if self._rejected(type_url, target):
-                nack = self.node.last_nack.get(type_url) if self.node else None
-                message = nack.message if nack else "rejected"
-                return Sync(False, f"NACKed {short} {target.version}: {message}", rejected=True)
-            if state.pending is not None or target.version != state.held_version:
-                return Sync(False, f"has not ACKed {short} {target.version} yet")
-            if type_url == CLUSTER and target.version != snapshot.clusters.version:
-                return Sync(False, "cds still holds old clusters while routes move")
-        return Sync(True)
-
-    def type_views(self) -> list[TypeView]:
-        views = []
-        for type_url in PUSH_ORDER:
-            state = self.types[type_url]
-            target = self.target(state) if state.requested else None
-            current = target.version if target is not None else ""
-            views.append(TypeView(type_url, state.held_version, current))
-        return views
-
-    # --- protocol-specific -----------------------------------------------------
-
-    def on_request(self, request: Any) -> None:
-        raise NotImplementedError
-
-    def respond(self, state: TypeState, target: ResourceSet) -> tuple[bytes, Pending] | None:
-        """The response that moves the node to ``target``; None if it holds it already."""
-        raise NotImplementedError
-
-    def accept(self, state: TypeState, pending: Pending) -> None:
-        """The node ACKed ``pending``: update what it holds."""
-        raise NotImplementedError
+        return self.mode.encode(pending)
