@@ -196,6 +196,7 @@ UNIT_MODULES = frozenset(
         "test_fuzz_operator_api",
         "test_fuzz_xds",
         "test_ids",
+        "test_inbox",
         "test_incremental",
         "test_invariants",
         "test_names",

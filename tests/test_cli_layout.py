@@ -13,8 +13,7 @@ SERVER_STACK = (
     "xds_server.xds",
     "xds_server.translate",
     "xds_server.api.servicer",
-    "xds_server.follower",
-    "xds_server.fleet_board",
+    "xds_server.replication",
     "psycopg",
 )
 
