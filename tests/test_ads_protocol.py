@@ -18,9 +18,9 @@ from xds_server.xds import keepalive
 from xds_server.xds.builder import snapshot_of
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.planner import plan_clusters
+from xds_server.xds.registry import NodeRegistry
 from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from xds_server.xds.service import AggregatedDiscoveryService
-from xds_server.xds.status import NodeRegistry
 
 BLUE, GREEN, NEW_BLUE = (
     "cblue0000000000000000000a",

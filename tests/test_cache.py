@@ -8,12 +8,13 @@ import itertools
 
 import pytest
 
+from xds_server.errors import InconsistentSnapshot
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
 from xds_server.translate import TranslateOptions
 from xds_server.xds.builder import SnapshotBuilder, snapshot_of
-from xds_server.xds.cache import InconsistentSnapshot, SnapshotCache
+from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.resources import CLUSTER, ENDPOINT, ROUTE, ResourceSet
 from xds_server.xds.snapshot import Snapshot
 

@@ -12,7 +12,7 @@ from xds_server.replication import posted
 from xds_server.replication.board import FleetBoard
 from xds_server.replication.posted import PostedNack, PostedNode, PostedType
 from xds_server.store.base import Row
-from xds_server.xds.status import NodeRegistry
+from xds_server.xds.registry import NodeRegistry
 
 NODE = PostedNode(
     node_id="edge-1",

@@ -39,9 +39,9 @@ from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 from xds_server.xds.admission import MAX_NODE_NAME
 from xds_server.xds.cache import SnapshotCache
+from xds_server.xds.registry import Sync
 from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, PUSH_ORDER, ROUTE
 from xds_server.xds.service import ADS_SERVICE
-from xds_server.xds.status import Sync
 
 WATCHER = "well-behaved-envoy"
 MAX_MESSAGE = 4 * 1024 * 1024  # the server's xDS receive limit

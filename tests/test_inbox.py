@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
+from xds_server.errors import ProtocolError
 from xds_server.lenient import Unparsable
-from xds_server.xds.errors import ProtocolError
 from xds_server.xds.inbox import MAX_QUEUED_REQUESTS, WAKE, Inbox
 
 

@@ -15,12 +15,18 @@ from typing import Any
 import psycopg
 import pytest
 
-from xds_server.errors import InvalidRequest, PreconditionFailed, RevisionConflict, StateError
+from xds_server.errors import (
+    InvalidRequest,
+    PreconditionFailed,
+    Replayed,
+    RevisionConflict,
+    StateError,
+)
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors
 from xds_server.model.state import World
 from xds_server.store import rows
-from xds_server.store.base import Replayed, StateDump, Store, WriteRequest
+from xds_server.store.base import StateDump, Store, WriteRequest
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 

@@ -11,8 +11,8 @@ import asyncio
 
 import pytest
 
+from xds_server.xds.registry import NodeRegistry, Sync, TypeView, WaitResult
 from xds_server.xds.resources import CLUSTER
-from xds_server.xds.status import NodeRegistry, Sync, TypeView, WaitResult
 
 TIMEOUT_SECONDS = 5.0
 # Far below the timeout, far above the registry's batching of news.

@@ -23,13 +23,9 @@ import yaml
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli.client import DEFAULT_SERVER, OperatorClient
 from xds_server.config import ServeConfig
-from xds_server.errors import XdsServerError
+from xds_server.errors import DemoError
 from xds_server.upstream import Upstream
 from xds_server.v1 import operator_pb2 as pb
-
-
-class DemoError(XdsServerError):
-    """The demo could not start; the message says what to install or free."""
 
 
 @dataclass(frozen=True)

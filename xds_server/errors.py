@@ -21,6 +21,11 @@ written, and a store transaction that raises is rolled back.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pure layers import this module: no gRPC at run time
+    import grpc
+
 
 class XdsServerError(Exception):
     """Root of every error this package raises on purpose."""
@@ -73,3 +78,45 @@ class StateError(XdsServerError):
 
 class ServeRefused(XdsServerError):
     """``xdsctl serve`` will not start with these settings (unsafe, or files unreadable)."""
+
+
+class UnreadableRow(StateError):
+    """A stored row that does not decode into model values (edited by hand, or by a
+    broken tool)."""
+
+
+class InconsistentSnapshot(XdsServerError):
+    """A snapshot that would make Envoy fail; it is refused, the current one stays."""
+
+
+class ProtocolError(XdsServerError):
+    """An xDS client broke the protocol; its stream ends with this status."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Replayed(XdsServerError):
+    """A write whose request id was already committed: here is its first reply.
+
+    Raised inside the write transaction, so the retry rolls back and changes
+    nothing; the operator API answers with ``reply``. Not a refusal: the servicer
+    catches it before any refusal handling sees it.
+    """
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__("request already committed")
+        self.reply = reply
+
+
+class DemoError(XdsServerError):
+    """The demo could not start; the message says what to install or free."""
+
+
+class CliError(XdsServerError):
+    """Ends an ``xdsctl`` command with ``exit_code`` after printing the message to stderr."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -46,8 +46,8 @@ from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.csds import ClientStatusService
 from xds_server.xds.gate import NodeGate
 from xds_server.xds.publisher import SnapshotPublisher
+from xds_server.xds.registry import NodeRegistry
 from xds_server.xds.service import AggregatedDiscoveryService
-from xds_server.xds.status import NodeRegistry
 
 log = structlog.get_logger(__name__)
 

@@ -20,17 +20,11 @@ from xds_server.api.audit import AuditRecord
 from xds_server.api.call import Call
 from xds_server.api.retry import first_reply, retry_key
 from xds_server.auth.tokens import TokenRecord
+from xds_server.errors import Replayed
 from xds_server.model import operations as ops
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import World
-from xds_server.store.base import (
-    ChangeFunction,
-    Replayed,
-    StateDump,
-    Store,
-    TokenEdit,
-    WriteRequest,
-)
+from xds_server.store.base import ChangeFunction, StateDump, Store, TokenEdit, WriteRequest
 
 T = TypeVar("T")
 Result = TypeVar("Result")

@@ -17,7 +17,7 @@ from xds_server.model.state import (
 )
 from xds_server.replication.posted import PostedNode, posted_node
 from xds_server.v1 import operator_pb2 as pb
-from xds_server.xds.status import NodeRecord, Sync
+from xds_server.xds.registry import NodeRecord, Sync
 
 
 def endpoints_from_pb(messages: Iterable[pb.Endpoint]) -> list[Endpoint]:

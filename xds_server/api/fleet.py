@@ -13,7 +13,7 @@ from xds_server.api import convert
 from xds_server.errors import StoreUnavailable
 from xds_server.replication.board import FleetBoard
 from xds_server.v1 import operator_pb2 as pb
-from xds_server.xds.status import NodeRegistry, WaitResult
+from xds_server.xds.registry import NodeRegistry, WaitResult
 
 # How often a fleet-wide wait looks at the other replicas' Envoys (the board is
 # posted every 0.25 s).

@@ -12,8 +12,8 @@ from google.protobuf.message import Message
 
 from xds_server.api.call import Call
 from xds_server.api.metadata import REPLAYED_METADATA_KEY, REQUEST_ID_METADATA_KEY, is_request_id
-from xds_server.errors import InvalidRequest
-from xds_server.store.base import Replayed, WriteRequest
+from xds_server.errors import InvalidRequest, Replayed
+from xds_server.store.base import WriteRequest
 from xds_server.v1 import operator_pb2 as pb
 
 log = structlog.get_logger(__name__)

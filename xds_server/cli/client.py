@@ -26,6 +26,7 @@ from xds_server.api.metadata import (
 from xds_server.auth.identity import AUTHORIZATION_KEY
 from xds_server.auth.roles import rule_for
 from xds_server.auth.tls import is_loopback
+from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2_grpc
 
 Reply = TypeVar("Reply")
@@ -58,14 +59,6 @@ _OUTCOME_UNKNOWN = _UNREACHABLE | {
 }
 _DENIED = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 _OPERATOR = "/xds_server.v1.Operator/"
-
-
-class CliError(Exception):
-    """Ends the command with ``exit_code`` after printing the message to stderr."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def actor() -> str:

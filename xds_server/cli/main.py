@@ -13,12 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from xds_server.cli.client import EXIT_OK, CliError, OperatorClient
+from xds_server.cli.client import EXIT_OK, OperatorClient
 from xds_server.cli.commands import apply, deployments, services, state, status, tokens, traffic
 from xds_server.cli.flags import OneLineParser
 from xds_server.cli.local import bootstrap, demo, serve
 from xds_server.cli.options import connection_options, credentials, server
 from xds_server.cli.wait import wait_for_envoys
+from xds_server.errors import CliError
 from xds_server.redaction import one_line
 
 # In the order `xdsctl --help` lists them: the local commands, then the client ones.

@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
-from xds_server.cli.client import DEFAULT_SERVER, EXIT_USAGE, CliError, Credentials
+from xds_server.cli.client import DEFAULT_SERVER, EXIT_USAGE, Credentials
 from xds_server.cli.flags import address, parse_duration, whole_number
 from xds_server.cli.result import Handler
 from xds_server.cli.secret_files import read_secret, warn_if_shared
-from xds_server.errors import InvalidRequest
+from xds_server.errors import CliError, InvalidRequest
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.v1 import operator_pb2 as pb

@@ -8,7 +8,8 @@ import stat
 import sys
 from pathlib import Path
 
-from xds_server.cli.client import EXIT_USAGE, CliError
+from xds_server.cli.client import EXIT_USAGE
+from xds_server.errors import CliError
 
 
 def warn_if_shared(path: Path, what: str) -> None:

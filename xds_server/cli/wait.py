@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, CliError, OperatorClient
+from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, OperatorClient
+from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
 
 

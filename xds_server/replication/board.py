@@ -29,7 +29,7 @@ from xds_server.replication.follower import StateFollower
 from xds_server.replication.posted import PostedNode
 from xds_server.store.base import BoardStorage
 from xds_server.xds.csds import posted_parts
-from xds_server.xds.status import NodeRegistry
+from xds_server.xds.registry import NodeRegistry
 
 log = structlog.get_logger(__name__)
 

@@ -8,8 +8,8 @@ import datetime
 import json
 from dataclasses import dataclass
 
+from xds_server.xds.registry import NodeRecord, Sync
 from xds_server.xds.resources import SHORT_NAMES
-from xds_server.xds.status import NodeRecord, Sync
 
 
 @dataclass(frozen=True)

@@ -119,18 +119,6 @@ class StoreHealth:
         return f"unavailable since {stamp}: {outage.message}"
 
 
-class Replayed(Exception):
-    """A write whose request id was already committed: here is its first reply.
-
-    Raised inside the write transaction, so the retry rolls back and changes
-    nothing; the operator API answers with ``reply``.
-    """
-
-    def __init__(self, reply: bytes) -> None:
-        super().__init__("request already committed")
-        self.reply = reply
-
-
 @dataclass(frozen=True)
 class WriteRequest:
     """A write's request id (``x-request-id``), so that a retry is applied at most once."""

@@ -19,7 +19,13 @@ import structlog
 from xds_server.auth.identity import NO_TOKENS_YET
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import TokenRecord
-from xds_server.errors import InvalidRequest, PreconditionFailed, StateError, Unauthenticated
+from xds_server.errors import (
+    InvalidRequest,
+    PreconditionFailed,
+    Replayed,
+    Unauthenticated,
+    UnreadableRow,
+)
 from xds_server.model.invariants import WorldDiff, world_diff
 from xds_server.model.state import (
     Deployment,
@@ -30,7 +36,7 @@ from xds_server.model.state import (
     World,
 )
 from xds_server.store import codec
-from xds_server.store.base import Replayed, Row, StateDump, WriteRequest
+from xds_server.store.base import Row, StateDump, WriteRequest
 
 log = structlog.get_logger(__name__)
 
@@ -60,11 +66,6 @@ def bump_sequence(db: Db) -> int:
 
 def sequence(db: Db) -> int:
     return int(db.all("SELECT seq FROM change_sequence")[0]["seq"])
-
-
-class UnreadableRow(StateError):
-    """A stored row that does not decode into model values (edited by hand, or by a
-    broken tool)."""
 
 
 def _decoded(table: str, key: object, decode: Callable[[], T]) -> T:

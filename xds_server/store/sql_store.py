@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import structlog
 
 from xds_server.auth.tokens import TokenRecord
-from xds_server.errors import PreconditionFailed, StateError
+from xds_server.errors import PreconditionFailed, StateError, UnreadableRow
 from xds_server.model.invariants import summary, world_diff, world_problems
 from xds_server.model.operations import Change
 from xds_server.model.state import HistoryEntry, World
@@ -84,7 +84,7 @@ class SqlStore:
         def run(db: rows.Db) -> T:
             try:
                 return work(db)
-            except rows.UnreadableRow as error:
+            except UnreadableRow as error:
                 raise StateError(
                     f"the state in {self.where} cannot be read: {error}; nothing was changed: "
                     "restore a backup (`xdsctl state import` of an export, into a server on "

@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 import structlog
 
-from xds_server.xds.errors import ProtocolError
-from xds_server.xds.status import NodeRecord, NodeRegistry, StreamView
+from xds_server.errors import ProtocolError
+from xds_server.xds.registry import NodeRecord, NodeRegistry, StreamView
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from xds_server.errors import XdsServerError
+from xds_server.errors import InconsistentSnapshot
 from xds_server.xds.planner import PLANS, READERS, plan
 from xds_server.xds.resources import PUSH_ORDER, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
@@ -35,10 +35,6 @@ RECENT_SETS = 64
 RECENT_SET_BYTES = 16 * 1024 * 1024
 RECENT_RESOURCES = 4096
 RECENT_RESOURCE_BYTES = 8 * 1024 * 1024
-
-
-class InconsistentSnapshot(XdsServerError):
-    """A snapshot that would make Envoy fail; it is refused, the current one stays."""
 
 
 class _RecentBytes:

@@ -16,9 +16,9 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from xds_server.errors import StoreUnavailable
 from xds_server.xds.cache import SnapshotCache
+from xds_server.xds.registry import NodeRecord, NodeRegistry
 from xds_server.xds.report import StreamReport
 from xds_server.xds.resources import ResourceSet
-from xds_server.xds.status import NodeRecord, NodeRegistry
 from xds_server.xds.subscription import Subscription
 
 GenericXdsConfig = csds_pb2.ClientConfig.GenericXdsConfig

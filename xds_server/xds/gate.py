@@ -9,8 +9,7 @@ import structlog
 
 from xds_server.auth.limits import StreamCounter, StreamLease
 from xds_server.auth.node_identity import CertificateNames
-from xds_server.errors import LimitExceeded
-from xds_server.xds.errors import ProtocolError
+from xds_server.errors import LimitExceeded, ProtocolError
 
 log = structlog.get_logger(__name__)
 

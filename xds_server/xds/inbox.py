@@ -13,8 +13,8 @@ from typing import Any
 
 import grpc
 
+from xds_server.errors import ProtocolError
 from xds_server.lenient import Unparsable
-from xds_server.xds.errors import ProtocolError
 
 # A change notice: plan every type again.
 WAKE = object()

@@ -10,8 +10,8 @@ import time
 
 import structlog
 
+from xds_server.xds.registry import NodeRecord, NodeRegistry
 from xds_server.xds.resources import SHORT_NAMES
-from xds_server.xds.status import NodeRecord, NodeRegistry
 from xds_server.xds.subscription import Settlement
 
 log = structlog.get_logger(__name__)

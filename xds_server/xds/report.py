@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from xds_server.xds.cache import PlanMemo, SnapshotCache
 from xds_server.xds.ledger import AckLedger
+from xds_server.xds.registry import Sync, TypeView
 from xds_server.xds.resources import CLUSTER, ENDPOINT, PUSH_ORDER, SHORT_NAMES, ResourceSet
-from xds_server.xds.status import Sync, TypeView
 from xds_server.xds.subscription import Subscription
 
 

@@ -15,8 +15,8 @@ from xds_server.lenient import lenient
 from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.delta import DeltaMode
 from xds_server.xds.gate import NodeGate
+from xds_server.xds.registry import NodeRegistry
 from xds_server.xds.sotw import SotwMode
-from xds_server.xds.status import NodeRegistry
 from xds_server.xds.stream import AdsStream, StreamMode
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"

@@ -21,14 +21,14 @@ from typing import Any, Generic, Protocol, TypeVar
 import grpc
 import structlog
 
+from xds_server.errors import ProtocolError
 from xds_server.xds.admission import admit, depart
 from xds_server.xds.cache import PlanMemo, SnapshotCache
-from xds_server.xds.errors import ProtocolError
 from xds_server.xds.inbox import WAKE, Inbox
 from xds_server.xds.ledger import AckLedger
+from xds_server.xds.registry import NodeRegistry
 from xds_server.xds.report import StreamReport
 from xds_server.xds.resources import PUSH_ORDER, SHORT_NAMES, ResourceSet
-from xds_server.xds.status import NodeRegistry
 from xds_server.xds.subscription import Change, Known, Outcome, Pending, Subscription, sent
 
 log = structlog.get_logger(__name__)

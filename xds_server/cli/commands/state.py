@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 from xds_server.cli import render
-from xds_server.cli.client import EXIT_USAGE, CliError, OperatorClient
+from xds_server.cli.client import EXIT_USAGE, OperatorClient
 from xds_server.cli.options import Commands, command, group
 from xds_server.cli.result import Result
+from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
 
 

@@ -7,10 +7,10 @@ import sys
 
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
-from xds_server.cli.client import EXIT_OK, EXIT_USAGE, CliError
+from xds_server.cli.client import EXIT_OK, EXIT_USAGE
 from xds_server.cli.flags import whole_number
 from xds_server.cli.options import Commands
-from xds_server.errors import InvalidRequest
+from xds_server.errors import CliError, InvalidRequest
 from xds_server.xds import keepalive
 
 

@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from xds_server.cli.client import EXIT_OK, EXIT_REFUSED, CliError
+from xds_server.cli.client import EXIT_OK, EXIT_REFUSED
 from xds_server.cli.flags import address, parse_duration, positive
 from xds_server.cli.local.serve_config import LIMIT_SETTINGS, serve_config
 from xds_server.cli.options import Commands
 from xds_server.config import ServeConfig
-from xds_server.errors import XdsServerError
+from xds_server.errors import CliError, XdsServerError
 from xds_server.redaction import one_line
 
 

@@ -6,11 +6,11 @@ import argparse
 from urllib.parse import urlsplit
 
 from xds_server.auth.roles import Role, parse_role
-from xds_server.cli.client import EXIT_USAGE, CliError
+from xds_server.cli.client import EXIT_USAGE
 from xds_server.cli.options import parsed
 from xds_server.cli.secret_files import read_secret, warn_if_shared
 from xds_server.config import ServeConfig, TlsFiles
-from xds_server.errors import InvalidRequest
+from xds_server.errors import CliError, InvalidRequest
 from xds_server.redaction import redact
 
 # ServeConfig's limits, each a `serve` flag of the same name (--api-write-rate, ...).

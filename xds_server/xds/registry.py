@@ -1,4 +1,4 @@
-"""The fleet's view: per node what it accepted and rejected, whether it is in sync, and waiting.
+"""The node registry: per node what it accepted and rejected, whether it is in sync, and waiting.
 
 Records are kept by node id across reconnects (a NACKed version is never
 resent, whichever stream asks). A node whose last stream closed stays listed
