@@ -115,7 +115,7 @@ def serve_http(
     ``ready`` also gives the body)."""
     prometheus = make_wsgi_app(metrics.registry)
 
-    def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
@@ -127,7 +127,8 @@ def serve_http(
             )
             return [body.encode()]
         if path == "/metrics":
-            return prometheus(environ, start_response)
+            served: Iterable[bytes] = prometheus(environ, start_response)
+            return served
         start_response("404 Not Found", [("Content-Type", "text/plain")])
         return [b"try /metrics, /healthz or /readyz\n"]
 

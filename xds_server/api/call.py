@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -17,7 +18,7 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def _actor(context: grpc.aio.ServicerContext) -> str:
+def _actor(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     """Who the audit log and history name: the authenticated identity, with the user
     the client says it runs as (unverified, but useful with a shared CI token); on a
     server that has no token yet, only that claim (or the peer address)."""
@@ -34,7 +35,7 @@ class Call:
     """One operator call: what it asks, who asks, and the credential the write re-checks."""
 
     request: Message
-    context: grpc.aio.ServicerContext
+    context: grpc.aio.ServicerContext[Any, Any]
     actor: str
     # The caller's token hash, checked again inside the write transaction (a token
     # revoked since the API guard let the call in is refused there).
@@ -43,7 +44,7 @@ class Call:
     identity: str
 
     @classmethod
-    def of(cls, request: Message, context: grpc.aio.ServicerContext) -> Call:
+    def of(cls, request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
         """The call being served (the identity is the API guard's, for this task)."""
         identity = current_identity()
         return cls(

@@ -144,14 +144,16 @@ class ApiGuard(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         if handler is None:
             return None  # unknown method: gRPC answers UNIMPLEMENTED
-        rule = rule_for(handler_call_details.method)  # type: ignore[attr-defined]
-        metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        rule = rule_for(handler_call_details.method)
+        metadata = dict(handler_call_details.invocation_metadata or ())
         try:
             by_token = self.access.prescreen(rule, metadata)
         except XdsServerError as error:
@@ -163,18 +165,23 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         }
         return handler._replace(**replaced)  # type: ignore[attr-defined, no-any-return]
 
-    def _refusing(self, rule: MethodRule, error: XdsServerError) -> grpc.RpcMethodHandler:
+    def _refusing(self, rule: MethodRule, error: XdsServerError) -> grpc.RpcMethodHandler[Any, Any]:
         """A handler that refuses without reading the request: declared streaming, so gRPC
         hands it the call before any message arrives (a unary handler would first take in
         a request of up to --api-max-message-bytes from a caller known to be refused)."""
 
-        async def refuse(_requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        async def refuse(
+            _requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+        ) -> None:
             await self._refuse(rule, context, error)
 
         return grpc.stream_stream_rpc_method_handler(refuse)
 
     def admit(
-        self, rule: MethodRule, by_token: Identity | None, context: grpc.aio.ServicerContext
+        self,
+        rule: MethodRule,
+        by_token: Identity | None,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> StreamLease | None:
         """Identify (unless the token already did), authorise and count one call; the
         identity goes to the servicer.
@@ -201,7 +208,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
         return lease
 
     async def _refuse(
-        self, rule: MethodRule, context: grpc.aio.ServicerContext, error: XdsServerError
+        self, rule: MethodRule, context: grpc.aio.ServicerContext[Any, Any], error: XdsServerError
     ) -> None:
         code = status_of(error)
         log.info(
@@ -220,7 +227,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
 
             @functools.wraps(behaviour)
             async def streaming(
-                request: Any, context: grpc.aio.ServicerContext
+                request: Any, context: grpc.aio.ServicerContext[Any, Any]
             ) -> AsyncIterator[Any]:
                 try:
                     lease = self.admit(rule, by_token, context)
@@ -237,7 +244,7 @@ class ApiGuard(grpc.aio.ServerInterceptor):
             return streaming
 
         @functools.wraps(behaviour)
-        async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
                 lease = self.admit(rule, by_token, context)
             except XdsServerError as error:

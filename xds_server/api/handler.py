@@ -8,7 +8,7 @@ message, redacted; every answered call is counted by method and result.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
@@ -24,11 +24,11 @@ from xds_server.v1 import operator_pb2 as pb
 
 log = structlog.get_logger(__name__)
 
-Method = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Message]]
+Method: TypeAlias = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[Message]]
 
 
 def _served(name: str, method: Method, metrics: Metrics) -> Method:
-    async def handle(request: Any, context: grpc.aio.ServicerContext) -> Message:
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         if isinstance(request, Unparsable):
             log.info("operator.unparsable", type=request.message_type, error=request.error)
             await context.abort(
@@ -37,7 +37,7 @@ def _served(name: str, method: Method, metrics: Metrics) -> Method:
                 "send a message of the method's request type",
             )
         try:
-            reply = await method(request, context)
+            reply: Message = await method(request, context)
         except XdsServerError as error:
             code = status_of(error)
             message = redact(str(error))

@@ -1,6 +1,7 @@
 """gRPC metadata keys shared by the operator API and its clients."""
 
 import re
+from typing import TypeGuard
 
 # The caller's identity (user@host) as the audit log records it.
 ACTOR_METADATA_KEY = "x-xdsctl-actor"
@@ -14,7 +15,7 @@ MAX_REQUEST_ID = 128
 REQUEST_ID_CHARACTERS = "A-Za-z0-9._:-"
 
 
-def is_request_id(value: object, longest: int = MAX_REQUEST_ID) -> bool:
+def is_request_id(value: object, longest: int = MAX_REQUEST_ID) -> TypeGuard[str]:
     """Whether ``value`` may be a request id (printable, no spaces, bounded)."""
     return (
         isinstance(value, str)

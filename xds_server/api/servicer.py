@@ -50,7 +50,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=Message)
-RpcContext: TypeAlias = grpc.aio.ServicerContext
+RpcContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_WAIT_SECONDS = 3600.0
 
 

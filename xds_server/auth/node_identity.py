@@ -8,7 +8,7 @@ as another node, refused with PERMISSION_DENIED.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -20,7 +20,7 @@ class CertificateNames:
     uris: tuple[str, ...]
 
     @classmethod
-    def of(cls, auth_context: Mapping[str, Sequence[bytes]]) -> CertificateNames:
+    def of(cls, auth_context: Mapping[str, Iterable[bytes]]) -> CertificateNames:
         """The names gRPC verified in the peer's certificate (URI SANs only: DNS SANs name
         hosts, not nodes)."""
         names = [v.decode(errors="replace") for v in auth_context.get("x509_common_name", [])]

@@ -139,7 +139,7 @@ class SnapshotCache:
         if resource_set.names <= wanted:
             return resource_set
         key = ("subset", resource_set.version, wanted)
-        known = self._sets.get(key)
+        known: ResourceSet | None = self._sets.get(key)
         if known is None:
             known = resource_set.only(wanted)
             self._sets.remember(key, known, known.size)

@@ -117,7 +117,8 @@ def posted_parts(record: NodeRecord) -> tuple[bytes, dict[str, tuple[object, byt
 Elsewhere = Callable[[], Awaitable[list[csds_pb2.ClientConfig]]]
 
 
-class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
+# Envoy's generated service stubs ship without types: its base class is Any to mypy.
+class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  # type: ignore[misc]
     """``envoy.service.status.v3.ClientStatusDiscoveryService`` from the node registry
     (and, with replicas, from the other replicas' posts)."""
 
@@ -160,12 +161,12 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):
                 entry.xds_config.CopyFrom(known.packed)
 
     async def FetchClientStatus(
-        self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext
+        self, request: csds_pb2.ClientStatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> csds_pb2.ClientStatusResponse:
         return await self._status(request)
 
     async def StreamClientStatus(
-        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         async for request in request_iterator:
             yield await self._status(request)

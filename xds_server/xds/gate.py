@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 import structlog
@@ -23,12 +24,12 @@ class NodeGate:
         self.streams = streams
         self.verify_nodes = verify_nodes
 
-    def open(self, context: grpc.aio.ServicerContext) -> StreamLease:
+    def open(self, context: grpc.aio.ServicerContext[Any, Any]) -> StreamLease:
         """Count a new stream (``LimitExceeded`` when over a limit)."""
         return self.streams.open(context.peer())
 
     def node_check(
-        self, lease: StreamLease, context: grpc.aio.ServicerContext
+        self, lease: StreamLease, context: grpc.aio.ServicerContext[Any, Any]
     ) -> Callable[[str], None]:
         """The check a stream runs on its node id, before registering the node."""
         names = CertificateNames.of(context.auth_context()) if self.verify_nodes else None

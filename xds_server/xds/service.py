@@ -46,7 +46,7 @@ class AggregatedDiscoveryService:
         self,
         mode: StreamMode[Any],
         requests: AsyncIterator[Any],
-        context: grpc.aio.ServicerContext,
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> None:
         try:
             lease = self.gate.open(context)
@@ -66,10 +66,14 @@ class AggregatedDiscoveryService:
         finally:
             lease.release()
 
-    async def sotw(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def sotw(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         await self._stream(SotwMode(), requests, context)
 
-    async def delta(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def delta(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         await self._stream(DeltaMode(), requests, context)
 
     def handler(self) -> grpc.GenericRpcHandler:

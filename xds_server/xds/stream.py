@@ -77,7 +77,9 @@ class AdsStream(Generic[S]):
         self.report = StreamReport(mode.name, peer, cache, self.types, self.plans, self.ledger)
         self._nonces = itertools.count(1)
 
-    async def run(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def run(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
         """Serve the stream until the client ends it or breaks the protocol."""
         reader = asyncio.create_task(self.inbox.read(requests))
         unwatch = self.cache.watch(self.inbox.wake)
