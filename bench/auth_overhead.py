@@ -86,7 +86,7 @@ class Pki:
 def make_pki(directory: Path) -> Pki:
     # The test suite's certificate maker (needs `cryptography`, a dev dependency),
     # imported here like fleet.py's PostgreSQL helper.
-    from tests.certs import CertificateAuthority
+    from tests.support.certs import CertificateAuthority
 
     ca = CertificateAuthority(directory, "bench")
     server = ca.issue("api", "xds-api", dns=("localhost",), ips=("127.0.0.1",))

@@ -373,7 +373,7 @@ def _start(kind: str, workdir: Path, stack: contextlib.ExitStack) -> Started:
         return start_raw(workdir)
     if kind == "ours":
         return start_ours(workdir)
-    from tests.pg import PostgresCluster, postgres_bin
+    from tests.support.pg import PostgresCluster, postgres_bin
 
     bin_dir = postgres_bin()
     assert bin_dir is not None, "the ha kind needs PostgreSQL (apt-get install postgresql)"

@@ -341,7 +341,7 @@ def main() -> None:
     with ExitStack() as stack:
         store_url = None
         if args.ha:
-            from tests.pg import PostgresCluster, postgres_bin
+            from tests.support.pg import PostgresCluster, postgres_bin
 
             bin_dir = postgres_bin()
             assert bin_dir is not None, "--ha needs PostgreSQL (apt-get install postgresql)"

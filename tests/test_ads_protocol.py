@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
+from tests.support.worlds import BLUE, GREEN, NEW_BLUE, world
 from xds_server.model.state import World
-from xds_server.model.world_document import world_from_document
 from xds_server.testing import Received, ScriptedAdsClient
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds import keepalive
@@ -21,40 +21,6 @@ from xds_server.xds.planner import plan_clusters
 from xds_server.xds.registry import NodeRegistry
 from xds_server.xds.resources import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from xds_server.xds.service import AggregatedDiscoveryService
-
-BLUE, GREEN, NEW_BLUE = (
-    "cblue0000000000000000000a",
-    "cgreen000000000000000000a",
-    "cblue0000000000000000000b",
-)
-
-
-def world(
-    weights: dict[str, int],
-    holders: dict[str, str],
-    ips: dict[str, str] | None = None,
-    untagged: tuple[str, ...] = (),
-) -> World:
-    """One service `default` on `*`; ``holders`` maps tag → deployment id; ``untagged``
-    deployments are scaled down without a tag (as after an in-place release)."""
-    ips = ips or {}
-    bound = [(tag, deployment_id) for tag, deployment_id in holders.items()]
-    return world_from_document(
-        {
-            "services": [{"name": "default", "domains": ["*"], "weights": weights}],
-            "deployments": [
-                {
-                    "id": deployment_id,
-                    "service": "default",
-                    "endpoints": [ips.get(deployment_id, "10.0.0.1:80")],
-                    "tag": tag,
-                    "state": "active" if tag in weights else "scaled_down",
-                }
-                for tag, deployment_id in [*bound, *((None, d) for d in untagged)]
-            ],
-        }
-    )
-
 
 BLUE_ONLY = world({"blue": 100}, {"blue": BLUE})
 BLUE_GREEN = world({"blue": 90, "green": 10}, {"blue": BLUE, "green": GREEN})

@@ -11,8 +11,8 @@ import pytest
 from google.protobuf import descriptor_pool
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import free_port
-from tests.stack import InProcessControlPlane
+from tests.support.processes import free_port
+from tests.support.stack import InProcessControlPlane
 from xds_server.auth.identity import bearer_token
 from xds_server.auth.limits import StreamCounter, StreamLimits, WriteRateLimiter, peer_host
 from xds_server.auth.node_identity import CertificateNames

@@ -42,7 +42,7 @@ def test_fleet_benchmark_runs(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_fleet_benchmark_runs_two_replicas(tmp_path: Path) -> None:
     """The replica comparison: one replica on SQLite, then two on a throwaway PostgreSQL."""
-    from tests.pg import require_postgres
+    from tests.support.pg import require_postgres
 
     require_postgres()
     results = _run(
@@ -142,7 +142,7 @@ def test_world_benchmark_runs(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_world_benchmark_runs_two_replicas(tmp_path: Path) -> None:
     """With --ha the other replica's cost per change is reported."""
-    from tests.pg import require_postgres
+    from tests.support.pg import require_postgres
 
     require_postgres()
     results = _run(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import XDSCTL, free_port, run_xdsctl
-from tests.stack import ENVOY, wait_until
+from tests.support.processes import XDSCTL, free_port, run_xdsctl
+from tests.support.stack import ENVOY, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAPS = {

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import XDSCTL, ServerProcess
+from tests.support.bad_input import BAD_INPUT
+from tests.support.processes import XDSCTL, ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -29,98 +30,6 @@ def primed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
     assert server.xdsctl("services", "set", "shop", "--domain", "shop.example.com").returncode == 0
     yield server, ids
     server.stop()
-
-
-# (arguments, exit code, a part of the message); {blue} and {green} are deployment ids.
-BAD_INPUT = [
-    (
-        "traffic set --tags blue=90,green=20",
-        1,
-        "weights must add up to 100 (got blue=90, green=20 = 110)",
-    ),
-    # Weights are plain digits 0-100: a sign or a value beyond 100 is a usage error (the
-    # server refuses the same from any other API client: tests/test_operations.py).
-    (
-        "traffic set --tags blue=-10,green=110",
-        2,
-        "weight '-10' of tag blue is not a whole number in plain digits",
-    ),
-    ("traffic set --tags blue=101", 2, "weight of blue must be from 0 to 100 (got 101)"),
-    ("traffic set --tags blue=9.5,green=90.5", 2, "weight '9.5' of tag blue is not a whole number"),
-    ("traffic set --tags blue=50,blue=50", 1, "tag blue is listed twice in --tags"),
-    (
-        "traffic set --tags blue=90,purple=10",
-        1,
-        "no deployment of service default holds tag purple",
-    ),
-    ("traffic set --tags blue", 2, "--tags 'blue' is malformed"),
-    ("traffic set --tags blue=90,,green=10", 2, "is malformed at ''"),
-    ("traffic set --tags Blue=100", 1, "tag 'Blue' is not valid: use a lowercase DNS label"),
-    ("traffic set --tags blue=100 --mirror green=5", 1, "mirror target green is not in --tags"),
-    (
-        "traffic set --tags blue=100,green=0 --mirror blue=5",
-        1,
-        "mirror target blue already gets 100% of traffic",
-    ),
-    (
-        "traffic set --tags blue=100,green=0 --mirror green=150",
-        2,
-        "mirror percent for green must be above 0 and at most 100 (got 150)",
-    ),
-    ("traffic set --tags blue=100,green=0 --mirror green=0", 2, "must be above 0"),
-    ("traffic set --tags blue=100,green=0 --mirror green=5.125", 2, "at most two decimals"),
-    ("traffic set --tags blue=100,green=0 --mirror green", 2, "--mirror 'green' is malformed"),
-    (
-        "traffic set --tags blue=90,green=10 --if-revision 1",
-        1,
-        "service default is at revision 2, not 1",
-    ),
-    (
-        "traffic set --tags blue=100 --if-revision two",
-        2,
-        "argument --if-revision: 'two' is not a whole number in plain digits",
-    ),
-    ("traffic set", 2, "the following arguments are required: --tags"),
-    ("traffic set --service nope --tags blue=100", 1, "service 'nope' does not exist"),
-    ("traffic get --service nope", 1, "create it with `xdsctl apply --service nope"),
-    ("traffic promote --to purple", 1, "tag purple is not in the traffic policy"),
-    ("traffic promote --to blue", 1, "tag blue already carries 100% of traffic"),
-    ("traffic promote --service shop", 1, "nothing to promote to"),
-    ("traffic rollback --to-revision 99", 1, "service default has no revision 99"),
-    ("traffic rollback --to-revision 0", 1, "service default has no revision 0"),
-    ("traffic rollback --to-revision -1", 2, "'-1' is not a whole number in plain digits"),
-    ("traffic rollback --to-revision 2", 1, "at revision 2 already"),
-    ("apply --endpoint 10.0.0.1", 2, "endpoint '10.0.0.1' has no port"),
-    ("apply --endpoint 10.0.0.1:70000", 2, "the port must be from 1 to 65535"),
-    ("apply --endpoint ::1:80", 2, "put an IPv6 address in brackets, e.g. [::1]:80"),
-    ("apply --endpoint bad_host:80", 2, "is not an IP address or a DNS name"),
-    ("apply", 2, "give at least one --endpoint HOST:PORT"),
-    ("apply --endpoint 10.0.0.1:80 --endpoint 10.0.0.1:80", 1, "is listed twice"),
-    (
-        "apply --deployment-tag blue --bluegreen --endpoint 10.0.0.1:80",
-        2,
-        "argument --bluegreen: not allowed with argument --deployment-tag",
-    ),
-    ("apply --deployment-tag Blue --endpoint 10.0.0.1:80", 1, "tag 'Blue' is not valid"),
-    ("apply --label version --endpoint 10.0.0.1:80", 2, "write KEY=VALUE"),
-    ("apply --service Bad_Name --endpoint 10.0.0.1:80", 1, "service name 'Bad_Name' is not valid"),
-    ("apply --endpoint 10.0.0.1:80 --if-revision 0", 1, "service default is at revision 2, not 0"),
-    (
-        "services set cart --domain shop.example.com",
-        1,
-        "service shop holds shop.example.com already",
-    ),
-    ("services set shop --domain *", 1, "service default answers every host (*) already"),
-    ("services set shop --domain shop.example.com:10000", 1, "has a port"),
-    ("services set shop --domain a.example.com --domain a.example.com", 1, "given twice"),
-    ("services set shop", 2, "the following arguments are required: --domain"),
-    ("deployments get cnotthere", 1, "deployment 'cnotthere' does not exist"),
-    ("deployments set-endpoints {blue} --endpoint nope", 2, "endpoint 'nope' has no port"),
-    ("deployments set-endpoints cnotthere --endpoint 10.0.0.1:80", 1, "does not exist"),
-    ("deployments delete {blue}", 1, "is active with tag blue"),
-    ("traffic get -o xml", 2, "invalid choice: 'xml'"),
-    ("trafic get", 2, "invalid choice: 'trafic'"),
-]
 
 
 @pytest.mark.parametrize(("args", "code", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])

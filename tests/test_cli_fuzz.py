@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import free_port
+from tests.support.processes import free_port
 from xds_server.cli import main as cli
 
 ODD = [

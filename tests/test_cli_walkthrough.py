@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.conftest import ServerProcess, free_port, run_xdsctl
+from tests.support.processes import ServerProcess, free_port, run_xdsctl
 
 
 def _traffic(server: ServerProcess) -> list[tuple[str, str, int]]:

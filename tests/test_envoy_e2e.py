@@ -9,7 +9,7 @@ import math
 import time
 from collections import Counter
 
-from tests.stack import LoadLoop, Stack, wait_until
+from tests.support.stack import LoadLoop, Stack, wait_until
 from xds_server.translate import cluster_name
 
 

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import Stack, wait_until
+from tests.support.stack import Stack, wait_until
 from xds_server.testing import ScriptedAdsClient
 from xds_server.xds.resources import CLUSTER
 

@@ -19,8 +19,8 @@ from google.protobuf import descriptor, message_factory
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import free_port
-from tests.stack import InProcessControlPlane
+from tests.support.processes import free_port
+from tests.support.stack import InProcessControlPlane
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 

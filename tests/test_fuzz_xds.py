@@ -30,9 +30,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import free_port
-from tests.stack import InProcessControlPlane, wait_until
-from tests.test_nack_and_hostile_clients import _hostile_round
+from tests.support.hostile import hostile_round
+from tests.support.processes import free_port
+from tests.support.stack import InProcessControlPlane, wait_until
 from xds_server.testing import Received, ScriptedAdsClient
 from xds_server.translate import cluster_name
 from xds_server.v1 import operator_pb2 as pb
@@ -509,7 +509,7 @@ def test_converges_while_hostile_clients_are_connected(fleet: Fleet) -> None:
     """The hostile clients of test_nack_and_hostile_clients (never ACKing, garbage, flood,
     huge, vanishing in numbers) at the same time as a change: the node still converges."""
     hostile = asyncio.run_coroutine_threadsafe(
-        _hostile_round(fleet.plane.xds_address), fleet.plane.loop
+        hostile_round(fleet.plane.xds_address), fleet.plane.loop
     )
     fleet.converge(alone=False)
     seen = hostile.result(timeout=60)

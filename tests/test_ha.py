@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
-from tests.conftest import ServerProcess, free_port, run_xdsctl
-from tests.stack import Envoy, Stack, Upstream, wait_until
+from tests.support.processes import ServerProcess, free_port, run_xdsctl
+from tests.support.stack import Envoy, Stack, Upstream, wait_until
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
@@ -258,7 +258,7 @@ def _ha_stack(postgres: Any, tmp_path: Path, url: str | None = None) -> tuple[An
 def test_envoy_fails_over_to_the_other_replica(postgres: Any, tmp_path: Path, failure: str) -> None:
     """The replica Envoy uses is killed (-9) or hung (SIGSTOP) under load: zero failed
     requests, nothing applied again after the switch, and a later change reaches it."""
-    from tests.stack import LoadLoop
+    from tests.support.stack import LoadLoop
 
     stack, replicas = _ha_stack(postgres, tmp_path)
     [envoy] = stack.envoys
@@ -297,8 +297,8 @@ def test_database_outage(tmp_path: Path) -> None:
     """PostgreSQL stops under load: Envoy serves on, a write fails within about 2 s naming
     the database, reads answer from the replica's snapshot; afterwards both replicas
     resync and new changes (endpoints, domains) reach Envoy."""
-    from tests.pg import PostgresCluster, require_postgres
-    from tests.stack import LoadLoop
+    from tests.support.pg import PostgresCluster, require_postgres
+    from tests.support.stack import LoadLoop
 
     cluster = PostgresCluster(require_postgres())  # its own: this test stops it
     stack, replicas = _ha_stack(cluster, tmp_path, url=cluster.database())

@@ -11,11 +11,12 @@ import grpc
 import pytest
 from envoy.config.route.v3 import route_pb2
 
-from tests.conftest import ServerProcess, run_xdsctl
-from tests.stack import Envoy, InProcessControlPlane, LoadLoop, Stack, wait_until
+from tests.support.hostile import hostile_round
+from tests.support.processes import ServerProcess, run_xdsctl
+from tests.support.stack import Envoy, InProcessControlPlane, LoadLoop, Stack, wait_until
 from xds_server.testing import ScriptedAdsClient
 from xds_server.translate import cluster_name
-from xds_server.xds.resources import CLUSTER, ENDPOINT, ROUTE, Resource, ResourceSet
+from xds_server.xds.resources import CLUSTER, ROUTE, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
 
 
@@ -121,43 +122,6 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def _hostile_round(address: str) -> dict[str, object]:
-    """Every kind of misbehaving client at once; returns what each one saw."""
-    seen: dict[str, object] = {}
-
-    silent = ScriptedAdsClient(address, "never-acks")
-    await silent.__aenter__()
-    await silent.request(CLUSTER)
-    seen["never-acks got"] = (await silent.receive()).type_url
-
-    garbage = ScriptedAdsClient(address, "garbage", delta=True)
-    await garbage.__aenter__()
-    await garbage.delta_request("type.googleapis.com/not.a.Type", ["x"] * 100)
-    await garbage.delta_request(ENDPOINT, [f"no-such-cluster-{i}" for i in range(5000)])
-
-    flood = ScriptedAdsClient(address, "flood")
-    await flood.__aenter__()
-    for i in range(2000):
-        await flood.request(ENDPOINT, [f"name-{i}"], nonce=str(i))
-
-    huge = ScriptedAdsClient(address, "huge")
-    await huge.__aenter__()
-    try:
-        await huge.request(ENDPOINT, ["x" * 1000] * 6000)  # ~6 MB
-        await huge.receive(timeout=10)
-    except grpc.aio.AioRpcError as error:
-        seen["huge"] = error.code()
-
-    vanishing = [ScriptedAdsClient(address, f"vanish-{i}") for i in range(300)]
-    for client in vanishing:
-        await client.__aenter__()
-        await client.request(CLUSTER)
-    await asyncio.gather(*(client.receive() for client in vanishing))
-    for client in [*vanishing, silent, garbage, flood, huge]:
-        await client.close()
-    return seen
-
-
 def test_hostile_clients_leave_the_server_healthy(tmp_path: Path) -> None:
     """Clients that never ACK, send garbage, flood, send huge requests or vanish in numbers:
     the server stays up, a real Envoy keeps converging, memory returns to its level."""
@@ -175,12 +139,12 @@ def test_hostile_clients_leave_the_server_healthy(tmp_path: Path) -> None:
         stack.wait_all("blue")
         assert server.process is not None
         pid = server.process.pid
-        asyncio.run(_hostile_round(server.xds_address))  # warm-up: allocator pools fill once
+        asyncio.run(hostile_round(server.xds_address))  # warm-up: allocator pools fill once
         time.sleep(1.0)
         baseline = _rss_kib(pid)
         with LoadLoop(stack, clients=2) as load:
             for share in (30, 100):
-                seen = asyncio.run(_hostile_round(server.xds_address))
+                seen = asyncio.run(hostile_round(server.xds_address))
                 assert seen["huge"] == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert seen["never-acks got"] == CLUSTER
                 stack.xdsctl("traffic", "set", "--tags", f"blue={100 - share},green={share}")

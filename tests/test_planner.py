@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_ads_protocol import BLUE, GREEN, NEW_BLUE, world
+from tests.support.worlds import BLUE, GREEN, NEW_BLUE, world
 from xds_server.translate import TranslateOptions, cluster_name
 from xds_server.xds.builder import snapshot_of
 from xds_server.xds.cache import PlanMemo, SnapshotCache

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ServerProcess, free_port, run_xdsctl
-from tests.cut_proxy import ResponseCuttingProxy
+from tests.support.cut_proxy import ResponseCuttingProxy
+from tests.support.processes import ServerProcess, free_port, run_xdsctl
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.conftest import XDSCTL, ServerProcess
+from tests.support.processes import XDSCTL, ServerProcess
 
 
 def _mode(path: Path) -> int:

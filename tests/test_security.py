@@ -15,8 +15,8 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.certs import CertificateAuthority
-from tests.conftest import XDSCTL, ServerProcess, free_port, run_xdsctl
+from tests.support.certs import CertificateAuthority
+from tests.support.processes import XDSCTL, ServerProcess, free_port, run_xdsctl
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import XDSCTL, CliResult, ServerProcess, free_port
-from tests.stack import Stack, wait_until
+from tests.support.processes import XDSCTL, CliResult, ServerProcess, free_port
+from tests.support.stack import Stack, wait_until
 
 
 def _prime(server: ServerProcess) -> None:

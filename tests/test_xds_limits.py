@@ -14,7 +14,7 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from tests.stack import Stack, wait_until
+from tests.support.stack import Stack, wait_until
 from xds_server.xds.resources import CLUSTER
 
 ADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"

@@ -16,9 +16,9 @@ import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
-from tests.certs import CertificateAuthority, Issued
-from tests.conftest import ServerProcess, free_port, run_xdsctl
-from tests.stack import Envoy, Stack, wait_until
+from tests.support.certs import CertificateAuthority, Issued
+from tests.support.processes import ServerProcess, free_port, run_xdsctl
+from tests.support.stack import Envoy, Stack, wait_until
 from xds_server.xds.resources import CLUSTER
 
 SERVER_NAME = "xds.test.internal"

@@ -13,8 +13,8 @@ import time
 
 import grpc
 
-from tests.stack import Envoy, LoadLoop, Stack, wait_until
-from tests.test_cli_bad_input import BAD_INPUT
+from tests.support.bad_input import BAD_INPUT
+from tests.support.stack import Envoy, LoadLoop, Stack, wait_until
 from xds_server.translate import cluster_name
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc

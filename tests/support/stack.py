@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ServerProcess, free_port
+from tests.support.processes import ServerProcess, free_port
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.upstream import Upstream
 

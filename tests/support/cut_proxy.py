@@ -8,7 +8,7 @@ import contextlib
 import socket
 import threading
 
-from tests.conftest import free_port
+from tests.support.processes import free_port
 
 _FRAME_HEADER = 9
 _HEADERS = 0x1
