@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 
 from xds_server.logs import LogWriter
 from xds_server.model.state import World
+from xds_server.xds.registry import XdsEvent
 from xds_server.xds.resources import SHORT_NAMES
 
 # Change-to-ACK latency: a change should reach a node in milliseconds to seconds.
@@ -61,20 +62,20 @@ class Metrics:
         )
         dropped.set_function(lambda: LogWriter.dropped)
 
-    def on_xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
+    def on_xds_event(self, event: XdsEvent, kind: str, node: str, seconds: float | None) -> None:
         """The node registry's hook: ``kind`` is a type URL, or a mode for (dis)connects."""
-        if event in ("connect", "disconnect"):
+        if event in (XdsEvent.CONNECT, XdsEvent.DISCONNECT):
             gauge = self.connected.labels(mode=kind)
-            gauge.inc() if event == "connect" else gauge.dec()
+            gauge.inc() if event is XdsEvent.CONNECT else gauge.dec()
             return
         short = SHORT_NAMES.get(kind, "other")
-        if event == "response":
+        if event is XdsEvent.RESPONSE:
             self._child(self.responses, short).inc()
-        elif event == "ack":
+        elif event is XdsEvent.ACK:
             self._child(self.acks, short).inc()
             if seconds is not None:
                 self._child(self.ack_latency, short).observe(max(seconds, 0.0))
-        elif event == "nack":
+        elif event is XdsEvent.NACK:
             self._child(self.nacks, short).inc()
 
     def _child(self, metric: Any, type_name: str) -> Any:

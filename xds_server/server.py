@@ -46,7 +46,7 @@ from xds_server.xds.cache import SnapshotCache
 from xds_server.xds.csds import ClientStatusService
 from xds_server.xds.gate import NodeGate
 from xds_server.xds.publisher import SnapshotPublisher
-from xds_server.xds.registry import NodeRegistry
+from xds_server.xds.registry import NodeRegistry, XdsEvent
 from xds_server.xds.service import AggregatedDiscoveryService
 
 log = structlog.get_logger(__name__)
@@ -107,11 +107,11 @@ class ControlPlane:
             grace_seconds=self.config.node_grace_seconds, on_event=self._xds_event
         )
 
-    def _xds_event(self, event: str, kind: str, node: str, seconds: float | None) -> None:
+    def _xds_event(self, event: XdsEvent, kind: str, node: str, seconds: float | None) -> None:
         self.metrics.on_xds_event(event, kind, node, seconds)
-        if event in ("connect", "disconnect"):
+        if event in (XdsEvent.CONNECT, XdsEvent.DISCONNECT):
             # A closed stream leaves cycles (tasks, calls) among older objects.
-            self._heap.poke(full=event == "disconnect")
+            self._heap.poke(full=event is XdsEvent.DISCONNECT)
 
     def _published(self, world: World, changed: frozenset[str] | None) -> None:
         self.metrics.on_publish(world, changed)

@@ -12,11 +12,26 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 import structlog
 
 from xds_server.xds.resources import SHORT_NAMES
+
+
+class XdsEvent(StrEnum):
+    """What the registry tells its listener (metrics, the heap settler) about the fleet."""
+
+    CONNECT = "connect"  # kind: the stream's mode
+    DISCONNECT = "disconnect"  # kind: the stream's mode
+    RESPONSE = "response"  # kind: the type URL sent
+    ACK = "ack"  # kind: the type URL; seconds: from publishing to this ACK
+    NACK = "nack"  # kind: the type URL
+
+
+# (event, kind, node, seconds): see ``XdsEvent`` for what kind and seconds are.
+XdsEventListener = Callable[[XdsEvent, str, str, float | None], None]
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +114,7 @@ class NodeRegistry:
     def __init__(
         self,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
-        on_event: Callable[[str, str, str, float | None], None] | None = None,
+        on_event: XdsEventListener | None = None,
     ) -> None:
         self._nodes: dict[str, NodeRecord] = {}
         # Live streams not known to be in sync: waiting is O(1) per look, not O(nodes).
@@ -113,9 +128,7 @@ class NodeRegistry:
         self._listening = 0  # waiters blocked on _news
         self._connected_count = 0  # nodes with at least one live stream
         self.changes = 0  # bumped by every event that may change a node's status
-        # (event, type_url or mode, node, seconds) for metrics: "ack", "nack",
-        # "response", "connect", "disconnect".
-        self._on_event = on_event or (lambda *_: None)
+        self._on_event: XdsEventListener = on_event or (lambda *_: None)
 
     def _notify(self) -> None:
         self.changes += 1
@@ -149,7 +162,7 @@ class NodeRegistry:
         record.streams.append(stream)
         self._unsynced.add(stream)
         record.disconnected_at = None
-        self._on_event("connect", stream.mode, node_id, None)
+        self._on_event(XdsEvent.CONNECT, stream.mode, node_id, None)
         self._notify()
         return record
 
@@ -161,18 +174,18 @@ class NodeRegistry:
         self._unsynced.discard(stream)
         if not record.streams:
             record.disconnected_at = time.time()
-        self._on_event("disconnect", stream.mode, record.node_id, None)
+        self._on_event(XdsEvent.DISCONNECT, stream.mode, record.node_id, None)
         self._notify()
 
     def get(self, node_id: str) -> NodeRecord | None:
         return self._nodes.get(node_id)
 
     def response(self, record: NodeRecord, type_url: str) -> None:
-        self._on_event("response", type_url, record.node_id, None)
+        self._on_event(XdsEvent.RESPONSE, type_url, record.node_id, None)
 
     def ack(self, record: NodeRecord, type_url: str, version: str, seconds: float) -> None:
         record.acked[type_url] = version
-        self._on_event("ack", type_url, record.node_id, seconds)
+        self._on_event(XdsEvent.ACK, type_url, record.node_id, seconds)
         self._notify()
 
     def nack(self, record: NodeRecord, type_url: str, version: str, message: str) -> None:
@@ -187,7 +200,7 @@ class NodeRegistry:
             version=version,
             error=message,
         )
-        self._on_event("nack", type_url, record.node_id, None)
+        self._on_event(XdsEvent.NACK, type_url, record.node_id, None)
         self._notify()
 
     def rejected(self, record: NodeRecord, type_url: str) -> set[str]:
