@@ -38,7 +38,13 @@ def _first_request(node_id: str, padding: int = 0) -> bytes:
 async def _open(channel: grpc.aio.Channel, node_id: str, padding: int = 0) -> Any:
     """Open an ADS stream and send its first request; returns the call."""
     call = channel.stream_stream(ADS, request_serializer=None, response_deserializer=None)()
-    await call.write(_first_request(node_id, padding))
+    try:
+        await call.write(_first_request(node_id, padding))
+    except Exception:
+        # The gate may refuse the stream before this write lands: the write then
+        # fails, and the refusal's status is what ``_outcome`` reads from the call.
+        if not call.done():
+            raise
     return call
 
 
