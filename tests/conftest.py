@@ -109,7 +109,7 @@ def update_goldens(request: pytest.FixtureRequest) -> bool:
 
 @pytest.fixture(params=["sotw", "delta"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A Stack (tests/stack.py) for one test, once in SotW and once in delta mode."""
+    """A Stack (tests/support/stack.py) for one test, once in SotW and once in delta mode."""
     from tests.support.stack import Stack
 
     built = Stack(workdir=tmp_path, delta=request.param == "delta")
@@ -121,7 +121,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
-    """One throwaway PostgreSQL cluster for the session (tests/pg.py)."""
+    """One throwaway PostgreSQL cluster for the session (tests/support/pg.py)."""
     from tests.support.pg import PostgresCluster, require_postgres
 
     cluster = PostgresCluster(require_postgres())

@@ -21,8 +21,9 @@ def _our_modules() -> list[str]:
 
 
 def test_every_exception_derives_from_the_root_and_lives_in_errors() -> None:
-    found = {}
-    for name in _our_modules():
+    modules, found = _our_modules(), {}
+    assert len(modules) > 50, modules  # the walk sees the whole package
+    for name in modules:
         module = importlib.import_module(name)
         for value in vars(module).values():
             if (
@@ -31,7 +32,6 @@ def test_every_exception_derives_from_the_root_and_lives_in_errors() -> None:
                 and value.__module__.startswith("xds_server")
             ):
                 found[value.__qualname__] = value
-    assert found, "no exception classes found: the walk is broken"
     elsewhere = sorted(n for n, cls in found.items() if cls.__module__ != errors.__name__)
     assert elsewhere == []
     outside = sorted(n for n, cls in found.items() if not issubclass(cls, errors.XdsServerError))

@@ -506,7 +506,7 @@ def test_raw_bytes(fleet: Fleet, mode: str) -> None:
 
 
 def test_converges_while_hostile_clients_are_connected(fleet: Fleet) -> None:
-    """The hostile clients of test_nack_and_hostile_clients (never ACKing, garbage, flood,
+    """The hostile clients (tests/support/hostile.py) (never ACKing, garbage, flood,
     huge, vanishing in numbers) at the same time as a change: the node still converges."""
     hostile = asyncio.run_coroutine_threadsafe(
         hostile_round(fleet.plane.xds_address), fleet.plane.loop

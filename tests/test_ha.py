@@ -1,6 +1,6 @@
 """Several replicas on one PostgreSQL database, and moving state between engines.
 
-Real PostgreSQL (tests/pg.py), real servers, real Envoys.
+Real PostgreSQL (tests/support/pg.py), real servers, real Envoys.
 """
 
 from __future__ import annotations

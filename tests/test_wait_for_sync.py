@@ -22,7 +22,7 @@ SETTLE_SECONDS = 0.1
 
 
 class Stream:
-    """A live stream whose verdict the test sets, as ``AdsStream`` reports its own."""
+    """A live stream whose verdict the test sets, as a stream's ``StreamReport`` does."""
 
     mode = "sotw"
     peer = "ipv4:127.0.0.1:10000"

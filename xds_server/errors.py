@@ -13,7 +13,13 @@ The hierarchy, with the gRPC status the operator API answers for each::
     ├── LimitExceeded        size, calls in flight, write rate   RESOURCE_EXHAUSTED
     ├── OutcomeUnknown       the store failed during a commit    UNAVAILABLE
     ├── StateError           the state file cannot be used       (server start-up)
-    └── ServeRefused         unsafe or unreadable serve settings (server start-up)
+    │   └── UnreadableRow    a stored row does not decode        (server start-up)
+    ├── ServeRefused         unsafe or unreadable serve settings (server start-up)
+    ├── InconsistentSnapshot a snapshot that would break Envoy   (refused, never sent)
+    ├── ProtocolError        an xDS client broke the protocol    (its stream's status)
+    ├── Replayed             a request id committed before       (answered with its reply)
+    ├── DemoError            the demo cannot start               (xdsctl demo)
+    └── CliError             ends an xdsctl command              (its exit code)
 
 A refused request never changes state: every check runs before anything is
 written, and a store transaction that raises is rolled back.
@@ -101,8 +107,8 @@ class Replayed(XdsServerError):
     """A write whose request id was already committed: here is its first reply.
 
     Raised inside the write transaction, so the retry rolls back and changes
-    nothing; the operator API answers with ``reply``. Not a refusal: the servicer
-    catches it before any refusal handling sees it.
+    nothing; the operator API answers with ``reply``. Not a refusal: the commit path
+    (``api/commit.py``) catches it before any refusal handling sees it.
     """
 
     def __init__(self, reply: bytes) -> None:

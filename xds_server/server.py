@@ -214,7 +214,7 @@ class ControlPlane:
             await follower.refresh()
             check_api_exposure(self.config, has_tokens=not self.tokens.empty)
             storage = self.store.board_storage()
-            board = FleetBoard(storage, self.registry, follower) if storage else None
+            board = FleetBoard(storage, self.registry, follower) if storage is not None else None
             api = self._operator_server(follower, publisher, board)
             xds = self._xds_server()
         except BaseException:

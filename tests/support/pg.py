@@ -11,7 +11,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.support.processes import free_port
 
 
 def postgres_bin() -> Path | None:
@@ -37,12 +38,6 @@ def require_postgres() -> Path:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PostgresCluster:
     """One initdb'd cluster, started; ``database()`` hands out a fresh empty database."""
 
@@ -50,7 +45,7 @@ class PostgresCluster:
         self.bin = bin_dir
         self.root = Path(tempfile.mkdtemp(dir="/tmp", prefix="xds-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")

@@ -22,6 +22,7 @@ import uuid
 
 import structlog
 from envoy.service.status.v3 import csds_pb2
+from google.protobuf.message import DecodeError
 
 from xds_server.errors import StoreUnavailable
 from xds_server.replication import posted
@@ -97,18 +98,17 @@ class FleetBoard:
         parts: dict[tuple[str, str], list[bytes]] = {}
         for row in await self._store.fleet_parts_elsewhere(self.replica, fresh_after):
             parts.setdefault((row["replica"], row["node_id"]), []).append(bytes(row["part"]))
-        return [
-            csds_pb2.ClientConfig.FromString(
-                b"".join(
-                    [
-                        bytes(row["csds"]),
-                        *parts.get((row["replica"], row["node_id"]), []),
-                    ]
-                )
-            )
-            for row in nodes
-            if row["csds"]
-        ]
+        configs = []
+        for row in nodes:
+            if not row["csds"]:
+                continue
+            chunks = [bytes(row["csds"]), *parts.get((row["replica"], row["node_id"]), [])]
+            try:
+                configs.append(csds_pb2.ClientConfig.FromString(b"".join(chunks)))
+            except DecodeError as error:
+                # A row this version cannot read: leave it out of CSDS, say so once here.
+                log.warning("fleet.unreadable_row", node=row["node_id"], error=str(error))
+        return configs
 
     async def elsewhere(self) -> list[PostedNode]:
         """The Envoys of every other live replica, judged against this replica's state."""
@@ -118,11 +118,26 @@ class FleetBoard:
             try:
                 node = posted.decode(row["status"])
             except ValueError as error:
-                # A row another version wrote: leave it out rather than fail status.
+                # A row this version cannot read: its Envoy is shown, and waited for,
+                # as not in sync, never left out (a --wait must not pass without it).
                 log.warning("fleet.unreadable_row", node=row["node_id"], error=str(error))
-                continue
+                node = _unreadable(row["node_id"])
             if node.in_sync and row["sequence"] < self._follower.sequence:
                 reason = "its replica has not loaded the current config yet"
                 node = dataclasses.replace(node, in_sync=False, reason=reason)
             nodes.append(node)
         return nodes
+
+
+def _unreadable(node_id: str) -> PostedNode:
+    return PostedNode(
+        node_id=node_id,
+        cluster="",
+        peer="",
+        mode="",
+        connected=True,
+        connected_since="",
+        disconnected_at="",
+        in_sync=False,
+        reason="its replica posted a status this version cannot read (another version?)",
+    )

@@ -281,18 +281,18 @@ def post_fleet(
     )
     if statuses is None:
         return
-    db.run("DELETE FROM node_status WHERE replica = ?", (replica,))
+    db.run("DELETE FROM board_nodes WHERE replica = ?", (replica,))
     db.run_many(
-        "INSERT INTO node_status (replica, node_id, sequence, status, csds) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO board_nodes (replica, node_id, sequence, status, csds) VALUES (?, ?, ?, ?, ?)",
         [(replica, node_id, sequence, status, csds) for node_id, status, csds in statuses],
     )
     db.run(
-        "DELETE FROM node_parts WHERE replica = ? AND node_id NOT IN "
-        "(SELECT node_id FROM node_status WHERE replica = ?)",
+        "DELETE FROM board_parts WHERE replica = ? AND node_id NOT IN "
+        "(SELECT node_id FROM board_nodes WHERE replica = ?)",
         (replica, replica),
     )
     db.run_many(
-        "INSERT INTO node_parts (replica, node_id, type_url, part) VALUES (?, ?, ?, ?) "
+        "INSERT INTO board_parts (replica, node_id, type_url, part) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (replica, node_id, type_url) DO UPDATE SET part = excluded.part",
         [(replica, node_id, type_url, part) for node_id, type_url, part in parts],
     )
@@ -301,7 +301,7 @@ def post_fleet(
 def fleet_parts_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
     """The CSDS parts the other live replicas posted, by node and type."""
     return db.all(
-        "SELECT p.replica, p.node_id, p.part FROM node_parts p "
+        "SELECT p.replica, p.node_id, p.part FROM board_parts p "
         "JOIN replicas r ON r.id = p.replica "
         "WHERE p.replica <> ? AND r.heartbeat_at >= ? ORDER BY p.node_id, p.type_url",
         (replica, fresh_after),
@@ -311,7 +311,7 @@ def fleet_parts_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]
 def fleet_elsewhere(db: Db, replica: str, fresh_after: float) -> list[Row]:
     """What the other live replicas posted (heartbeat at or after ``fresh_after``)."""
     return db.all(
-        "SELECT n.replica, n.node_id, n.sequence, n.status, n.csds FROM node_status n "
+        "SELECT n.replica, n.node_id, n.sequence, n.status, n.csds FROM board_nodes n "
         "JOIN replicas r ON r.id = n.replica "
         "WHERE n.replica <> ? AND r.heartbeat_at >= ? ORDER BY n.node_id",
         (replica, fresh_after),

@@ -123,12 +123,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
     # The board in its own format: statuses as the board writes them (not the
-    # operator API's JSON), CSDS in bytes (not base64). Its rows are rewritten
-    # within a heartbeat, so the old ones are dropped, not converted.
+    # operator API's JSON), CSDS in bytes (not base64). New tables, not the old
+    # ones altered: replicas of the previous version, still running during a
+    # rolling upgrade, keep posting to node_status/node_parts, which this version
+    # neither reads nor drops (a later migration does). BYTEA is PostgreSQL's
+    # type; SQLite, where the board never runs, accepts the name.
     """
-    DROP TABLE node_parts;
-    DROP TABLE node_status;
-    CREATE TABLE node_status (
+    CREATE TABLE board_nodes (
         replica  TEXT NOT NULL,
         node_id  TEXT NOT NULL,
         sequence BIGINT NOT NULL,
@@ -136,7 +137,7 @@ MIGRATIONS: tuple[str, ...] = (
         csds     BYTEA NOT NULL,
         PRIMARY KEY (replica, node_id)
     );
-    CREATE TABLE node_parts (
+    CREATE TABLE board_parts (
         replica  TEXT NOT NULL,
         node_id  TEXT NOT NULL,
         type_url TEXT NOT NULL,

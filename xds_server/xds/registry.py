@@ -56,7 +56,7 @@ class TypeView:
 
 
 class StreamView(Protocol):
-    """What the registry needs from a live stream (``AdsStream`` provides it)."""
+    """What the registry needs from a live stream (its ``StreamReport`` provides it)."""
 
     mode: str
     peer: str
@@ -144,7 +144,7 @@ class NodeRegistry:
         self._notify()
 
     def set_synced(self, stream: StreamView, synced: bool) -> None:
-        """A stream's verdict after it handled an event (see ``AdsStream``)."""
+        """A stream's verdict after it handled an event (see ``StreamReport``)."""
         if synced:
             if stream in self._unsynced:
                 self._unsynced.discard(stream)

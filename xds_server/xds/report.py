@@ -1,7 +1,7 @@
 """What the fleet sees of one ADS stream: whether its node is in sync and why not, per
 type what it ACKed against what it should hold, and (for CSDS) what it holds.
 
-The node registry lists every stream by its report (``status.StreamView``), so
+The node registry lists every stream by its report (``registry.StreamView``), so
 ``xdsctl status``, ``wait_for_sync`` and CSDS read the report, never the stream.
 """
 
