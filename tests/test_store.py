@@ -25,7 +25,7 @@ from xds_server.errors import (
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors
 from xds_server.model.state import World
-from xds_server.store import rows
+from xds_server.store import rows, schema
 from xds_server.store.base import StateDump, Store, WriteRequest
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
@@ -317,6 +317,35 @@ class TestSqliteFile:
         connection.close()
         with pytest.raises(StateError, match="newer than this xds_server knows"):
             asyncio.run(_close(SqliteStore.open(tmp_path / "state.db")))
+
+    def test_a_file_of_the_previous_schema_migrates_keeping_its_state(self, tmp_path: Path) -> None:
+        """A state file written at schema 8 (before the board's own tables) opens: its
+        services are kept and the new tables exist."""
+        path = tmp_path / "state.db"
+        connection = sqlite3.connect(path)
+        for script in schema.MIGRATIONS[:8]:
+            for statement in schema.statements(script):
+                connection.execute(statement)
+        connection.execute(
+            "INSERT INTO services (name, revision, weights, mirrors) VALUES (?, ?, ?, ?)",
+            ("shop", 0, "[]", "[]"),
+        )
+        connection.execute("PRAGMA user_version = 8")
+        connection.commit()
+        connection.close()
+
+        async def run() -> World:
+            store = await SqliteStore.open(path)
+            try:
+                return await store.load()
+            finally:
+                await store.close()
+
+        assert set(asyncio.run(run()).services) == {"shop"}
+        connection = sqlite3.connect(path)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        assert {"board_nodes", "board_parts"} <= tables
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
     def test_refuses_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
         """A stray file at the state path gives a clear error."""
