@@ -8,14 +8,13 @@ from xds_server.cli.client import EXIT_OK, EXIT_REFUSED
 from xds_server.cli.flags import address, whole_number
 from xds_server.cli.options import Commands
 from xds_server.config import ServeConfig
-from xds_server.errors import CliError
+from xds_server.errors import CliError, DemoError
 
 
 def demo(args: argparse.Namespace) -> int:
     """Run the demo until it is stopped; what keeps it from starting exits 1."""
     # Imported when it runs: no other command needs the demo's machinery.
     from xds_server.demo import DemoOptions, run_demo
-    from xds_server.errors import DemoError
 
     options = DemoOptions(
         listen_port=args.listen_port,
