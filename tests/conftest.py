@@ -57,6 +57,7 @@ ENVOY_MODULES = frozenset(
         "test_fleet_status",
         "test_ha",
         "test_nack_and_hostile_clients",
+        "test_routing_envoy",
         "test_xds_limits",
         "test_xds_mtls",
         "test_zero_downtime",

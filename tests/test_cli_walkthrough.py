@@ -144,9 +144,15 @@ class TestWalkthrough:
         created = server.xdsctl("services", "set", "shop", "--domain", "shop.example.com")
         assert created.stdout == "service shop answers shop.example.com\n"
         services = server.xdsctl("services", "list", "-o", "yaml").yaml()
+        routing = {
+            "override_header": None,
+            "sticky_header": None,
+            "shadow_header": "x-shadow",
+            "mirror_host_suffix": True,
+        }
         assert services == [
-            {"name": "default", "domains": ["*"], "revision": 1},
-            {"name": "shop", "domains": ["shop.example.com"], "revision": 1},
+            {"name": "default", "domains": ["*"], "revision": 1, "routing": routing},
+            {"name": "shop", "domains": ["shop.example.com"], "revision": 1, "routing": routing},
         ]
         everything = server.xdsctl("deployments", "list", "-A", "-o", "json").json()
         assert {d["service"] for d in everything} == {"default", "shop"}

@@ -16,7 +16,8 @@ from xds_server.errors import (
 )
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint, parse_mirrors, parse_weights
-from xds_server.model.state import DeploymentState, HistoryEntry, Mirror, World
+from xds_server.model.state import DeploymentState, HistoryEntry, Mirror, Routing, World
+from xds_server.translate.translator import build_virtual_host, cluster_name, holders_of
 
 
 class Harness:
@@ -80,6 +81,18 @@ class Harness:
 
     def domains(self, service: str, *domains: str) -> ops.DomainsResult:
         return self._commit(ops.set_domains(self.world, service=service, domains=domains))
+
+    def configure(self, service: str = "default", **kwargs: Any) -> ops.ServiceResult:
+        domains = kwargs.pop("domains", ())
+        change = ops.RoutingChange(**kwargs)
+        return self._commit(
+            ops.configure_service(
+                self.world, self._ctx, service=service, domains=domains, routing=change
+            )
+        )
+
+    def routing(self, service: str = "default") -> Routing:
+        return self.world.services[service].routing
 
     def weights(self, service: str = "default") -> dict[str, int]:
         return dict(self.world.services[service].policy.weights)
@@ -543,3 +556,139 @@ class TestDomains:
         h.domains("shop", "shop.example.com")
         h.domains("cart", "old.example.com")
         assert h.world.domain_owner("old.example.com") == "cart"
+
+
+class TestRouting:
+    """Override, sticky and shadow headers: state with revisions, history and rollback."""
+
+    def test_a_routing_change_is_a_revision_that_rollback_undoes(self, h: Harness) -> None:
+        blue_green(h)
+        before = h.revision()
+        result = h.configure(override_header="x-deployment-tag")
+        assert result.changed and h.revision() == before + 1
+        assert h.routing().override_header == "x-deployment-tag"
+        entry = h.entry("default", h.revision())
+        assert entry is not None
+        assert entry.before.routing.override_header is None
+        assert entry.after.routing.override_header == "x-deployment-tag"
+        h.rollback()
+        assert h.routing().override_header is None
+
+    def test_the_same_settings_again_make_no_revision(self, h: Harness) -> None:
+        blue_green(h)
+        h.configure(override_header="x-deployment-tag", mirror_host_suffix=False)
+        revision = h.revision()
+        again = h.configure(override_header="x-deployment-tag", mirror_host_suffix=False)
+        assert not again.changed and h.revision() == revision
+
+    def test_domains_alone_make_no_revision(self, h: Harness) -> None:
+        blue_green(h)
+        revision = h.revision()
+        result = h.configure("shop", domains=["shop.example.com"])
+        assert result.created and result.changed and h.revision("shop") == 0
+        assert h.revision() == revision
+
+    def test_removing_and_defaults(self, h: Harness) -> None:
+        blue_green(h)
+        assert h.routing() == Routing(shadow_header="x-shadow", mirror_host_suffix=True)
+        h.configure(shadow_header="x-mirrored")
+        assert h.routing().shadow_header == "x-mirrored"
+        h.configure(shadow_header="")
+        assert h.routing().shadow_header is None
+
+    def test_sticky_survives_set_promote_and_ends_with_no_sticky(self, h: Harness) -> None:
+        blue_green(h)
+        h.set("blue=90,green=10", sticky_header="x-user-id")
+        h.set("green=20,blue=80")
+        assert h.routing().sticky_header == "x-user-id"
+        h.promote()
+        assert h.routing().sticky_header == "x-user-id"
+        h.rollback()
+        assert h.routing().sticky_header == "x-user-id"
+        h.set("blue=100,green=0", sticky_header="")
+        assert h.routing().sticky_header is None
+
+    @pytest.mark.parametrize(
+        ("settings", "message"),
+        [
+            ({"override_header": "X-Deployment-Tag"}, "write --override-header x-deployment-tag"),
+            ({"override_header": ":path"}, "pseudo-header"),
+            ({"override_header": "host"}, "what virtual hosts match"),
+            ({"sticky_header": "transfer-encoding"}, "hop-by-hop"),
+            ({"shadow_header": "x-envoy-shadow"}, "Envoy owns"),
+            ({"shadow_header": "a b"}, "not a valid header name"),
+            ({"override_header": "x-shadow"}, "both the override header and the shadow header"),
+        ],
+    )
+    def test_bad_header_names_are_refused(
+        self, h: Harness, settings: dict[str, str], message: str
+    ) -> None:
+        blue_green(h)
+        before = h.world
+        with pytest.raises(InvalidRequest, match=message):
+            if "sticky_header" in settings:
+                h.set("blue=90,green=10", **settings)
+            else:
+                h.configure(**settings)
+        assert h.world is before
+
+    def test_nothing_to_change_is_refused(self, h: Harness) -> None:
+        blue_green(h)
+        with pytest.raises(InvalidRequest, match="give a setting to change"):
+            h.configure()
+
+
+class TestRoutingTranslation:
+    """What the routing settings become in the service's virtual host."""
+
+    def _host(self, h: Harness) -> Any:
+        service = h.world.services["default"]
+        return build_virtual_host(service, holders_of(h.world.deployments_of("default")))
+
+    def test_clusters_are_listed_by_tag_whatever_the_typed_order(self, h: Harness) -> None:
+        blue, green = blue_green(h)
+        h.set("green=10,blue=90")
+        first = list(self._host(h).routes[-1].route.weighted_clusters.clusters)
+        h.set("blue=80,green=20")
+        second = list(self._host(h).routes[-1].route.weighted_clusters.clusters)
+        names = [cluster_name("default", blue), cluster_name("default", green)]
+        assert [c.name for c in first] == names == [c.name for c in second]
+
+    def test_override_routes_precede_the_split_for_listed_tags_only(self, h: Harness) -> None:
+        blue, green = blue_green(h)
+        grey = h.apply(deployment_tag="grey").deployment.id
+        h.set("blue=100,green=0")  # grey is left out: scaled down
+        h.configure(override_header="x-deployment-tag")
+        routes = list(self._host(h).routes)
+        overrides = [(r.match.headers[0].string_match.exact, r.route.cluster) for r in routes[:-1]]
+        assert overrides == [
+            ("blue", cluster_name("default", blue)),
+            ("green", cluster_name("default", green)),
+        ]
+        assert cluster_name("default", grey) not in {c for _, c in overrides}
+        assert routes[-1].route.weighted_clusters.clusters
+        h.configure(override_header="")
+        assert len(self._host(h).routes) == 1
+
+    def test_sticky_split_hashes_the_header(self, h: Harness) -> None:
+        blue_green(h)
+        h.set("blue=90,green=10", sticky_header="x-user-id")
+        action = self._host(h).routes[-1].route
+        assert action.weighted_clusters.use_hash_policy.value is True
+        assert [p.header.header_name for p in action.hash_policy] == ["x-user-id"]
+        h.set("blue=90,green=10", sticky_header="")
+        action = self._host(h).routes[-1].route
+        assert not action.weighted_clusters.HasField("use_hash_policy")
+        assert not action.hash_policy
+
+    def test_shadows_are_marked_and_may_keep_their_host(self, h: Harness) -> None:
+        blue_green(h)
+        h.set("blue=100,green=0", mirror="green=5")
+        (policy,) = self._host(h).routes[-1].route.request_mirror_policies
+        (mutation,) = policy.request_headers_mutations
+        assert (mutation.append.header.key, mutation.append.header.value) == ("x-shadow", "1")
+        assert not policy.disable_shadow_host_suffix_append
+        h.configure(shadow_header="", mirror_host_suffix=False)
+        (policy,) = self._host(h).routes[-1].route.request_mirror_policies
+        assert not policy.request_headers_mutations
+        assert policy.disable_shadow_host_suffix_append

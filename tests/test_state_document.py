@@ -39,6 +39,8 @@ def _exported() -> dict[str, Any]:
     run(ops.set_traffic(world, ctx, service="default", weights=weights, mirrors=mirrors))
     run(ops.set_domains(world, service="shop", domains=["shop.example.com"]))
     run(ops.apply_deployment(world, ctx, service="shop", endpoints=endpoint))
+    routing = ops.RoutingChange(override_header="x-deployment-tag", mirror_host_suffix=False)
+    run(ops.configure_service(world, ctx, service="shop", routing=routing))
     entries: tuple[HistoryEntry, ...] = tuple(history)
     return json.loads(state_to_json(StateDump(world=world, history=entries)))
 
@@ -67,11 +69,44 @@ def test_an_export_loads_back_identical() -> None:
     assert json.loads(state_to_json(state_from_json(text))) == json.loads(text)
 
 
+def test_routing_settings_travel_with_the_state() -> None:
+    """A service's routing and each history picture's come back from an export."""
+    dump = state_from_json(json.dumps(_exported()))
+    shop = dump.world.services["shop"]
+    assert shop.routing.override_header == "x-deployment-tag"
+    assert shop.routing.mirror_host_suffix is False
+    latest = max((e for e in dump.history if e.service == "shop"), key=lambda e: e.revision)
+    assert latest.after.routing == shop.routing
+    assert latest.before.routing.override_header is None
+
+
+def test_an_export_from_before_routing_loads_with_the_defaults() -> None:
+    """Older exports have no routing keys: the defaults, shadows marked x-shadow."""
+    document = _exported()
+    for service in document["world"]["services"]:
+        del service["routing"]
+    for entry in document["history"]:
+        del entry["before"]["routing"], entry["after"]["routing"]
+    dump = state_from_json(json.dumps(document))
+    assert dump.world.services["shop"].routing.shadow_header == "x-shadow"
+    assert dump.world.services["shop"].routing.override_header is None
+
+
 EDITS = [
     (
         "a weight that is a boolean",
         lambda d: _service(d)["weights"].__setitem__("blue", True),
         "$.world.services[0].weights.blue: Input should be a valid integer (got True)",
+    ),
+    (
+        "an upper-case override header",
+        lambda d: _service(d, "shop")["routing"].__setitem__("override_header", "X-Tag"),
+        "$.world.services[1] (service shop): routing.override_header 'X-Tag' has upper-case",
+    ),
+    (
+        "a history picture whose sticky header is hop-by-hop",
+        lambda d: d["history"][-1]["after"]["routing"].__setitem__("sticky_header", "te"),
+        "hop-by-hop",
     ),
     (
         "a revision of 16.5",

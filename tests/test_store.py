@@ -73,7 +73,9 @@ async def _populate(store: Store) -> Store:
             bluegreen=True, endpoints=[parse_endpoint("[::1]:9000"), parse_endpoint("app.local:80")]
         )
     )
-    await store.transact(_set([("blue", 90), ("green", 10)], "green=2.5"))
+    await store.transact(
+        _set([("blue", 90), ("green", 10)], "green=2.5", sticky_header="x-user-id")
+    )
     await store.transact(
         lambda world, _h: ops.set_domains(world, service="shop", domains=["shop.example.com"])
     )
@@ -98,6 +100,10 @@ class TestStore:
         assert after == before
         assert after.services["default"].revision == 3
         assert after.services["default"].policy.weights == (("blue", 90), ("green", 10))
+        # Routing settings are state too: the service's, and each history picture's.
+        assert after.services["default"].routing.sticky_header == "x-user-id"
+        assert history[0].after.routing.sticky_header == "x-user-id"
+        assert history[0].before.routing.sticky_header is None
         assert after.services["shop"].domains == ("shop.example.com",)
         assert [e.revision for e in history] == [3, 2, 1]
         assert history[0].before.policy.weights == (("blue", 100), ("green", 0))

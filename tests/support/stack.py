@@ -179,25 +179,35 @@ class Stack:
         assert result.returncode == 0, f"xdsctl {' '.join(args)}: {result.stderr}"
         return result
 
-    def request(self, host: str = "example.com", path: str = "/") -> tuple[int, str]:
+    def request(
+        self, host: str = "example.com", path: str = "/", headers: dict[str, str] | None = None
+    ) -> tuple[int, str]:
         connection = http.client.HTTPConnection("127.0.0.1", self.listen_port, timeout=10)
         try:
-            connection.request("GET", path, headers={"Host": host})
+            connection.request("GET", path, headers={"Host": host, **(headers or {})})
             response = connection.getresponse()
             return response.status, response.read().decode().strip()
         finally:
             connection.close()
 
-    def sample(self, count: int, host: str = "example.com") -> Counter[str]:
+    def sample(
+        self, count: int, host: str = "example.com", headers: dict[str, str] | None = None
+    ) -> Counter[str]:
         """``count`` requests on one keep-alive connection: bodies of 200s, else the status."""
-        seen: Counter[str] = Counter()
+        answers = self.answers([headers or {}] * count, host)
+        return Counter(answers)
+
+    def answers(self, requests: list[dict[str, str]], host: str = "example.com") -> list[str]:
+        """One request per header set, in order, on one keep-alive connection: the body
+        of each 200, else its status."""
+        seen = []
         connection = http.client.HTTPConnection("127.0.0.1", self.listen_port, timeout=10)
         try:
-            for _ in range(count):
-                connection.request("GET", "/", headers={"Host": host})
+            for headers in requests:
+                connection.request("GET", "/", headers={"Host": host, **headers})
                 response = connection.getresponse()
                 body = response.read().decode().strip()
-                seen[body if response.status == 200 else str(response.status)] += 1
+                seen.append(body if response.status == 200 else str(response.status))
         finally:
             connection.close()
         return seen

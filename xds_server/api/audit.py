@@ -15,7 +15,8 @@ import structlog
 
 from xds_server.api.call import Call
 from xds_server.model import operations as ops
-from xds_server.model.state import Picture
+from xds_server.model.state import Picture, World
+from xds_server.model.world_document import routing_to_document
 from xds_server.store.base import StateDump
 
 log = structlog.get_logger(__name__)
@@ -35,6 +36,7 @@ def picture_summary(picture: Picture) -> dict[str, Any]:
         "weights": dict(picture.policy.weights),
         "mirrors": {m.tag: m.percent for m in picture.policy.mirrors},
         "bindings": dict(picture.bindings),
+        "routing": routing_to_document(picture.routing),
     }
 
 
@@ -53,6 +55,18 @@ def revisions(change: ops.Change[Any], command: str) -> list[AuditRecord]:
         )
         for entry in change.history
     ]
+
+
+def configured(
+    before: World, change: ops.Change[Any], command: str, subject: str
+) -> list[AuditRecord]:
+    """A ``services set``: its revision when it changed routing, its domains when they moved."""
+    records = revisions(change, command)
+    domains_before = getattr(before.services.get(subject), "domains", None)
+    domains_after = getattr(change.world.services.get(subject), "domains", None)
+    if domains_before != domains_after:
+        records.append(before_after(subject, domains_before, domains_after))
+    return records
 
 
 def before_after(subject: str, before: Any, after: Any) -> AuditRecord:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf.message import Message
 
 from xds_server.auth.tokens import TokenRecord
 from xds_server.model.names import parse_percent, validate_endpoint
@@ -13,6 +16,7 @@ from xds_server.model.state import (
     HistoryEntry,
     Mirror,
     Picture,
+    Routing,
     Service,
 )
 from xds_server.replication.posted import PostedNode, posted_node
@@ -28,9 +32,15 @@ def mirrors_from_pb(messages: Iterable[pb.Mirror]) -> list[Mirror]:
     return [Mirror(tag=m.tag, hundredths=parse_percent(m.tag, m.percent)) for m in messages]
 
 
-def if_revision(request: object) -> int | None:
+def optional(request: Message, field: str) -> Any:
+    """A request's ``optional`` field, None when the client left it unset."""
+    return getattr(request, field) if request.HasField(field) else None
+
+
+def if_revision(request: Message) -> int | None:
     """The optional ``if_revision`` field of a request, None when unset."""
-    return request.if_revision if request.HasField("if_revision") else None  # type: ignore[attr-defined]
+    value: int | None = optional(request, "if_revision")
+    return value
 
 
 def deployment_to_pb(deployment: Deployment) -> pb.Deployment:
@@ -67,6 +77,16 @@ def traffic_to_pb(traffic: Traffic) -> pb.Traffic:
             for m in traffic.mirror
         ],
         revision=traffic.revision,
+        routing=routing_to_pb(traffic.routing),
+    )
+
+
+def routing_to_pb(routing: Routing) -> pb.Routing:
+    return pb.Routing(
+        override_header=routing.override_header or "",
+        sticky_header=routing.sticky_header or "",
+        shadow_header=routing.shadow_header or "",
+        mirror_host_suffix=routing.mirror_host_suffix,
     )
 
 
@@ -75,6 +95,7 @@ def _picture_to_pb(picture: Picture) -> pb.Picture:
         weights=[pb.TagWeight(tag=t, weight=w) for t, w in picture.policy.weights],
         mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in picture.policy.mirrors],
         bindings=[pb.Binding(tag=t, deployment_id=d) for t, d in picture.bindings],
+        routing=routing_to_pb(picture.routing),
     )
 
 
@@ -90,7 +111,12 @@ def history_to_pb(entry: HistoryEntry) -> pb.HistoryEntry:
 
 
 def service_to_pb(service: Service) -> pb.Service:
-    return pb.Service(name=service.name, domains=service.domains, revision=service.revision)
+    return pb.Service(
+        name=service.name,
+        domains=service.domains,
+        revision=service.revision,
+        routing=routing_to_pb(service.routing),
+    )
 
 
 def node_status_to_pb(record: NodeRecord, sync: Sync | None = None) -> pb.NodeStatus:

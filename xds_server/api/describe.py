@@ -39,6 +39,27 @@ def describe_set_traffic(request: pb.SetTrafficRequest) -> str:
     mirrors = ",".join(f"{m.tag}={m.percent}" for m in request.mirrors)
     words = ["traffic set", "--service", request.service, "--tags", tags]
     words += _option("--mirror", mirrors, bool(mirrors))
+    words += _header_option("--sticky-header", "--no-sticky", request, "sticky_header")
+    return " ".join(words + _guard(request))
+
+
+def _header_option(flag: str, off_flag: str, request: object, field: str) -> list[str]:
+    """A header setting as typed: the flag and its value, the off flag, or nothing."""
+    if not request.HasField(field):  # type: ignore[attr-defined]
+        return []
+    value = getattr(request, field)
+    return [flag, value] if value else [off_flag]
+
+
+def describe_configure_service(request: pb.ConfigureServiceRequest) -> str:
+    words = ["services set", request.service]
+    words += [w for domain in request.domains for w in ("--domain", domain)]
+    words += _header_option("--override-header", "--no-override-header", request, "override_header")
+    words += _header_option("--shadow-header", "--no-shadow-header", request, "shadow_header")
+    if request.HasField("mirror_host_suffix"):
+        words.append(
+            "--mirror-host-suffix" if request.mirror_host_suffix else "--no-mirror-host-suffix"
+        )
     return " ".join(words + _guard(request))
 
 

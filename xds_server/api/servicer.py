@@ -21,6 +21,7 @@ from xds_server.api.call import Call, now
 from xds_server.api.commit import CommitPath
 from xds_server.api.describe import (
     describe_apply,
+    describe_configure_service,
     describe_promote,
     describe_rollback,
     describe_set_traffic,
@@ -191,6 +192,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 service=service,
                 weights=[(w.tag, w.weight) for w in request.weights],
                 mirrors=mirrors,
+                sticky_header=convert.optional(request, "sticky_header"),
                 if_revision=convert.if_revision(request),
             ),
             _traffic_reply,
@@ -302,6 +304,35 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             lambda world: _domains_of(world, request.service),
             lambda result: pb.SetServiceDomainsResponse(
                 service=convert.service_to_pb(result.service), created=result.created
+            ),
+        )
+
+    async def ConfigureService(
+        self, request: pb.ConfigureServiceRequest, context: RpcContext
+    ) -> pb.ConfigureServiceResponse:
+        routing = ops.RoutingChange(
+            override_header=convert.optional(request, "override_header"),
+            shadow_header=convert.optional(request, "shadow_header"),
+            mirror_host_suffix=convert.optional(request, "mirror_host_suffix"),
+        )
+        command = describe_configure_service(request)
+        call = Call.of(request, context)
+        ctx = ops.Context(actor=call.actor, now=now(), command=command, new_id=self._new_id)
+        return await self._commits.change_world(
+            call,
+            lambda world, _history: ops.configure_service(
+                world,
+                ctx,
+                service=request.service,
+                domains=list(request.domains),
+                routing=routing,
+                if_revision=convert.if_revision(request),
+            ),
+            lambda before, change: audit.configured(before, change, command, request.service),
+            lambda change: pb.ConfigureServiceResponse(
+                service=convert.service_to_pb(change.result.service),
+                created=change.result.created,
+                changed=change.result.changed,
             ),
         )
 

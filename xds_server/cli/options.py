@@ -122,6 +122,26 @@ def if_revision(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def header_switch(
+    parser: argparse.ArgumentParser, name: str, help_text: str, off: str | None = None
+) -> None:
+    """Add ``--NAME HEADER`` and its off switch (``--no-NAME`` unless ``off`` names it).
+
+    Both fill one attribute: None when neither is given (the setting stays), ""
+    for the off switch, which is how the API removes a header.
+    """
+    dest = name.replace("-", "_")
+    switch = parser.add_mutually_exclusive_group()
+    switch.add_argument(f"--{name}", dest=dest, metavar="HEADER", help=help_text)
+    switch.add_argument(
+        f"--{off or 'no-' + name}",
+        dest=dest,
+        action="store_const",
+        const="",
+        help=f"remove the --{name} setting",
+    )
+
+
 def endpoint_option(parser: argparse.ArgumentParser) -> None:
     """Add the repeatable ``--endpoint HOST:PORT``."""
     parser.add_argument(

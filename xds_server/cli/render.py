@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from xds_server.model.state import Endpoint
+from xds_server.model.state import DEFAULT_SHADOW_HEADER, Endpoint
 from xds_server.v1 import operator_pb2 as pb
 
 Item = TypeVar("Item")
@@ -75,7 +75,8 @@ def endpoint_text(endpoint: pb.Endpoint) -> str:
 
 
 def traffic_data(traffic: pb.Traffic) -> dict[str, Any]:
-    """The shape of ``traffic get``: tags, then mirror (only when set), then revision."""
+    """The shape of ``traffic get``: tags, then mirror and routing (each only when set,
+    so the seed's shape stays what scripts read), then revision."""
     data: dict[str, Any] = {
         "tags": [
             {"deployment_id": t.deployment_id, "tag": t.tag, "weight": t.weight}
@@ -87,8 +88,20 @@ def traffic_data(traffic: pb.Traffic) -> dict[str, Any]:
             {"deployment_id": m.deployment_id, "tag": m.tag, "percent": percent_value(m.percent)}
             for m in traffic.mirror
         ]
+    if _routing_words(traffic.routing):
+        data["routing"] = routing_data(traffic.routing)
     data["revision"] = traffic.revision
     return data
+
+
+def routing_data(routing: pb.Routing) -> dict[str, Any]:
+    """A service's routing settings; a header that is off shows as null."""
+    return {
+        "override_header": routing.override_header or None,
+        "sticky_header": routing.sticky_header or None,
+        "shadow_header": routing.shadow_header or None,
+        "mirror_host_suffix": routing.mirror_host_suffix,
+    }
 
 
 def deployment_data(deployment: pb.Deployment) -> dict[str, Any]:
@@ -105,12 +118,16 @@ def deployment_data(deployment: pb.Deployment) -> dict[str, Any]:
 
 
 def picture_data(picture: pb.Picture) -> dict[str, Any]:
-    """A service's traffic before or after a change: weights, mirrors, bindings."""
-    return {
+    """A service's traffic before or after a change: weights, mirrors, bindings, and
+    routing when it is not the default."""
+    data = {
         "weights": {w.tag: w.weight for w in picture.weights},
         "mirrors": {m.tag: percent_value(m.percent) for m in picture.mirrors},
         "bindings": {b.tag: b.deployment_id for b in picture.bindings},
     }
+    if _routing_words(picture.routing):
+        data["routing"] = routing_data(picture.routing)
+    return data
 
 
 def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
@@ -126,8 +143,13 @@ def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
 
 
 def service_data(service: pb.Service) -> dict[str, Any]:
-    """A service, its domains and its revision."""
-    return {"name": service.name, "domains": list(service.domains), "revision": service.revision}
+    """A service, its domains, its revision and its routing settings."""
+    return {
+        "name": service.name,
+        "domains": list(service.domains),
+        "revision": service.revision,
+        "routing": routing_data(service.routing),
+    }
 
 
 def token_data(info: pb.TokenInfo) -> dict[str, Any]:
@@ -261,11 +283,33 @@ def status(reply: pb.GetStatusResponse, output: str) -> str:
     return table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
 
 
-def domains_set(reply: pb.SetServiceDomainsResponse, output: str) -> str:
-    """``services set``: the domains a service now answers."""
+def service_configured(reply: pb.ConfigureServiceResponse, output: str) -> str:
+    """``services set``: the domains a service now answers, and its routing settings."""
+    service = reply.service
+    domains = ", ".join(service.domains) or "no domain yet"
     verb = "created, answers" if reply.created else "answers"
-    line = f"service {reply.service.name} {verb} {', '.join(reply.service.domains)}\n"
-    return _line_or_structured(output, line, service_data(reply.service))
+    line = f"service {service.name} {verb} {domains}"
+    settings = _routing_words(service.routing)
+    if settings:
+        line += f"; {settings}"
+    if not reply.changed:
+        line += f" (unchanged, revision {service.revision})"
+    return _line_or_structured(output, line + "\n", service_data(service))
+
+
+def _routing_words(routing: pb.Routing) -> str:
+    """The settings that differ from the defaults, as a phrase ("" when none do)."""
+    words = []
+    if routing.override_header:
+        words.append(f"override header {routing.override_header}")
+    if routing.sticky_header:
+        words.append(f"sticky by {routing.sticky_header}")
+    if routing.shadow_header != DEFAULT_SHADOW_HEADER:
+        marked = f"marked {routing.shadow_header}: 1" if routing.shadow_header else "unmarked"
+        words.append(f"shadows {marked}")
+    if not routing.mirror_host_suffix:
+        words.append("shadows keep their Host")
+    return ", ".join(words)
 
 
 def services(items: Sequence[pb.Service], output: str) -> str:
@@ -273,8 +317,15 @@ def services(items: Sequence[pb.Service], output: str) -> str:
     return _listing(
         items,
         output,
-        ("NAME", "DOMAINS", "REVISION"),
-        lambda s: (s.name, ",".join(s.domains) or "- (not routed)", s.revision),
+        ("NAME", "DOMAINS", "REVISION", "OVERRIDE", "STICKY", "SHADOW"),
+        lambda s: (
+            s.name,
+            ",".join(s.domains) or "- (not routed)",
+            s.revision,
+            s.routing.override_header or "-",
+            s.routing.sticky_header or "-",
+            s.routing.shadow_header or "-",
+        ),
         service_data,
     )
 

@@ -25,7 +25,7 @@ from xds_server.model.names import (
     validate_endpoints,
     validate_labels,
 )
-from xds_server.model.policy import validate_policy
+from xds_server.model.policy import routing_problems, validate_policy
 from xds_server.model.state import Deployment, DeploymentState, Endpoint, Service, World
 
 
@@ -170,6 +170,7 @@ def _service_problems(
     if type(service.revision) is not int or service.revision < 0:
         problems.append(f"revision must be a whole number, 0 or more (got {service.revision!r})")
     problems += _domain_problems(service, owners)
+    problems += routing_problems(service.routing, as_flags=False)
     policy = service.policy
     if policy.weights:
         held = [d.tag for d in deployments if d.tag is not None]

@@ -232,3 +232,57 @@ def parse_mirrors(text: str) -> tuple[Mirror, ...]:
         Mirror(tag=tag, hundredths=parse_percent(tag, value))
         for tag, value in _split_pairs("--mirror", text, "green=5")
     )
+
+
+# RFC 9110 token characters, lower case: Envoy matches header names in lower case
+# (HTTP/2 and /3 carry nothing else), so an upper-case name would never match.
+_HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,100}")
+# Connection-specific headers never reach a route (RFC 9110 7.6.1); Host is routing's.
+_UNUSABLE_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "host",
+    }
+)
+
+
+def validate_header_name(flag: str, name: str) -> str:
+    """Check a request header name an operator picks for routing; returns it unchanged."""
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"{flag} needs a header name, e.g. {flag} x-deployment-tag")
+    shown = name[:100]
+    if name.startswith(":"):
+        raise InvalidRequest(
+            f"{flag} {shown!r} is an HTTP/2 pseudo-header, which Envoy routes on itself: "
+            "pick an ordinary header such as x-deployment-tag"
+        )
+    if _HEADER_NAME.fullmatch(name.lower()) and name != name.lower():
+        raise InvalidRequest(
+            f"{flag} {shown!r} has upper-case letters; Envoy sees header names in lower "
+            f"case, so write {flag} {name.lower()}"
+        )
+    if not _HEADER_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"{flag} {shown!r} is not a valid header name: use at most 100 of a-z, 0-9 "
+            "and !#$%&'*+-.^_`|~, e.g. x-deployment-tag"
+        )
+    if name in _UNUSABLE_HEADERS:
+        what = "what virtual hosts match" if name == "host" else "hop-by-hop, gone before routing"
+        raise InvalidRequest(
+            f"{flag} {name!r} cannot be used: it is {what}; "
+            "pick an ordinary header such as x-deployment-tag"
+        )
+    if name.startswith("x-envoy-"):
+        raise InvalidRequest(
+            f"{flag} {name!r} cannot be used: Envoy owns x-envoy-* headers and strips "
+            "them from external requests; pick another name such as x-deployment-tag"
+        )
+    return name

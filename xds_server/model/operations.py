@@ -23,12 +23,14 @@ from xds_server.model.names import (
     validate_dns_label,
     validate_domain,
     validate_endpoints,
+    validate_header_name,
     validate_labels,
 )
 from xds_server.model.policy import (
     check_revision,
     picture_problems,
     promote_target,
+    routing_problems,
     serving_tag,
     validate_policy,
 )
@@ -41,6 +43,7 @@ from xds_server.model.state import (
     HistoryEntry,
     Mirror,
     Picture,
+    Routing,
     Service,
     TrafficPolicy,
     World,
@@ -101,6 +104,7 @@ class Traffic:
     tags: tuple[TagTraffic, ...]
     mirror: tuple[MirrorTraffic, ...]
     revision: int
+    routing: Routing = dataclasses.field(default_factory=Routing)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,48 @@ class ApplyResult:
 class DomainsResult:
     service: Service
     created: bool
+
+
+@dataclass(frozen=True)
+class ServiceResult:
+    """What ``services set`` did: the service now, whether it is new, its revision."""
+
+    service: Service
+    created: bool
+    changed: bool
+
+
+@dataclass(frozen=True)
+class RoutingChange:
+    """Routing settings to change: None leaves a setting as it is, "" removes a header."""
+
+    override_header: str | None = None
+    sticky_header: str | None = None
+    shadow_header: str | None = None
+    mirror_host_suffix: bool | None = None
+
+    def applied_to(self, routing: Routing) -> Routing:
+        """``routing`` with these changes, every header name checked."""
+        suffix = self.mirror_host_suffix
+        updated = Routing(
+            override_header=_header(
+                "--override-header", self.override_header, routing.override_header
+            ),
+            sticky_header=_header("--sticky-header", self.sticky_header, routing.sticky_header),
+            shadow_header=_header("--shadow-header", self.shadow_header, routing.shadow_header),
+            mirror_host_suffix=routing.mirror_host_suffix if suffix is None else suffix,
+        )
+        problems = routing_problems(updated)
+        if problems:
+            raise InvalidRequest(problems)
+        return updated
+
+
+def _header(flag: str, change: str | None, current: str | None) -> str | None:
+    """A header setting after a change: None keeps ``current``, "" removes it."""
+    if change is None:
+        return current
+    return validate_header_name(flag, change) if change else None
 
 
 # --- lookups ---------------------------------------------------------------
@@ -164,6 +210,7 @@ def traffic_of(world: World, service_name: str) -> Traffic:
             for m in service.policy.mirrors
         ),
         revision=service.revision,
+        routing=service.routing,
     )
 
 
@@ -190,7 +237,9 @@ def _commit_picture(
             deployment = dataclasses.replace(deployment, tag=tag, state=state)
         settled.append(deployment)
     revision = service.revision + 1
-    updated = dataclasses.replace(service, policy=after.policy, revision=revision)
+    updated = dataclasses.replace(
+        service, policy=after.policy, routing=after.routing, revision=revision
+    )
     entry = HistoryEntry(
         service=service.name,
         revision=revision,
@@ -275,7 +324,9 @@ def apply_deployment(
         policy = TrafficPolicy(weights=((tag, 100),))
     elif policy.weight_of(tag) is None:
         policy = dataclasses.replace(policy, weights=(*policy.weights, (tag, 0)))
-    after = Picture(policy=policy, bindings=_with_binding(before.bindings, tag, deployment.id))
+    after = dataclasses.replace(
+        before, policy=policy, bindings=_with_binding(before.bindings, tag, deployment.id)
+    )
     world, entry = _commit_picture(world, svc, after, ctx)
 
     weight = policy.weight_of(tag) or 0
@@ -316,15 +367,22 @@ def set_traffic(
     service: str,
     weights: Iterable[tuple[str, int]],
     mirrors: Iterable[Mirror] = (),
+    sticky_header: str | None = None,
     if_revision: int | None = None,
 ) -> Change[TrafficResult]:
-    """Replace the policy (``xdsctl traffic set``): tags left out are scaled down."""
+    """Replace the policy (``xdsctl traffic set``): tags left out are scaled down.
+
+    ``sticky_header`` makes the split sticky by that header ("" ends it); left
+    None, the service keeps what it had.
+    """
     svc = get_service(world, service)
     policy = TrafficPolicy(weights=tuple(weights), mirrors=tuple(mirrors))
     bindings = world.bindings_of(service)
     validate_policy(policy, (tag for tag, _ in bindings), service)
+    routing = RoutingChange(sticky_header=sticky_header).applied_to(svc.routing)
     check_revision(svc, if_revision)
-    world, entry = _commit_picture(world, svc, Picture(policy=policy, bindings=bindings), ctx)
+    after = Picture(policy=policy, bindings=bindings, routing=routing)
+    world, entry = _commit_picture(world, svc, after, ctx)
     dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
     warnings = [f"scaled down: {', '.join(dropped)} (left out of --tags)"] if dropped else []
     return Change(
@@ -349,7 +407,7 @@ def promote(
     target = promote_target(svc.policy, to_tag, service)
     check_revision(svc, if_revision)
     weights = tuple((tag, 100 if tag == target else 0) for tag in svc.policy.tags)
-    after = Picture(policy=TrafficPolicy(weights=weights), bindings=world.bindings_of(service))
+    after = dataclasses.replace(world.picture_of(service), policy=TrafficPolicy(weights=weights))
     world, entry = _commit_picture(world, svc, after, ctx)
     warnings = ["mirror cleared"] if svc.policy.mirrors else []
     return Change(
@@ -450,12 +508,21 @@ def delete_deployment(world: World, *, deployment_id: str) -> Change[Deployment]
 
 
 def set_domains(world: World, *, service: str, domains: Iterable[str]) -> Change[DomainsResult]:
-    """Replace the domains a service answers (``xdsctl services set``).
+    """Replace the domains a service answers (``SetServiceDomains``; created if new)."""
+    validate_dns_label("service name", service)
+    wanted = _checked_domains(world, service, domains)
+    existing = world.services.get(service)
+    svc = dataclasses.replace(existing or Service(name=service), domains=wanted)
+    world = world.replace(services=[svc])
+    return Change(world, (), DomainsResult(service=svc, created=existing is None), service)
+
+
+def _checked_domains(world: World, service: str, domains: Iterable[str]) -> tuple[str, ...]:
+    """The domains, each in normal form, once they pass the rules.
 
     Envoy rejects the whole route table when two virtual hosts share a domain
     or two hold ``*``, so each domain belongs to exactly one service.
     """
-    validate_dns_label("service name", service)
     wanted = [validate_domain(domain) for domain in domains]
     if not wanted:
         raise InvalidRequest("give at least one --domain, e.g. --domain shop.example.com")
@@ -472,7 +539,47 @@ def set_domains(world: World, *, service: str, domains: Iterable[str]) -> Change
             )
     if problems:
         raise InvalidRequest(problems)
+    return tuple(wanted)
+
+
+def configure_service(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    domains: Iterable[str] = (),
+    routing: RoutingChange = RoutingChange(),
+    if_revision: int | None = None,
+) -> Change[ServiceResult]:
+    """Change a service's domains and routing settings (``xdsctl services set``).
+
+    Domains given replace the service's; none given leaves them. A routing change
+    is a new revision (history records it, rollback restores it); settings equal
+    to what the service has change nothing, so they make no revision.
+    """
+    validate_dns_label("service name", service)
+    wanted = tuple(domains)
+    if not wanted and routing == RoutingChange():
+        raise InvalidRequest(
+            "give a setting to change: --domain HOST, --override-header NAME, "
+            "--shadow-header NAME, --[no-]mirror-host-suffix (see `xdsctl services set --help`)"
+        )
     existing = world.services.get(service)
-    svc = dataclasses.replace(existing or Service(name=service), domains=tuple(wanted))
+    svc = existing or Service(name=service)
+    check_revision(svc, if_revision)
+    new_domains = _checked_domains(world, service, wanted) if wanted else svc.domains
+    new_routing = routing.applied_to(svc.routing)
+    moved = new_domains != svc.domains
+    svc = dataclasses.replace(svc, domains=new_domains)
     world = world.replace(services=[svc])
-    return Change(world, (), DomainsResult(service=svc, created=existing is None), service)
+    history: tuple[HistoryEntry, ...] = ()
+    if new_routing != svc.routing:
+        after = dataclasses.replace(world.picture_of(service), routing=new_routing)
+        world, entry = _commit_picture(world, svc, after, ctx)
+        history = (entry,)
+    result = ServiceResult(
+        service=world.services[service],
+        created=existing is None,
+        changed=existing is None or moved or bool(history),
+    )
+    return Change(world, history, result, service)

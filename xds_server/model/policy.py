@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 from xds_server.errors import InvalidRequest, PreconditionFailed, RevisionConflict
 from xds_server.ids import is_deployment_id
-from xds_server.model.names import MAX_WEIGHT, validate_dns_label
-from xds_server.model.state import Picture, Service, TrafficPolicy, World
+from xds_server.model.names import MAX_WEIGHT, validate_dns_label, validate_header_name
+from xds_server.model.state import Picture, Routing, Service, TrafficPolicy, World
 
 
 def _format_weights(weights: Iterable[tuple[str, int]]) -> str:
@@ -136,11 +136,41 @@ def promote_target(policy: TrafficPolicy, to_tag: str | None, service: str) -> s
     return others[0]
 
 
+def routing_problems(routing: Routing, *, as_flags: bool = True) -> list[str]:
+    """What is wrong with a service's routing settings: each header name, and an
+    override header that is also the shadow header (a shadow would carry "1" as a
+    tag name, and a request naming a tag would look like a shadow). Names are the
+    CLI's flags, or with ``as_flags=False`` the stored fields (``routing.sticky_header``)."""
+    problems: list[str] = []
+    for field, name in (
+        ("override_header", routing.override_header),
+        ("sticky_header", routing.sticky_header),
+        ("shadow_header", routing.shadow_header),
+    ):
+        if name is not None:
+            label = "--" + field.replace("_", "-") if as_flags else f"routing.{field}"
+            try:
+                validate_header_name(label, name)
+            except InvalidRequest as error:
+                problems.extend(error.problems)
+    if type(routing.mirror_host_suffix) is not bool:
+        problems.append(
+            f"mirror_host_suffix must be true or false (got {routing.mirror_host_suffix!r})"
+        )
+    if routing.override_header is not None and routing.override_header == routing.shadow_header:
+        problems.append(
+            f"header {routing.override_header} cannot be both the override header and the "
+            "shadow header: pick another name for one of them"
+        )
+    return problems
+
+
 def picture_problems(world: World, service: str, picture: Picture) -> list[str]:
     """What is wrong with a picture (from history) as ``service``'s: its bindings, and
     its policy against the rules a ``traffic set`` would apply (an empty policy, the
     first revision's "before", passes)."""
     problems = binding_problems(world, service, picture.bindings)
+    problems.extend(routing_problems(picture.routing, as_flags=False))
     if picture.policy.weights:
         try:
             validate_policy(picture.policy, (tag for tag, _ in picture.bindings), service)

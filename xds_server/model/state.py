@@ -15,6 +15,9 @@ import immutables
 
 DEFAULT_SERVICE = "default"
 WILDCARD_DOMAIN = "*"
+# Mirrored requests carry this header unless the service says otherwise, so an
+# upstream can tell a shadow from a real request and skip its side effects.
+DEFAULT_SHADOW_HEADER = "x-shadow"
 
 
 class DeploymentState(StrEnum):
@@ -96,15 +99,34 @@ class TrafficPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Routing:
+    """How a service's requests are matched beyond the weights, and how its shadows look.
+
+    ``override_header``: a request whose value of it names a tag reaches that tag's
+    deployment whatever the weights. ``sticky_header``: the split hashes this
+    header, so one value always lands on the same tag while the weights hold.
+    ``shadow_header``: set to ``1`` on mirrored requests. ``mirror_host_suffix``:
+    Envoy appends ``-shadow`` to a shadow's Host.
+    """
+
+    override_header: str | None = None
+    sticky_header: str | None = None
+    shadow_header: str | None = DEFAULT_SHADOW_HEADER
+    mirror_host_suffix: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Picture:
     """Everything that decides where a service's traffic goes at one revision.
 
     History records a picture before and after each change, and a rollback
-    restores one whole: weights, mirrors and which deployment holds each tag.
+    restores one whole: weights, mirrors, which deployment holds each tag, and
+    the routing settings.
     """
 
     policy: TrafficPolicy = field(default_factory=TrafficPolicy)
     bindings: tuple[tuple[str, str], ...] = ()  # (tag, deployment id), sorted by tag
+    routing: Routing = field(default_factory=Routing)
 
     def holder_of(self, tag: str) -> str | None:
         return dict(self.bindings).get(tag)
@@ -118,6 +140,7 @@ class Service:
     domains: tuple[str, ...] = ()
     revision: int = 0
     policy: TrafficPolicy = field(default_factory=TrafficPolicy)
+    routing: Routing = field(default_factory=Routing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +219,8 @@ class World:
         )
 
     def picture_of(self, service: str) -> Picture:
-        return Picture(policy=self.services[service].policy, bindings=self.bindings_of(service))
+        held = self.services[service]
+        return Picture(policy=held.policy, bindings=self.bindings_of(service), routing=held.routing)
 
     def domain_owner(self, domain: str) -> str | None:
         """The service that answers ``domain``, if any."""

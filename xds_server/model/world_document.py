@@ -24,9 +24,11 @@ from xds_server.errors import InvalidRequest
 from xds_server.model.invariants import Problem, Subject, world_problems
 from xds_server.model.names import parse_endpoint, parse_percent, validate_domain
 from xds_server.model.state import (
+    DEFAULT_SHADOW_HEADER,
     Deployment,
     DeploymentState,
     Mirror,
+    Routing,
     Service,
     TrafficPolicy,
     World,
@@ -44,6 +46,32 @@ class StrictDocument(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+class RoutingDocument(StrictDocument):
+    """A service's routing settings (``Routing``); a header left out or null is off."""
+
+    override_header: str | None = None
+    sticky_header: str | None = None
+    shadow_header: str | None = DEFAULT_SHADOW_HEADER
+    mirror_host_suffix: bool = True
+
+    def routing(self) -> Routing:
+        return Routing(
+            override_header=self.override_header,
+            sticky_header=self.sticky_header,
+            shadow_header=self.shadow_header,
+            mirror_host_suffix=self.mirror_host_suffix,
+        )
+
+
+def routing_to_document(routing: Routing) -> dict[str, Any]:
+    return {
+        "override_header": routing.override_header,
+        "sticky_header": routing.sticky_header,
+        "shadow_header": routing.shadow_header,
+        "mirror_host_suffix": routing.mirror_host_suffix,
+    }
+
+
 class ServiceDocument(StrictDocument):
     name: str
     domains: list[str] = []
@@ -51,6 +79,7 @@ class ServiceDocument(StrictDocument):
     weights: dict[str, int] = {}
     # Percentages as written: "5", "0.25" (numbers are taken too, for hand-written YAML).
     mirrors: dict[str, Any] = {}
+    routing: RoutingDocument = RoutingDocument()
 
 
 class DeploymentDocument(StrictDocument):
@@ -79,6 +108,7 @@ def world_to_document(world: World) -> dict[str, Any]:
                 "revision": s.revision,
                 "weights": dict(s.policy.weights),
                 "mirrors": {m.tag: m.percent for m in s.policy.mirrors},
+                "routing": routing_to_document(s.routing),
             }
             for s in sorted(world.services.values(), key=lambda s: s.name)
         ],
@@ -209,6 +239,7 @@ def _service(item: ServiceDocument, where: str, problems: list[str]) -> Service:
         domains=tuple(domains),
         revision=item.revision,
         policy=TrafficPolicy(weights=tuple(item.weights.items()), mirrors=tuple(mirrors)),
+        routing=item.routing.routing(),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from xds_server.model.state import Endpoint, Mirror, Picture, TrafficPolicy
+from xds_server.model.state import Endpoint, Mirror, Picture, Routing, TrafficPolicy
+from xds_server.model.world_document import routing_to_document
 
 
 def _dumps(value: Any) -> str:
@@ -41,12 +42,26 @@ def decode_mirrors(text: str) -> tuple[Mirror, ...]:
     return tuple(Mirror(tag=tag, hundredths=h) for tag, h in decode_pairs(text))
 
 
+def encode_routing(routing: Routing) -> str:
+    return _dumps(routing_to_document(routing))
+
+
+def decode_routing(text: str) -> Routing:
+    """Rows and pictures written before routing settings existed hold none: the defaults."""
+    return _routing(json.loads(text) if text else {})
+
+
+def _routing(data: dict[str, Any]) -> Routing:
+    return Routing(**data)
+
+
 def encode_picture(picture: Picture) -> str:
     return _dumps(
         {
             "weights": _rows(picture.policy.weights),
             "mirrors": [[m.tag, m.hundredths] for m in picture.policy.mirrors],
             "bindings": _rows(picture.bindings),
+            "routing": routing_to_document(picture.routing),
         }
     )
 
@@ -57,7 +72,11 @@ def decode_picture(text: str) -> Picture:
         weights=tuple((tag, weight) for tag, weight in data["weights"]),
         mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in data["mirrors"]),
     )
-    return Picture(policy=policy, bindings=tuple((t, d) for t, d in data["bindings"]))
+    return Picture(
+        policy=policy,
+        bindings=tuple((t, d) for t, d in data["bindings"]),
+        routing=_routing(data.get("routing", {})),
+    )
 
 
 def encode_names(names: list[str]) -> str:

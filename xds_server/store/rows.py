@@ -129,6 +129,7 @@ def _service(row: Row, domains: dict[str, list[str]]) -> Service:
                 weights=codec.decode_pairs(row["weights"]),
                 mirrors=codec.decode_mirrors(row["mirrors"]),
             ),
+            routing=codec.decode_routing(row["routing"]),
         ),
     )
 
@@ -212,14 +213,16 @@ def write_diff(db: Db, diff: WorldDiff) -> None:
 
     for service in diff.services:
         db.run(
-            "INSERT INTO services (name, revision, weights, mirrors) VALUES (?, ?, ?, ?) "
+            "INSERT INTO services (name, revision, weights, mirrors, routing) "
+            "VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, "
-            "weights = excluded.weights, mirrors = excluded.mirrors",
+            "weights = excluded.weights, mirrors = excluded.mirrors, routing = excluded.routing",
             (
                 service.name,
                 service.revision,
                 codec.encode_pairs(service.policy.weights),
                 codec.encode_mirrors(service.policy.mirrors),
+                codec.encode_routing(service.routing),
             ),
         )
         db.run_many(

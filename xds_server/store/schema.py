@@ -145,6 +145,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (replica, node_id, type_url)
     );
     """,
+    # Each service's routing settings (override, sticky and shadow headers) as
+    # JSON; '' (rows from before) reads as the defaults.
+    """
+    ALTER TABLE services ADD COLUMN routing TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -22,6 +22,7 @@ from xds_server.model.policy import picture_problems
 from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
 from xds_server.model.world_document import (
     MAX_REVISION,
+    RoutingDocument,
     StrictDocument,
     WorldDocument,
     shape_problems,
@@ -40,6 +41,8 @@ class PictureDocument(StrictDocument):
     weights: list[tuple[str, int]]
     mirrors: list[tuple[str, int]]  # (tag, hundredths of a percent)
     bindings: list[tuple[str, str]]  # (tag, deployment id)
+    # Left out in exports made before routing settings existed: the defaults.
+    routing: RoutingDocument = RoutingDocument()
 
 
 class HistoryDocument(StrictDocument):
@@ -194,4 +197,6 @@ def _picture(document: PictureDocument) -> Picture:
         weights=tuple(document.weights),
         mirrors=tuple(Mirror(tag=tag, hundredths=h) for tag, h in document.mirrors),
     )
-    return Picture(policy=policy, bindings=tuple(document.bindings))
+    return Picture(
+        policy=policy, bindings=tuple(document.bindings), routing=document.routing.routing()
+    )

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
@@ -22,6 +23,7 @@ from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import percent_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
@@ -31,6 +33,7 @@ from xds_server.model.state import (
     DeploymentState,
     Endpoint,
     Mirror,
+    Routing,
     Service,
     World,
 )
@@ -123,9 +126,13 @@ def build_listener(options: TranslateOptions) -> listener_pb2.Listener:
 
 
 def build_mirror_policy(
-    service: str, holders: dict[str, str], mirror: Mirror
+    service: str, holders: dict[str, str], mirror: Mirror, routing: Routing
 ) -> route_components_pb2.RouteAction.RequestMirrorPolicy:
-    """A shadow share; whole percents over HUNDRED, two decimals over TEN_THOUSAND."""
+    """A shadow share; whole percents over HUNDRED, two decimals over TEN_THOUSAND.
+
+    Shadows carry the service's shadow header (``1``) so an upstream can skip side
+    effects; the primary request is never touched.
+    """
     whole = mirror.hundredths % 100 == 0
     fraction = percent_pb2.FractionalPercent(
         numerator=mirror.hundredths // 100 if whole else mirror.hundredths,
@@ -135,23 +142,60 @@ def build_mirror_policy(
             else percent_pb2.FractionalPercent.TEN_THOUSAND
         ),
     )
-    return route_components_pb2.RouteAction.RequestMirrorPolicy(
+    policy = route_components_pb2.RouteAction.RequestMirrorPolicy(
         cluster=cluster_name(service, holders[mirror.tag]),
         runtime_fraction=base_pb2.RuntimeFractionalPercent(default_value=fraction),
+        disable_shadow_host_suffix_append=not routing.mirror_host_suffix,
     )
+    if routing.shadow_header is not None:
+        policy.request_headers_mutations.append(
+            mutation_rules_pb2.HeaderMutation(
+                append=base_pb2.HeaderValueOption(
+                    header=base_pb2.HeaderValue(key=routing.shadow_header, value="1"),
+                    append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                )
+            )
+        )
+    return policy
+
+
+def build_override_route(
+    service: str, header: str, tag: str, deployment_id: str
+) -> route_components_pb2.Route:
+    """Requests whose ``header`` is exactly ``tag`` go to the tag's deployment, weight or not."""
+    match = route_components_pb2.RouteMatch(
+        prefix="/",
+        headers=[
+            route_components_pb2.HeaderMatcher(
+                name=header, string_match=string_pb2.StringMatcher(exact=tag)
+            )
+        ],
+    )
+    action = route_components_pb2.RouteAction(cluster=cluster_name(service, deployment_id))
+    return route_components_pb2.Route(name=f"{service}-{tag}-override", match=match, route=action)
 
 
 def build_virtual_host(
     service: Service, holders: dict[str, str]
 ) -> route_components_pb2.VirtualHost:
-    """A routed service: its domains and, once it has traffic, one weighted ``/`` route.
+    """A routed service: its domains and, once it has traffic, one weighted ``/`` route,
+    preceded by one route per tag when the service has an override header.
 
     ``holders`` maps each tag to the deployment that holds it. A service
-    without a policy yet has no route, so its hosts get 404.
+    without a policy yet has no route, so its hosts get 404. Clusters are listed
+    by tag name, never by typed order or weight: Envoy picks a sticky request's
+    cluster by walking the list, so a stable order keeps sticky users in place.
     """
     host = route_components_pb2.VirtualHost(name=service.name, domains=list(service.domains))
     if not service.policy.weights:
         return host
+    routing = service.routing
+    listed = sorted(service.policy.weights)
+    if routing.override_header is not None:
+        host.routes.extend(
+            build_override_route(service.name, routing.override_header, tag, holders[tag])
+            for tag, _ in listed
+        )
     weighted = route_components_pb2.WeightedCluster(
         # Every weight is explicit (Envoy NACKs a missing one); total_weight is
         # deprecated and never set.
@@ -159,15 +203,25 @@ def build_virtual_host(
             route_components_pb2.WeightedCluster.ClusterWeight(
                 name=cluster_name(service.name, holders[tag]), weight={"value": weight}
             )
-            for tag, weight in service.policy.weights
+            for tag, weight in listed
         ]
     )
+    if routing.sticky_header is not None:
+        weighted.use_hash_policy.value = True
     action = route_components_pb2.RouteAction(
         weighted_clusters=weighted,
         request_mirror_policies=[
-            build_mirror_policy(service.name, holders, m) for m in service.policy.mirrors
+            build_mirror_policy(service.name, holders, m, routing) for m in service.policy.mirrors
         ],
     )
+    if routing.sticky_header is not None:
+        action.hash_policy.append(
+            route_components_pb2.RouteAction.HashPolicy(
+                header=route_components_pb2.RouteAction.HashPolicy.Header(
+                    header_name=routing.sticky_header
+                )
+            )
+        )
     host.routes.append(
         route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/"), route=action)
     )

@@ -87,16 +87,30 @@ class ApplyResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., weight: _Optional[int] = ..., replaced_deployment_id: _Optional[str] = ..., revision: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetTrafficRequest(_message.Message):
-    __slots__ = ("service", "weights", "mirrors", "if_revision")
+    __slots__ = ("service", "weights", "mirrors", "if_revision", "sticky_header")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     MIRRORS_FIELD_NUMBER: _ClassVar[int]
     IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STICKY_HEADER_FIELD_NUMBER: _ClassVar[int]
     service: str
     weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
     mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
     if_revision: int
-    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., if_revision: _Optional[int] = ...) -> None: ...
+    sticky_header: str
+    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., if_revision: _Optional[int] = ..., sticky_header: _Optional[str] = ...) -> None: ...
+
+class Routing(_message.Message):
+    __slots__ = ("override_header", "sticky_header", "shadow_header", "mirror_host_suffix")
+    OVERRIDE_HEADER_FIELD_NUMBER: _ClassVar[int]
+    STICKY_HEADER_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_HEADER_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_HOST_SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    override_header: str
+    sticky_header: str
+    shadow_header: str
+    mirror_host_suffix: bool
+    def __init__(self, override_header: _Optional[str] = ..., sticky_header: _Optional[str] = ..., shadow_header: _Optional[str] = ..., mirror_host_suffix: _Optional[bool] = ...) -> None: ...
 
 class GetTrafficRequest(_message.Message):
     __slots__ = ("service",)
@@ -145,16 +159,18 @@ class MirrorTraffic(_message.Message):
     def __init__(self, deployment_id: _Optional[str] = ..., tag: _Optional[str] = ..., percent: _Optional[str] = ...) -> None: ...
 
 class Traffic(_message.Message):
-    __slots__ = ("service", "tags", "mirror", "revision")
+    __slots__ = ("service", "tags", "mirror", "revision", "routing")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     MIRROR_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     service: str
     tags: _containers.RepeatedCompositeFieldContainer[TagTraffic]
     mirror: _containers.RepeatedCompositeFieldContainer[MirrorTraffic]
     revision: int
-    def __init__(self, service: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[TagTraffic, _Mapping]]] = ..., mirror: _Optional[_Iterable[_Union[MirrorTraffic, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+    routing: Routing
+    def __init__(self, service: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[TagTraffic, _Mapping]]] = ..., mirror: _Optional[_Iterable[_Union[MirrorTraffic, _Mapping]]] = ..., revision: _Optional[int] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ...) -> None: ...
 
 class TrafficChange(_message.Message):
     __slots__ = ("traffic", "warnings")
@@ -173,14 +189,16 @@ class Binding(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., deployment_id: _Optional[str] = ...) -> None: ...
 
 class Picture(_message.Message):
-    __slots__ = ("weights", "mirrors", "bindings")
+    __slots__ = ("weights", "mirrors", "bindings", "routing")
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     MIRRORS_FIELD_NUMBER: _ClassVar[int]
     BINDINGS_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
     mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
     bindings: _containers.RepeatedCompositeFieldContainer[Binding]
-    def __init__(self, weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ...) -> None: ...
+    routing: Routing
+    def __init__(self, weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
     __slots__ = ("revision", "time", "actor", "command", "before", "after")
@@ -245,14 +263,100 @@ class DeleteDeploymentRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class Service(_message.Message):
-    __slots__ = ("name", "domains", "revision")
+    __slots__ = ("name", "domains", "revision", "routing")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOMAINS_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_FIELD_NUMBER: _ClassVar[int]
     name: str
     domains: _containers.RepeatedScalarFieldContainer[str]
     revision: int
-    def __init__(self, name: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ...) -> None: ...
+    routing: Routing
+    def __init__(self, name: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ...) -> None: ...
+
+class ConfigureServiceRequest(_message.Message):
+    __slots__ = ("service", "domains", "override_header", "shadow_header", "mirror_host_suffix", "if_revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    DOMAINS_FIELD_NUMBER: _ClassVar[int]
+    OVERRIDE_HEADER_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_HEADER_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_HOST_SUFFIX_FIELD_NUMBER: _ClassVar[int]
+    IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    domains: _containers.RepeatedScalarFieldContainer[str]
+    override_header: str
+    shadow_header: str
+    mirror_host_suffix: bool
+    if_revision: int
+    def __init__(self, service: _Optional[str] = ..., domains: _Optional[_Iterable[str]] = ..., override_header: _Optional[str] = ..., shadow_header: _Optional[str] = ..., mirror_host_suffix: _Optional[bool] = ..., if_revision: _Optional[int] = ...) -> None: ...
+
+class ConfigureServiceResponse(_message.Message):
+    __slots__ = ("service", "created", "changed")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    service: Service
+    created: bool
+    changed: bool
+    def __init__(self, service: _Optional[_Union[Service, _Mapping]] = ..., created: _Optional[bool] = ..., changed: _Optional[bool] = ...) -> None: ...
+
+class GetTrafficMetricsRequest(_message.Message):
+    __slots__ = ("service", "window_seconds")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    window_seconds: float
+    def __init__(self, service: _Optional[str] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class TrafficFigures(_message.Message):
+    __slots__ = ("requests", "by_code_class", "requests_per_second", "error_rate", "p50_ms", "p90_ms", "p99_ms")
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    BY_CODE_CLASS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    P50_MS_FIELD_NUMBER: _ClassVar[int]
+    P90_MS_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    requests: int
+    by_code_class: _containers.RepeatedScalarFieldContainer[int]
+    requests_per_second: float
+    error_rate: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    def __init__(self, requests: _Optional[int] = ..., by_code_class: _Optional[_Iterable[int]] = ..., requests_per_second: _Optional[float] = ..., error_rate: _Optional[float] = ..., p50_ms: _Optional[float] = ..., p90_ms: _Optional[float] = ..., p99_ms: _Optional[float] = ...) -> None: ...
+
+class TagMetrics(_message.Message):
+    __slots__ = ("tag", "deployment_id", "weight", "mirror_percent", "real", "shadow", "envoys_reporting")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MIRROR_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    REAL_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FIELD_NUMBER: _ClassVar[int]
+    ENVOYS_REPORTING_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    deployment_id: str
+    weight: int
+    mirror_percent: str
+    real: TrafficFigures
+    shadow: TrafficFigures
+    envoys_reporting: int
+    def __init__(self, tag: _Optional[str] = ..., deployment_id: _Optional[str] = ..., weight: _Optional[int] = ..., mirror_percent: _Optional[str] = ..., real: _Optional[_Union[TrafficFigures, _Mapping]] = ..., shadow: _Optional[_Union[TrafficFigures, _Mapping]] = ..., envoys_reporting: _Optional[int] = ...) -> None: ...
+
+class TrafficMetrics(_message.Message):
+    __slots__ = ("service", "window_seconds", "tags", "envoys_reporting", "missing_intervals")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ENVOYS_REPORTING_FIELD_NUMBER: _ClassVar[int]
+    MISSING_INTERVALS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    window_seconds: float
+    tags: _containers.RepeatedCompositeFieldContainer[TagMetrics]
+    envoys_reporting: int
+    missing_intervals: int
+    def __init__(self, service: _Optional[str] = ..., window_seconds: _Optional[float] = ..., tags: _Optional[_Iterable[_Union[TagMetrics, _Mapping]]] = ..., envoys_reporting: _Optional[int] = ..., missing_intervals: _Optional[int] = ...) -> None: ...
 
 class SetServiceDomainsRequest(_message.Message):
     __slots__ = ("service", "domains")

@@ -89,10 +89,20 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.SetServiceDomainsRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.SetServiceDomainsResponse.FromString,
                 _registered_method=True)
+        self.ConfigureService = channel.unary_unary(
+                '/xds_server.v1.Operator/ConfigureService',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ConfigureServiceRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ConfigureServiceResponse.FromString,
+                _registered_method=True)
         self.ListServices = channel.unary_unary(
                 '/xds_server.v1.Operator/ListServices',
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.GetTrafficMetrics = channel.unary_unary(
+                '/xds_server.v1.Operator/GetTrafficMetrics',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.FromString,
                 _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/xds_server.v1.Operator/GetStatus',
@@ -206,8 +216,22 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfigureService(self, request, context):
+        """Changes a service's domains and routing settings (override and shadow headers).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListServices(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrafficMetrics(self, request, context):
+        """Per tag, live traffic as the Envoys report it over their stats sinks.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -318,10 +342,20 @@ def add_OperatorServicer_to_server(servicer, server):
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.SetServiceDomainsRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.SetServiceDomainsResponse.SerializeToString,
             ),
+            'ConfigureService': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfigureService,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ConfigureServiceRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ConfigureServiceResponse.SerializeToString,
+            ),
             'ListServices': grpc.unary_unary_rpc_method_handler(
                     servicer.ListServices,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'GetTrafficMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrafficMetrics,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -667,6 +701,33 @@ class Operator:
             _registered_method=True)
 
     @staticmethod
+    def ConfigureService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ConfigureService',
+            xds__server_dot_v1_dot_operator__pb2.ConfigureServiceRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ConfigureServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ListServices(request,
             target,
             options=(),
@@ -683,6 +744,33 @@ class Operator:
             '/xds_server.v1.Operator/ListServices',
             xds__server_dot_v1_dot_operator__pb2.ListServicesRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrafficMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/GetTrafficMetrics',
+            xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.FromString,
             options,
             channel_credentials,
             insecure,

@@ -12,6 +12,7 @@ from xds_server.cli.options import (
     command,
     group,
     guard,
+    header_switch,
     if_revision,
     parsed,
     wait_options,
@@ -40,6 +41,8 @@ def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
         mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
         **guard(args),
     )
+    if args.sticky_header is not None:
+        request.sticky_header = args.sticky_header
     return _changed(args, client.call("SetTraffic", request))
 
 
@@ -96,6 +99,13 @@ def _register_set(traffic: Commands) -> None:
         default=[],
         metavar="TAG=PERCENT,...",
         help="shadow a share of requests to a listed tag",
+    )
+    header_switch(
+        parser,
+        "sticky-header",
+        "keep each value of this request header on one tag while the weights hold "
+        "(kept by later changes until --no-sticky)",
+        off="no-sticky",
     )
     if_revision(parser)
     wait_options(parser)
