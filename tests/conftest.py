@@ -44,6 +44,7 @@ UNIT_MODULES = frozenset(
         "test_store_guards",
         "test_subscription",
         "test_suite_layout",
+        "test_traffic_windows",
         "test_translate_golden",
         "test_wait_for_sync",
     }
@@ -56,8 +57,10 @@ ENVOY_MODULES = frozenset(
         "test_envoy_e2e",
         "test_fleet_status",
         "test_ha",
+        "test_metrics_sink_envoy",
         "test_nack_and_hostile_clients",
         "test_routing_envoy",
+        "test_traffic_metrics_envoy",
         "test_xds_limits",
         "test_xds_mtls",
         "test_zero_downtime",

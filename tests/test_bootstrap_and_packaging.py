@@ -59,7 +59,9 @@ def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
     and Envoy accepts it."""
     result = run_xdsctl("bootstrap", "--xds", "10.0.0.1:18000,xds-2.internal:18000")
     assert result.returncode == 0, result.stderr
-    [cluster] = yaml.safe_load(result.stdout)["static_resources"]["clusters"]
+    document = yaml.safe_load(result.stdout)
+    cluster, *sink_clusters = document["static_resources"]["clusters"]
+    assert cluster["name"] == "xds_cluster"
     assert cluster["type"] == "STRICT_DNS"  # one replica is a host name
     endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
     assert [e["endpoint"]["address"]["socket_address"] for e in endpoints] == [
@@ -70,6 +72,16 @@ def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
     http2 = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
     keepalive = http2["explicit_http_config"]["http2_protocol_options"]["connection_keepalive"]
     assert keepalive == {"interval": "2s", "timeout": "1s"}
+    # Stats go to every replica, one sink and one single-host cluster each.
+    sink_hosts = [
+        [e["endpoint"]["address"]["socket_address"]["address"] for e in lb["lb_endpoints"]]
+        for c in sink_clusters
+        for lb in c["load_assignment"]["endpoints"]
+    ]
+    assert sink_hosts == [["10.0.0.1"], ["xds-2.internal"]]
+    sinks = [s["typed_config"]["grpc_service"]["envoy_grpc"] for s in document["stats_sinks"]]
+    assert sinks == [{"cluster_name": c["name"]} for c in sink_clusters]
+    assert document["stats_flush_interval"] == "1s"
     config = tmp_path / "envoy.yaml"
     config.write_text(result.stdout)
     assert ENVOY is not None
@@ -80,6 +92,19 @@ def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
         timeout=60,
     )
     assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+def test_bootstrap_streams_stats_unless_told_not_to() -> None:
+    """One replica: the sink shares xds_cluster; --no-metrics leaves it out entirely."""
+    document = yaml.safe_load(run_xdsctl("bootstrap").stdout)
+    [sink] = document["stats_sinks"]
+    config = sink["typed_config"]
+    assert config["grpc_service"] == {"envoy_grpc": {"cluster_name": "xds_cluster"}}
+    assert (config["report_counters_as_deltas"], config["emit_tags_as_labels"]) == (True, True)
+    assert config["histogram_emit_mode"] == "HISTOGRAM"
+    plain = yaml.safe_load(run_xdsctl("bootstrap", "--no-metrics").stdout)
+    assert "stats_sinks" not in plain and "stats_flush_interval" not in plain
+    assert len(plain["static_resources"]["clusters"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -292,6 +292,36 @@ def test_envoy_fails_over_to_the_other_replica(postgres: Any, tmp_path: Path, fa
             server.stop()
 
 
+def _blue_requests(server: ServerProcess, window: str) -> int:
+    report = json.loads(_ok(server, "metrics", "--window", window, "-o", "json").stdout)
+    blue = next(t for t in report["tags"] if t["tag"] == "blue")
+    return int(blue["requests"])
+
+
+def test_traffic_is_still_counted_after_its_replica_dies(postgres: Any, tmp_path: Path) -> None:
+    """Envoy streams its stats to every replica (one sink each), so killing the replica
+    it takes config from loses none of its traffic figures on the other."""
+    from tests.support.stack import LoadLoop
+
+    stack, replicas = _ha_stack(postgres, tmp_path)
+    used = next(s for s in replicas if "envoy-a" in _connected_nodes(s))
+    other = next(s for s in replicas if s is not used)
+    try:
+        with LoadLoop(stack, clients=1):
+            for server in replicas:
+                wait_until(
+                    lambda server=server: _blue_requests(server, "3s") > 0,
+                    what="blue's traffic counted on both replicas",
+                )
+            used.signal(signal.SIGKILL)
+            time.sleep(4)
+            assert _blue_requests(other, "3s") > 0
+    finally:
+        stack.close()
+        for server in replicas:
+            server.stop()
+
+
 @pytest.mark.postgres
 def test_database_outage(tmp_path: Path) -> None:
     """PostgreSQL stops under load: Envoy serves on, a write fails within about 2 s naming

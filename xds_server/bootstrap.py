@@ -10,6 +10,12 @@ from xds_server.model.names import parse_endpoint
 from xds_server.xds import keepalive
 
 XDS_CLUSTER = "xds_cluster"
+# With several replicas, each gets a cluster of its own for the stats sink: a sink
+# stream reaches one host of its cluster, and every replica should count every Envoy.
+METRICS_CLUSTER_PREFIX = "xds_metrics_"
+METRICS_SINK = "envoy.stat_sinks.metrics_service"
+# The sink's per-interval deltas are what the control plane's windows are made of.
+STATS_FLUSH_INTERVAL = "1s"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,8 @@ class BootstrapOptions:
     tls_key: str | None = None
     ca: str | None = None
     server_name: str | None = None
+    # Stream Envoy's stats to the control plane (MetricsService), for `xdsctl metrics`.
+    metrics: bool = True
 
     def replicas(self) -> list[str]:
         return [address.strip() for address in self.xds.split(",") if address.strip()]
@@ -108,19 +116,22 @@ def _checked(options: BootstrapOptions) -> None:
         raise InvalidRequest(f"--xds lists a replica twice: {options.xds}")
 
 
-def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
-    """The static cluster of the control plane's replicas: HTTP/2 with keepalive."""
+def _xds_cluster(
+    options: BootstrapOptions, name: str = XDS_CLUSTER, replicas: list[str] | None = None
+) -> dict[str, Any]:
+    """The static cluster of the control plane's replicas: HTTP/2 with keepalive, and TLS
+    when asked for."""
     interval, timeout = options.keepalive()
-    replicas = options.replicas()
+    replicas = replicas or options.replicas()
     all_ips = all(parse_endpoint(address).is_ip for address in replicas)
-    return {
-        "name": XDS_CLUSTER,
+    cluster = {
+        "name": name,
         # A host name (as in Docker Compose) is resolved by DNS.
         "type": "STATIC" if all_ips else "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
         "connect_timeout": "1s",
         "load_assignment": {
-            "cluster_name": XDS_CLUSTER,
+            "cluster_name": name,
             "endpoints": [
                 {
                     "lb_endpoints": [
@@ -144,6 +155,43 @@ def _xds_cluster(options: BootstrapOptions) -> dict[str, Any]:
             }
         },
     }
+    transport_socket = _transport_socket(options)
+    if transport_socket is not None:
+        cluster["transport_socket"] = transport_socket
+    return cluster
+
+
+def _metrics_sink(cluster: str) -> dict[str, Any]:
+    """Envoy's MetricsService sink to ``cluster``: per-interval deltas, tags as labels,
+    latency as histograms (``xds_server.traffic`` reads exactly this shape)."""
+    return {
+        "name": METRICS_SINK,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.metrics.v3.MetricsServiceConfig",
+            "transport_api_version": "V3",
+            "report_counters_as_deltas": True,
+            "emit_tags_as_labels": True,
+            "histogram_emit_mode": "HISTOGRAM",
+            "grpc_service": {"envoy_grpc": {"cluster_name": cluster}},
+        },
+    }
+
+
+def _metrics(options: BootstrapOptions) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The stats sinks, and the clusters they need beyond xds_cluster.
+
+    One replica: the sink shares xds_cluster. Several: one sink and one cluster
+    per replica, so every replica receives every Envoy's stats and a replica that
+    dies takes no Envoy's figures with it.
+    """
+    replicas = options.replicas()
+    if len(replicas) == 1:
+        return [_metrics_sink(XDS_CLUSTER)], []
+    clusters = [
+        _xds_cluster(options, f"{METRICS_CLUSTER_PREFIX}{index}", [address])
+        for index, address in enumerate(replicas)
+    ]
+    return [_metrics_sink(cluster["name"]) for cluster in clusters], clusters
 
 
 def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
@@ -154,11 +202,8 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
     hangs is left when a keepalive ping goes unanswered.
     """
     _checked(options)
-    xds_cluster = _xds_cluster(options)
-    transport_socket = _transport_socket(options)
-    if transport_socket is not None:
-        xds_cluster["transport_socket"] = transport_socket
-    return {
+    clusters = [_xds_cluster(options)]
+    document: dict[str, Any] = {
         "node": {"id": options.node_id, "cluster": options.node_cluster},
         "admin": {"address": _socket_address(options.admin)},
         "dynamic_resources": {
@@ -171,5 +216,11 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},
         },
-        "static_resources": {"clusters": [xds_cluster]},
+        "static_resources": {"clusters": clusters},
     }
+    if options.metrics:
+        sinks, sink_clusters = _metrics(options)
+        clusters.extend(sink_clusters)
+        document["stats_sinks"] = sinks
+        document["stats_flush_interval"] = STATS_FLUSH_INTERVAL
+    return document

@@ -39,6 +39,10 @@ from xds_server.replication.follower import StateFollower
 from xds_server.store.base import Store
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SqliteStore
+from xds_server.traffic import sink
+from xds_server.traffic.book import TrafficBook, attribution_from
+from xds_server.traffic.exposition import TrafficCollector
+from xds_server.traffic.windows import TrafficWindows
 from xds_server.translate import TranslateOptions
 from xds_server.v1 import operator_pb2
 from xds_server.xds import keepalive
@@ -101,11 +105,20 @@ class ControlPlane:
     _heap: HeapSettler = field(default_factory=HeapSettler)
     # The store's watch (change notices, the file) and, with PostgreSQL, the fleet board.
     _background: list[asyncio.Task[None]] = field(default_factory=list)
+    # Live traffic from the Envoys' stats sinks (`xdsctl metrics`, /metrics by tag).
+    traffic: TrafficWindows = field(default_factory=TrafficWindows)
+    _follower: StateFollower | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
             grace_seconds=self.config.node_grace_seconds, on_event=self._xds_event
         )
+        self.book = TrafficBook(self.traffic, attribution_from(self._published_world))
+        self.metrics.registry.register(TrafficCollector(self._published_world, self.book.totals))
+
+    def _published_world(self) -> World | None:
+        """The world Envoys are being served: what traffic is attributed by."""
+        return self._follower.world if self._follower is not None else None
 
     def _xds_event(self, event: XdsEvent, kind: str, node: str, seconds: float | None) -> None:
         self.metrics.on_xds_event(event, kind, node, seconds)
@@ -170,6 +183,7 @@ class ControlPlane:
             snapshot_problems=publisher.problems,
             new_id=DeploymentIdGenerator(),
             forget_token=self.tokens.forget,
+            traffic=self.traffic,
         )
         api.add_generic_rpc_handlers((operator_handler(servicer, self.metrics),))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -198,6 +212,8 @@ class ControlPlane:
             self.cache, self.registry, NodeGate(streams, verify_nodes)
         )
         xds.add_generic_rpc_handlers((service.handler(),))
+        # Envoy's stats sink shares xds_cluster: the same port, the same TLS.
+        sink.register(xds, sink.MetricsSink(self.book))
         _listen(xds, config.xds_listen, "--xds-listen", config.xds_tls)
         return xds
 
@@ -208,6 +224,7 @@ class ControlPlane:
         try:
             publisher = SnapshotPublisher(self.cache, options, after=self._published)
             follower = StateFollower(self.store, publisher.publish, self.tokens.replace)
+            self._follower = follower
             self.store.health.on_change = self.metrics.on_store_health
             self.store.health.on_error = self.metrics.on_store_error
             self._http = serve_http(metrics_at.host, metrics_at.port, self.metrics, self._readiness)

@@ -2,7 +2,7 @@
 
 Run one with ``python -m xds_server.upstream --name blue --listen 0.0.0.0:8080``.
 It records every request (path, Host, headers) and can be told to answer
-slowly, which the mirroring tests use.
+slowly (the mirroring tests) or to fail every Nth request (the traffic metrics').
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class Upstream:
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0) -> None:
         self.name = name
         self.delay = 0.0
+        # Answer every Nth request with 500 (0: never), for error-rate tests.
+        self.fail_every = 0
         self.requests: list[Seen] = []
         self._lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer((host, port), self._handler())
@@ -48,11 +50,14 @@ class Upstream:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
-                upstream.record(Seen(self.path, self.headers.get("Host", ""), dict(self.headers)))
+                served = upstream.record(
+                    Seen(self.path, self.headers.get("Host", ""), dict(self.headers))
+                )
                 if upstream.delay:
                     time.sleep(upstream.delay)
                 body = f"{upstream.name}\n".encode()
-                self.send_response(200)
+                failing = upstream.fail_every and served % upstream.fail_every == 0
+                self.send_response(500 if failing else 200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -63,9 +68,11 @@ class Upstream:
 
         return Handler
 
-    def record(self, seen: Seen) -> None:
+    def record(self, seen: Seen) -> int:
+        """Keep ``seen``; returns how many requests this upstream has served with it."""
         with self._lock:
             self.requests.append(seen)
+            return len(self.requests)
 
     def count(self) -> int:
         with self._lock:

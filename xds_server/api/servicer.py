@@ -9,6 +9,7 @@ gRPC statuses at the boundary (``xds_server.api.handler``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
@@ -27,6 +28,7 @@ from xds_server.api.describe import (
     describe_set_traffic,
 )
 from xds_server.api.fleet import FleetView
+from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
     TokenRecord,
@@ -44,6 +46,7 @@ from xds_server.model.state import DEFAULT_SERVICE, World
 from xds_server.replication.follower import StateFollower
 from xds_server.store.base import ChangeFunction, Store
 from xds_server.store.state_document import state_from_json, state_to_json
+from xds_server.traffic.windows import TrafficWindows
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
@@ -101,6 +104,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         snapshot_problems: Callable[[World], list[str]],
         new_id: Callable[[], str],
         forget_token: Callable[[str], None],
+        traffic: TrafficWindows,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         # The replica's published state: reads fall back to it when the
@@ -113,6 +118,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self._new_id = new_id
         # Drops a token this replica revoked from its in-memory book at once.
         self._forget_token = forget_token
+        # The Envoys' live traffic, as their stats sinks stream it to this replica.
+        self._traffic = traffic
+        self._clock = clock
 
     async def _world(self) -> World:
         """The current world; during a database outage, this replica's last published one."""
@@ -238,6 +246,14 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: RpcContext) -> pb.Traffic:
         world = await self._world()
         return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
+
+    async def GetTrafficMetrics(
+        self, request: pb.GetTrafficMetricsRequest, context: RpcContext
+    ) -> pb.TrafficMetrics:
+        service = _service_name(request.service)
+        window = checked_window(request.window_seconds, self._traffic.horizon)
+        world = await self._world()
+        return traffic_metrics(world, service, self._traffic, window, self._clock())
 
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: RpcContext

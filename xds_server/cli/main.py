@@ -14,7 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from xds_server.cli.client import EXIT_OK, OperatorClient
-from xds_server.cli.commands import apply, deployments, services, state, status, tokens, traffic
+from xds_server.cli.commands import (
+    apply,
+    deployments,
+    metrics,
+    services,
+    state,
+    status,
+    tokens,
+    traffic,
+)
 from xds_server.cli.flags import OneLineParser
 from xds_server.cli.local import bootstrap, demo, serve
 from xds_server.cli.options import connection_options, credentials, server
@@ -31,6 +40,7 @@ _COMMAND_MODULES = (
     traffic,
     deployments,
     status,
+    metrics,
     services,
     state,
     tokens,

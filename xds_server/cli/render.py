@@ -330,6 +330,108 @@ def services(items: Sequence[pb.Service], output: str) -> str:
     )
 
 
+def _figure(figures: pb.TrafficFigures, name: str) -> float | None:
+    """An optional figure, None where the server had no data for it."""
+    return getattr(figures, name) if figures.HasField(name) else None
+
+
+def _tag_metrics_data(tag: pb.TagMetrics) -> dict[str, Any]:
+    return {
+        "tag": tag.tag,
+        "deployment_id": tag.deployment_id,
+        "weight": tag.weight,
+        "mirror_percent": percent_value(tag.mirror_percent) if tag.mirror_percent else None,
+        "requests": tag.real.requests,
+        "requests_per_second": _figure(tag.real, "requests_per_second"),
+        "error_rate": _figure(tag.real, "error_rate"),
+        "p50_ms": _figure(tag.real, "p50_ms"),
+        "p90_ms": _figure(tag.real, "p90_ms"),
+        "p99_ms": _figure(tag.real, "p99_ms"),
+        "envoys_reporting": tag.envoys_reporting,
+        "shadow": {
+            "requests": tag.shadow.requests,
+            "requests_per_second": _figure(tag.shadow, "requests_per_second"),
+            "error_rate": _figure(tag.shadow, "error_rate"),
+        },
+    }
+
+
+def traffic_metrics_data(reply: pb.TrafficMetrics) -> dict[str, Any]:
+    """The shape of ``metrics -o json``; ``null`` wherever there is no data."""
+    return {
+        "service": reply.service,
+        "window_seconds": reply.window_seconds,
+        "envoys_reporting": reply.envoys_reporting,
+        "missing_intervals": reply.missing_intervals,
+        "complete": reply.envoys_reporting > 0 and reply.missing_intervals == 0,
+        "tags": [_tag_metrics_data(tag) for tag in reply.tags],
+    }
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f}%"
+
+
+def _millis(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}ms"
+
+
+def traffic_metrics(reply: pb.TrafficMetrics, output: str, compact: bool = False) -> str:
+    """``metrics``: one row per tag, then what the figures cover; or YAML or JSON
+    (``compact``: JSON on one line, for ``--watch``)."""
+    data = traffic_metrics_data(reply)
+    if output == "json" and compact:
+        return json.dumps(data)
+    if output != "table":
+        return structured(data, output)
+    rows = [
+        (
+            t["tag"],
+            t["deployment_id"],
+            t["weight"],
+            _rate(t["requests_per_second"]),
+            _share(t["error_rate"]),
+            _millis(t["p50_ms"]),
+            _millis(t["p99_ms"]),
+            _rate(t["shadow"]["requests_per_second"]),
+            _share(t["shadow"]["error_rate"]),
+            t["envoys_reporting"],
+        )
+        for t in data["tags"]
+    ]
+    headers = (
+        "TAG",
+        "DEPLOYMENT",
+        "WEIGHT",
+        "RPS",
+        "5XX",
+        "P50",
+        "P99",
+        "SHADOW RPS",
+        "SHADOW 5XX",
+        "ENVOYS",
+    )
+    return table(headers, rows) + _coverage(reply) + "\n"
+
+
+def _coverage(reply: pb.TrafficMetrics) -> str:
+    """What the figures cover, so a gap never reads as a healthy zero."""
+    window = f"over the last {reply.window_seconds:g}s"
+    if reply.envoys_reporting == 0:
+        return f"no Envoy reported traffic for service {reply.service} {window}: no data"
+    line = f"{reply.envoys_reporting} Envoys reporting {window}"
+    if reply.missing_intervals:
+        line += (
+            f"; incomplete: {reply.missing_intervals} Envoy-seconds without a flush "
+            "(their requests are not counted)"
+        )
+    return line
+
+
 def imported(reply: pb.ImportStateResponse, output: str) -> str:
     """``state import``: how much the imported document held."""
     line = (

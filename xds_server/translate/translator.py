@@ -78,6 +78,13 @@ def cluster_name(service: str, deployment_id: str) -> str:
     return f"{service}_{deployment_id}"
 
 
+def parse_cluster_name(name: str) -> tuple[str, str] | None:
+    """(service, deployment id) of a name ``cluster_name`` made, None for any other
+    (service names are DNS labels, so the first ``_`` separates the two)."""
+    service, separator, deployment_id = name.partition("_")
+    return (service, deployment_id) if separator and service and deployment_id else None
+
+
 def _packed(message: Message) -> any_pb2.Any:
     packed = any_pb2.Any()
     packed.Pack(message)

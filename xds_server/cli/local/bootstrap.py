@@ -27,6 +27,7 @@ def print_bootstrap(args: argparse.Namespace) -> int:
         tls_key=args.tls_key,
         ca=args.ca,
         server_name=args.server_name,
+        metrics=not args.no_metrics,
     )
     try:
         document = bootstrap(options)
@@ -69,6 +70,12 @@ def register(commands: Commands) -> None:
 def _connection_options(parser: argparse.ArgumentParser) -> None:
     """How the Envoy talks to the control plane: delta or not, keepalive, mTLS."""
     parser.add_argument("--delta", action="store_true", help="use delta xDS (DELTA_GRPC)")
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="leave out the stats sink that streams Envoy's traffic figures to the "
+        "control plane (`xdsctl metrics`)",
+    )
     parser.add_argument(
         "--keepalive-interval",
         type=whole_number(0, 3600),  # 0 reaches the bootstrap's own "at least 1s"

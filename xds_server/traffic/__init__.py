@@ -1,0 +1,1 @@
+"""Live traffic from Envoy's stats sink: decoded flushes, sliding windows, the gRPC sink."""
