@@ -42,6 +42,7 @@ UNIT_MODULES = frozenset(
         "test_planner",
         "test_state_document",
         "test_store_guards",
+        "test_traffic_book",
         "test_subscription",
         "test_suite_layout",
         "test_traffic_windows",

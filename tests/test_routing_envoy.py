@@ -104,6 +104,12 @@ def test_shadows_are_marked_and_primaries_are_not(stack: Stack) -> None:
     assert all(seen.headers.get("x-shadow") == "1" for seen in green.requests)
     assert all("x-shadow" not in seen.headers for seen in blue.requests)
     assert {seen.host for seen in green.requests} == {"example.com-shadow"}
+    # A client cannot forge the mark: its own copy is dropped, shadows get Envoy's.
+    forged = len(green.requests)
+    stack.sample(10, headers={"x-shadow": "forged"})
+    wait_until(lambda: green.count() >= forged + 10, what="10 more shadows")
+    assert all("x-shadow" not in seen.headers for seen in blue.requests)
+    assert all(seen.headers.get("x-shadow") == "1" for seen in green.requests)
 
     stack.xdsctl("services", "set", "default", "--no-mirror-host-suffix")
     wait_until(

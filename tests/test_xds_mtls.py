@@ -81,11 +81,11 @@ def _listeners(envoy: Envoy) -> int:
     return len(envoy.config_dump("dynamic_listeners"))
 
 
-def _impersonations(stack: Stack) -> list[dict[str, Any]]:
+def _impersonations(stack: Stack, event: str = "xds.node_impersonation") -> list[dict[str, Any]]:
     assert stack.server is not None
     lines = stack.server.log.read_text().splitlines()
     records = [json.loads(line) for line in lines if line.startswith("{")]
-    return [r for r in records if r.get("event") == "xds.node_impersonation"]
+    return [r for r in records if r.get("event") == event]
 
 
 def _status_nodes(stack: Stack) -> set[str]:
@@ -190,6 +190,12 @@ def test_mtls_nodes_and_impostors(
         assert record["node"] == "envoy-d"
         assert "spiffe://test.internal/ns/prod/envoy-b" in record["certificate"]
         assert _status_nodes(stack) == {"envoy-a"}
+        # Its stats sink is refused too: it cannot report figures under another's name.
+        sink = wait_until(
+            lambda: _impersonations(stack, "traffic.sink_node_impersonation"),
+            what="the posing node's stats sink refused",
+        )
+        assert {r["node"] for r in sink} == {"envoy-d"}
     finally:
         impostor.stop()
 

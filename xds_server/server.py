@@ -213,7 +213,7 @@ class ControlPlane:
         )
         xds.add_generic_rpc_handlers((service.handler(),))
         # Envoy's stats sink shares xds_cluster: the same port, the same TLS.
-        sink.register(xds, sink.MetricsSink(self.book))
+        sink.register(xds, sink.MetricsSink(self.book, verify_nodes=verify_nodes))
         _listen(xds, config.xds_listen, "--xds-listen", config.xds_tls)
         return xds
 

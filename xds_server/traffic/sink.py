@@ -16,6 +16,7 @@ import structlog
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.message import DecodeError
 
+from xds_server.auth.node_identity import CertificateNames
 from xds_server.envoy_metrics import metrics_service_pb2 as pb
 from xds_server.envoy_metrics import metrics_service_pb2_grpc as pb_grpc
 from xds_server.traffic.flush import ClusterFlush, read_flush
@@ -41,9 +42,18 @@ class MetricsSink(pb_grpc.MetricsServiceServicer):
     goes on.
     """
 
-    def __init__(self, windows: FlushRecorder, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        windows: FlushRecorder,
+        clock: Callable[[], float] = time.time,
+        verify_nodes: bool = False,
+    ) -> None:
         self.windows = windows
         self.clock = clock
+        # With mTLS on the xDS port, a stream's node id must be one its client
+        # certificate vouches for, as on ADS: else one Envoy could pose as another
+        # and skew the figures rollouts are judged by.
+        self.verify_nodes = verify_nodes
         self.malformed = 0
 
     async def StreamMetrics(
@@ -57,7 +67,10 @@ class MetricsSink(pb_grpc.MetricsServiceServicer):
         try:
             async for message in request_iterator:
                 if node is None:
-                    node = _node_id(message, peer)
+                    claimed = _node_id(message, peer)
+                    if self.verify_nodes:
+                        await _check_identity(claimed, context)
+                    node = claimed
                     self.windows.stream_started(node, self.clock())
                     log.info("traffic.sink_stream_started", node=node, peer=peer)
                 messages += 1
@@ -83,6 +96,26 @@ class MetricsSink(pb_grpc.MetricsServiceServicer):
                 detail=str(error)[:200],
                 malformed=self.malformed,
             )
+
+
+async def _check_identity(
+    node: str,
+    context: grpc.aio.ServicerContext[pb.StreamMetricsMessage, pb.StreamMetricsResponse],
+) -> None:
+    """End the stream (PERMISSION_DENIED) unless the client certificate names ``node``."""
+    names = CertificateNames.of(context.auth_context())
+    if names.vouches_for(node):
+        return
+    log.warning(
+        "traffic.sink_node_impersonation",
+        node=node[:200],
+        peer=context.peer(),
+        certificate=names.describe(),
+    )
+    await context.abort(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"node.id {node[:200]!r} does not match the client certificate ({names.describe()})",
+    )
 
 
 def _node_id(message: pb.StreamMetricsMessage, peer: str) -> str:

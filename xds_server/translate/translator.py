@@ -197,6 +197,10 @@ def build_virtual_host(
     if not service.policy.weights:
         return host
     routing = service.routing
+    if routing.shadow_header is not None:
+        # A client's own copy is dropped, so the header marks Envoy's shadows only and an
+        # upstream can trust it; the mirror policy sets it on each shadow.
+        host.request_headers_to_remove.append(routing.shadow_header)
     listed = sorted(service.policy.weights)
     if routing.override_header is not None:
         host.routes.extend(
