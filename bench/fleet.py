@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,28 @@ async def _ads_stream(stub: Any, node_id: str, full: bool, report: Any) -> None:
         )
 
 
+async def open_paced(
+    count: int, start: Callable[[int], Coroutine[Any, Any, None]]
+) -> list[asyncio.Task[None]]:
+    """Start ``count`` streams (``start(i)``), OPEN_BATCH at a time, OPEN_PAUSE_S apart: a
+    fleet does not open thousands of streams in one instant, and pacing keeps grpc core
+    from refusing most of a burst."""
+    tasks = []
+    for i in range(count):
+        tasks.append(asyncio.create_task(start(i)))
+        if i % OPEN_BATCH == OPEN_BATCH - 1:
+            await asyncio.sleep(OPEN_PAUSE_S)
+    return tasks
+
+
+async def close_streams(tasks: list[asyncio.Task[None]], channels: list[Any]) -> None:
+    """Cancel the streams and close their channels."""
+    for task in tasks:
+        task.cancel()
+    for channel in channels:
+        await channel.close()
+
+
 def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) -> None:
     """One process of simulated Envoys; reports per RDS version: count, first and last time."""
     raise_open_files()
@@ -166,20 +188,13 @@ def _worker(address: str, node_ids: list[str], full: bool, out: Any, stop: Any) 
             for _ in range(0, len(node_ids), STREAMS_PER_CHANNEL)
         ]
         stubs = [ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel) for channel in channels]
-        tasks = []
-        for i, node_id in enumerate(node_ids):
-            stub = stubs[i // STREAMS_PER_CHANNEL]
-            tasks.append(asyncio.create_task(_envoy(stub, node_id, full, report, retries)))
-            if i % OPEN_BATCH == OPEN_BATCH - 1:
-                # A fleet does not open thousands of streams in one instant;
-                # pacing keeps grpc core from refusing most of a burst.
-                await asyncio.sleep(OPEN_PAUSE_S)
+        tasks = await open_paced(
+            len(node_ids),
+            lambda i: _envoy(stubs[i // STREAMS_PER_CHANNEL], node_ids[i], full, report, retries),
+        )
         while not stop.is_set():
             await asyncio.sleep(0.2)
-        for task in tasks:
-            task.cancel()
-        for channel in channels:
-            await channel.close()
+        await close_streams(tasks, channels)
 
     asyncio.run(main())
 
@@ -325,20 +340,24 @@ def start_ours(workdir: Path, store_url: str | None = None, replicas: int = 1) -
         )
     )
 
-    def change(i: int) -> float:
-        split = 2 + i % 90
-        stub.SetTraffic(
-            pb.SetTrafficRequest(
-                service="default",
-                weights=[
-                    pb.TagWeight(tag="blue", weight=100 - split),
-                    pb.TagWeight(tag="green", weight=split),
-                ],
-            )
-        )
-        return time.monotonic()
+    return processes, xds_addresses, lambda i: weight_change(stub, i)
 
-    return processes, xds_addresses, change
+
+def weight_change(stub: Any, i: int) -> float:
+    """Change i of a run: a new blue/green split of ``default``; returns when it was made."""
+    from xds_server.v1 import operator_pb2 as pb
+
+    split = 2 + i % 90
+    stub.SetTraffic(
+        pb.SetTrafficRequest(
+            service="default",
+            weights=[
+                pb.TagWeight(tag="blue", weight=100 - split),
+                pb.TagWeight(tag="green", weight=split),
+            ],
+        )
+    )
+    return time.monotonic()
 
 
 def start_raw(workdir: Path) -> Started:

@@ -152,3 +152,32 @@ def test_world_benchmark_runs_two_replicas(tmp_path: Path) -> None:
     )
     assert isinstance(results, dict)
     assert "other_replica_cpu_ms_per_change" in results["sizes"][0]
+
+
+def test_metrics_ingest_benchmark_runs(tmp_path: Path) -> None:
+    """Sink streams against `xdsctl serve`: every flush accepted, then changes with and
+    without the load; every figure reported."""
+    results = _run(
+        "metrics_ingest.py",
+        *("--envoys", "5", "--seconds", "2", "--fleet-clients", "5", "--changes", "2"),
+        out=tmp_path / "m.json",
+    )
+    assert isinstance(results, dict)
+    [ingest] = results["ingest"]
+    assert {
+        "envoys",
+        "cpu_percent",
+        "us_per_flush",
+        "rss_mib_before",
+        "rss_mib_after",
+        "flushes_per_second",
+    } <= set(ingest)
+    assert ingest["envoys"] == 5 and ingest["flushes_per_second"] > 0
+    # The server started every stream and folded every Envoy's flushes.
+    assert ingest["streams_started"] == 5 and ingest["envoys_reporting"] == 5
+    assert ingest["malformed_flushes"] == 0
+    interference = results["interference"]
+    assert (interference["clients"], interference["changes"]) == (5, 2)
+    for mode in ("without", "with"):
+        assert {"p50_s", "p99_s"} <= set(interference[mode])
+    assert {"p50_ratio", "p99_ratio"} <= set(interference)

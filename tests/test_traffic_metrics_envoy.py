@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -12,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.processes import free_port
+from tests.support.processes import XDSCTL, free_port
 from tests.support.stack import Envoy, Stack, wait_until
 
 RATE = 100  # requests per second the load sends
@@ -107,6 +109,19 @@ def test_error_rates_and_rates_per_tag(stack: Stack) -> None:
     table = stack.xdsctl("metrics").stdout
     assert table.splitlines()[0].split()[:3] == ["TAG", "DEPLOYMENT", "WEIGHT"]
     assert "1 Envoys reporting over the last 30s" in table
+    assert stack.server is not None
+    watched = subprocess.Popen(
+        [*XDSCTL, "--server", stack.server.address, "metrics", "--watch", "-o", "json"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watched.stdout is not None
+        lines = [json.loads(watched.stdout.readline()) for _ in range(2)]
+    finally:
+        watched.terminate()
+        watched.wait(timeout=10)
+    assert [line["service"] for line in lines] == ["default", "default"]
 
 
 def test_prometheus_series_carry_tags(stack: Stack) -> None:

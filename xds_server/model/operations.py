@@ -570,8 +570,9 @@ def configure_service(
     new_domains = _checked_domains(world, service, wanted) if wanted else svc.domains
     new_routing = routing.applied_to(svc.routing)
     moved = new_domains != svc.domains
-    svc = dataclasses.replace(svc, domains=new_domains)
-    world = world.replace(services=[svc])
+    if moved or existing is None:
+        svc = dataclasses.replace(svc, domains=new_domains)
+        world = world.replace(services=[svc])
     history: tuple[HistoryEntry, ...] = ()
     if new_routing != svc.routing:
         after = dataclasses.replace(world.picture_of(service), routing=new_routing)
