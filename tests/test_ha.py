@@ -322,6 +322,39 @@ def test_traffic_is_still_counted_after_its_replica_dies(postgres: Any, tmp_path
             server.stop()
 
 
+def test_a_rollout_goes_on_when_its_driving_replica_dies(postgres: Any, tmp_path: Path) -> None:
+    """Every replica judges due steps; the transaction lets exactly one commit each. Kill
+    the one that committed the last step: the other carries on, no step twice."""
+    from tests.support.stack import LoadLoop
+
+    stack, replicas = _ha_stack(postgres, tmp_path)
+    first = replicas[0]
+
+    def status(server: ServerProcess) -> dict[str, Any]:
+        return json.loads(_ok(server, "rollout", "status", "-o", "json").stdout)
+
+    try:
+        with LoadLoop(stack, clients=1):
+            _ok(
+                first, "rollout", "start", "--to", "green", "--steps", "10,30,60,100",
+                "--interval", "2s", "--min-requests", "5",
+            )  # fmt: skip
+            wait_until(lambda: status(first)["step"] == 2, timeout=20, what="step 2")
+            driver = next(s for s in replicas if s.log_events("rollout.judged"))
+            survivor = next(s for s in replicas if s is not driver)
+            driver.signal(signal.SIGKILL)
+            wait_until(
+                lambda: status(survivor)["phase"] == "completed", timeout=40, what="completed"
+            )
+        history = json.loads(_ok(survivor, "traffic", "history", "-o", "json").stdout)
+        greens = [e["after"]["weights"]["green"] for e in reversed(history) if e.get("reason")]
+        assert greens == [10, 30, 60, 100]
+    finally:
+        stack.close()
+        for server in replicas:
+            server.stop()
+
+
 @pytest.mark.postgres
 def test_database_outage(tmp_path: Path) -> None:
     """PostgreSQL stops under load: Envoy serves on, a write fails within about 2 s naming

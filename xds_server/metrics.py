@@ -17,6 +17,7 @@ from prometheus_client import (
 )
 
 from xds_server.logs import LogWriter
+from xds_server.model.rollout import Phase, Rollout
 from xds_server.model.state import World
 from xds_server.xds.registry import XdsEvent
 from xds_server.xds.resources import SHORT_NAMES
@@ -60,6 +61,26 @@ class Metrics:
             registry=r,
         )
         self.revision = Gauge("xds_service_revision", "Current revision", ["service"], registry=r)
+        self.rollout_step = Gauge(
+            "xds_rollout_step",
+            "The step a service's rollout is at, 1-based (0: no rollout running)",
+            ["service"],
+            registry=r,
+        )
+        self.rollout_phase = Gauge(
+            "xds_rollout_phase",
+            "1 for the phase a service's last rollout is in, 0 for the others",
+            ["service", "phase"],
+            registry=r,
+        )
+        self.rollout_aborts = Counter(
+            "xds_rollout_aborts",
+            "Rollouts aborted, by cause: bounds, no_data, operator, force",
+            ["service", "reason"],
+            registry=r,
+        )
+        # Each service's last rollout as published: (started at, phase), to count aborts once.
+        self._rollouts: dict[str, tuple[float, str]] = {}
         self.operator_requests = Counter(
             "xds_operator_requests", "Operator API calls", ["method", "result"], registry=r
         )
@@ -109,6 +130,19 @@ class Metrics:
             service = world.services.get(name)
             if service is not None:
                 self.revision.labels(service=name).set(service.revision)
+                if service.rollout is not None:
+                    self._on_rollout(name, service.rollout)
+
+    def _on_rollout(self, service: str, rollout: Rollout) -> None:
+        self.rollout_step.labels(service=service).set(rollout.step + 1 if rollout.running else 0)
+        for phase in Phase:
+            self.rollout_phase.labels(service=service, phase=phase.value).set(
+                1 if phase is rollout.phase else 0
+            )
+        seen = (rollout.started_at, rollout.phase.value)
+        if rollout.phase is Phase.ABORTED and self._rollouts.get(service) != seen:
+            self.rollout_aborts.labels(service=service, reason=rollout.abort_cause).inc()
+        self._rollouts[service] = seen
 
     def on_operator_request(self, method: str, result: str) -> None:
         self.operator_requests.labels(method=method, result=result).inc()

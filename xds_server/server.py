@@ -22,6 +22,7 @@ from xds_server.api.commit import CommitPath
 from xds_server.api.fleet import FleetView
 from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.handler import operator_handler
+from xds_server.api.rollout_driver import RolloutDriver
 from xds_server.api.servicer import OperatorServicer
 from xds_server.auth.identity import TokenBook
 from xds_server.auth.limits import StreamCounter, WriteRateLimiter
@@ -244,6 +245,13 @@ class ControlPlane:
         self._background.append(loop.create_task(self.store.watch(follower.catch_up)))
         if board is not None:
             self._background.append(loop.create_task(board.run()))
+        driver = RolloutDriver(
+            CommitPath(self.store, publish=follower.after_commit),
+            self._published_world,
+            self.traffic,
+            DeploymentIdGenerator(),
+        )
+        self._background.append(loop.create_task(driver.run()))
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True

@@ -51,6 +51,7 @@ def revisions(change: ops.Change[Any], command: str) -> list[AuditRecord]:
                 "revision": entry.revision,
                 "before": picture_summary(entry.before),
                 "after": picture_summary(entry.after),
+                **({"reason": entry.reason} if entry.reason else {}),
             },
         )
         for entry in change.history
@@ -95,5 +96,10 @@ def tokens_changed(command: str, token: str) -> AuditRecord:
 
 def log_records(records: Iterable[AuditRecord], call: Call) -> None:
     """Log a committed write's records, each naming the call's method and actor."""
+    log_as(records, call.method, call.actor)
+
+
+def log_as(records: Iterable[AuditRecord], method: str, actor: str) -> None:
+    """Log a committed write's records under ``method`` and ``actor``."""
     for record in records:
-        log.info(record.event, method=call.method, actor=call.actor, **record.fields)
+        log.info(record.event, method=method, actor=actor, **record.fields)

@@ -78,6 +78,22 @@ class CommitPath:
 
         return await self._run(call, write, reply)
 
+    async def change_world_itself(
+        self, method: str, actor: str, change: ChangeFunction[T], audited: WorldAudit[T]
+    ) -> ops.Change[T]:
+        """Commit a change the control plane makes on its own (a rollout's step): no
+        caller, no request id; audited under ``method`` and ``actor`` like any other."""
+        before: list[World] = []
+
+        def recorded(world: World, history: HistoryReader) -> ops.Change[T]:
+            before.append(world)
+            return change(world, history)
+
+        committed = await self._store.transact(recorded)
+        audit.log_as(audited(before[-1], committed), method, actor)
+        await self._publish()
+        return committed
+
     async def import_state(
         self, call: Call, dump: StateDump, replace: bool, reply: Callable[[None], ReplyT]
     ) -> ReplyT:

@@ -9,7 +9,7 @@ from google.protobuf.message import Message
 
 from xds_server.auth.tokens import TokenRecord
 from xds_server.model.names import parse_percent, validate_endpoint
-from xds_server.model.operations import ApplyResult, Traffic
+from xds_server.model.operations import ApplyResult, RolloutResult, Traffic
 from xds_server.model.state import (
     Deployment,
     Endpoint,
@@ -107,6 +107,7 @@ def history_to_pb(entry: HistoryEntry) -> pb.HistoryEntry:
         command=entry.command,
         before=_picture_to_pb(entry.before),
         after=_picture_to_pb(entry.after),
+        reason=entry.reason,
     )
 
 
@@ -158,3 +159,51 @@ def token_to_pb(record: TokenRecord) -> pb.TokenInfo:
         created_at=record.created_at,
         created_by=record.created_by,
     )
+
+
+def _step_text(step: int | None) -> str:
+    return "pause" if step is None else str(step)
+
+
+def rollout_to_pb(result: RolloutResult, service: str) -> pb.Rollout:
+    """A service's rollout, with the weights it left and the revision."""
+    rollout = result.rollout
+    spec = rollout.spec
+    reply = pb.Rollout(
+        service=service,
+        stable=spec.stable,
+        canary=spec.canary,
+        steps=[_step_text(s) for s in spec.steps],
+        step=rollout.step,
+        phase=rollout.phase.value,
+        interval_seconds=spec.interval_s,
+        max_error_rate=spec.max_error_rate.text if spec.max_error_rate else "",
+        max_p99=spec.max_p99.text if spec.max_p99 else "",
+        min_requests=spec.min_requests,
+        failure_limit=spec.failure_limit,
+        no_data_timeout_seconds=spec.no_data_timeout_s,
+        started_at=rollout.started_at,
+        next_check_at=rollout.next_check_at,
+        failures=rollout.failures,
+        reason=rollout.reason,
+        events=[
+            pb.RolloutEvent(at=e.at, phase=e.phase.value, step=e.step, reason=e.reason)
+            for e in rollout.events
+        ],
+        weights=[pb.TagWeight(tag=t.tag, weight=t.weight) for t in result.traffic.tags],
+        revision=result.revision,
+    )
+    for verdict in rollout.verdicts:
+        item = pb.RolloutVerdict(
+            at=verdict.at,
+            step=verdict.step,
+            outcome=verdict.outcome,
+            detail=verdict.detail,
+            requests=verdict.canary.requests,
+        )
+        if verdict.canary.error_rate is not None:
+            item.error_rate = verdict.canary.error_rate
+        if verdict.canary.p99_ms is not None:
+            item.p99_ms = verdict.canary.p99_ms
+        reply.verdicts.append(item)
+    return reply

@@ -40,7 +40,11 @@ def describe_set_traffic(request: pb.SetTrafficRequest) -> str:
     words = ["traffic set", "--service", request.service, "--tags", tags]
     words += _option("--mirror", mirrors, bool(mirrors))
     words += _header_option("--sticky-header", "--no-sticky", request, "sticky_header")
-    return " ".join(words + _guard(request))
+    return " ".join(words + _guard(request) + _force(request))
+
+
+def _force(request: object) -> list[str]:
+    return ["--force"] if getattr(request, "force", False) else []
 
 
 def _header_option(flag: str, off_flag: str, request: object, field: str) -> list[str]:
@@ -66,10 +70,31 @@ def describe_configure_service(request: pb.ConfigureServiceRequest) -> str:
 def describe_promote(request: pb.PromoteTrafficRequest) -> str:
     words = ["traffic promote", "--service", request.service]
     words += _option("--to", request.to_tag, bool(request.to_tag))
-    return " ".join(words + _guard(request))
+    return " ".join(words + _guard(request) + _force(request))
 
 
 def describe_rollback(request: pb.RollbackTrafficRequest) -> str:
     words = ["traffic rollback", "--service", request.service]
     words += _option("--to-revision", request.to_revision, request.HasField("to_revision"))
-    return " ".join(words + _guard(request))
+    return " ".join(words + _guard(request) + _force(request))
+
+
+def describe_start_rollout(request: pb.StartRolloutRequest) -> str:
+    words = ["rollout start", "--service", request.service, "--to", request.to_tag]
+    words += ["--steps", ",".join(request.steps)]
+    words += _option("--interval", f"{request.interval_seconds:g}s")
+    words += _option("--max-error-rate", request.max_error_rate, bool(request.max_error_rate))
+    words += _option("--max-p99", request.max_p99, bool(request.max_p99))
+    words += _option("--min-requests", request.min_requests, request.HasField("min_requests"))
+    words += _option("--failure-limit", request.failure_limit, request.HasField("failure_limit"))
+    timeout = request.no_data_timeout_seconds
+    words += _option("--no-data-timeout", f"{timeout:g}s", bool(timeout))
+    return " ".join(words)
+
+
+def describe_change_rollout(request: pb.ChangeRolloutRequest) -> str:
+    words = ["rollout", request.action, "--service", request.service]
+    if request.full:
+        words.append("--full")
+    words += _option("--reason", repr(request.reason), bool(request.reason))
+    return " ".join(words)

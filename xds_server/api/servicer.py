@@ -22,12 +22,15 @@ from xds_server.api.call import Call, now
 from xds_server.api.commit import CommitPath
 from xds_server.api.describe import (
     describe_apply,
+    describe_change_rollout,
     describe_configure_service,
     describe_promote,
     describe_rollback,
     describe_set_traffic,
+    describe_start_rollout,
 )
 from xds_server.api.fleet import FleetView
+from xds_server.api.rollout_requests import rollout_action, rollout_spec
 from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
@@ -132,6 +135,11 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             log.info("operator.read_from_snapshot", sequence=self._follower.sequence)
             return self._follower.world
 
+    def _context(self, actor: str, command: str) -> ops.Context:
+        return ops.Context(
+            actor=actor, now=now(), command=command, new_id=self._new_id, clock=self._clock()
+        )
+
     async def _revision_change(
         self,
         call: Call,
@@ -140,7 +148,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         reply: Callable[[ops.Change[T]], ReplyT],
     ) -> ReplyT:
         """Commit a change that makes revisions: one audit record per revision."""
-        ctx = ops.Context(actor=call.actor, now=now(), command=command, new_id=self._new_id)
+        ctx = self._context(call.actor, command)
         return await self._commits.change_world(
             call,
             lambda world, history: operation(world, history, ctx),
@@ -202,6 +210,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 mirrors=mirrors,
                 sticky_header=convert.optional(request, "sticky_header"),
                 if_revision=convert.if_revision(request),
+                force=request.force,
             ),
             _traffic_reply,
         )
@@ -219,6 +228,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 service=service,
                 to_tag=request.to_tag or None,
                 if_revision=convert.if_revision(request),
+                force=request.force,
             ),
             _traffic_reply,
         )
@@ -239,6 +249,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 service=service,
                 to_revision=request.to_revision if request.HasField("to_revision") else None,
                 if_revision=convert.if_revision(request),
+                force=request.force,
             ),
             _traffic_reply,
         )
@@ -254,6 +265,48 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         window = checked_window(request.window_seconds, self._traffic.horizon)
         world = await self._world()
         return traffic_metrics(world, service, self._traffic, window, self._clock())
+
+    async def StartRollout(
+        self, request: pb.StartRolloutRequest, context: RpcContext
+    ) -> pb.Rollout:
+        service = _service_name(request.service)
+        spec = rollout_spec(request)
+        return await self._revision_change(
+            Call.of(request, context),
+            describe_start_rollout(request),
+            lambda world, _history, ctx: ops.start_rollout(world, ctx, service=service, spec=spec),
+            lambda change: convert.rollout_to_pb(change.result, service),
+        )
+
+    async def ChangeRollout(
+        self, request: pb.ChangeRolloutRequest, context: RpcContext
+    ) -> pb.Rollout:
+        service = _service_name(request.service)
+        command = describe_change_rollout(request)
+        step = rollout_action(request, command)
+        return await self._revision_change(
+            Call.of(request, context),
+            command,
+            lambda world, _history, ctx: ops.step_rollout(
+                world, ctx, service=service, step=lambda r: step(r, ctx.clock)
+            ),
+            lambda change: convert.rollout_to_pb(change.result, service),
+        )
+
+    async def GetRollout(self, request: pb.GetRolloutRequest, context: RpcContext) -> pb.Rollout:
+        service = _service_name(request.service)
+        world = await self._world()
+        result = ops.rollout_of(world, service)
+        return convert.rollout_to_pb(result, service)
+
+    async def ListRollouts(
+        self, request: pb.ListRolloutsRequest, context: RpcContext
+    ) -> pb.ListRolloutsResponse:
+        world = await self._world()
+        names = sorted(n for n, s in world.services.items() if s.rollout is not None)
+        return pb.ListRolloutsResponse(
+            rollouts=[convert.rollout_to_pb(ops.rollout_of(world, n), n) for n in names]
+        )
 
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: RpcContext
@@ -333,7 +386,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
         command = describe_configure_service(request)
         call = Call.of(request, context)
-        ctx = ops.Context(actor=call.actor, now=now(), command=command, new_id=self._new_id)
+        ctx = self._context(call.actor, command)
         return await self._commits.change_world(
             call,
             lambda world, _history: ops.configure_service(

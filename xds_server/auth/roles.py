@@ -66,6 +66,8 @@ METHOD_RULES: dict[str, MethodRule] = {
     _OPERATOR + "ListServices": MethodRule(Role.VIEWER, "services list"),
     _OPERATOR + "GetStatus": MethodRule(Role.VIEWER, "status"),
     _OPERATOR + "GetTrafficMetrics": MethodRule(Role.VIEWER, "metrics"),
+    _OPERATOR + "GetRollout": MethodRule(Role.VIEWER, "rollout status"),
+    _OPERATOR + "ListRollouts": MethodRule(Role.VIEWER, "rollout list"),
     _OPERATOR + "WaitForSync": MethodRule(Role.VIEWER, "--wait"),
     _OPERATOR + "Apply": MethodRule(Role.OPERATOR, "apply", writes=True),
     _OPERATOR + "SetTraffic": MethodRule(Role.OPERATOR, "traffic set", writes=True),
@@ -73,6 +75,10 @@ METHOD_RULES: dict[str, MethodRule] = {
     _OPERATOR + "RollbackTraffic": MethodRule(Role.OPERATOR, "traffic rollback", writes=True),
     _OPERATOR + "SetEndpoints": MethodRule(Role.OPERATOR, "deployments set-endpoints", writes=True),
     _OPERATOR + "DeleteDeployment": MethodRule(Role.OPERATOR, "deployments delete", writes=True),
+    _OPERATOR + "StartRollout": MethodRule(Role.OPERATOR, "rollout start", writes=True),
+    _OPERATOR + "ChangeRollout": MethodRule(
+        Role.OPERATOR, "rollout pause/resume/abort/promote", writes=True
+    ),
     _OPERATOR + "SetServiceDomains": MethodRule(Role.ADMIN, "services set", writes=True),
     _OPERATOR + "ConfigureService": MethodRule(Role.ADMIN, "services set", writes=True),
     _OPERATOR + "ExportState": MethodRule(Role.ADMIN, "state export"),

@@ -112,6 +112,15 @@ def wait_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def force_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--force``: abort a running rollout of the service, then make the change."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="abort the service's running rollout first (recorded in history), then change",
+    )
+
+
 def if_revision(parser: argparse.ArgumentParser) -> None:
     """Add ``--if-revision N``, the compare-and-set guard of a write."""
     parser.add_argument(

@@ -7,7 +7,9 @@ table, YAML and JSON form of a reply is defined once.
 
 from __future__ import annotations
 
+import datetime
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -131,8 +133,9 @@ def picture_data(picture: pb.Picture) -> dict[str, Any]:
 
 
 def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
-    """One change of ``traffic history``, with the pictures before and after it."""
-    return {
+    """One change of ``traffic history``, with the pictures before and after it, and why
+    when the control plane made it itself."""
+    data = {
         "revision": entry.revision,
         "time": entry.time,
         "actor": entry.actor,
@@ -140,6 +143,9 @@ def history_data(entry: pb.HistoryEntry) -> dict[str, Any]:
         "before": picture_data(entry.before),
         "after": picture_data(entry.after),
     }
+    if entry.reason:
+        data["reason"] = entry.reason
+    return data
 
 
 def service_data(service: pb.Service) -> dict[str, Any]:
@@ -430,6 +436,106 @@ def _coverage(reply: pb.TrafficMetrics) -> str:
             "(their requests are not counted)"
         )
     return line
+
+
+def _when(seconds: float) -> str:
+    """A rollout's time as yaml/json show it: UTC, to the millisecond."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def rollout_data(reply: pb.Rollout, now: float) -> dict[str, Any]:
+    """The shape of ``rollout status -o json``; the keys scripts read come first."""
+    running = reply.phase in ("progressing", "holding")
+    return {
+        "service": reply.service,
+        "phase": reply.phase,
+        "step": reply.step + 1,
+        "steps": len(reply.steps),
+        "weights": {w.tag: w.weight for w in reply.weights},
+        "reason": reply.reason,
+        "verdicts": [
+            {
+                "at": _when(v.at),
+                "step": v.step + 1,
+                "outcome": v.outcome,
+                "requests": v.requests,
+                "error_rate": v.error_rate if v.HasField("error_rate") else None,
+                "p99_ms": v.p99_ms if v.HasField("p99_ms") else None,
+                "detail": v.detail,
+            }
+            for v in reply.verdicts
+        ],
+        "stable": reply.stable,
+        "canary": reply.canary,
+        "plan": list(reply.steps),
+        "interval_seconds": reply.interval_seconds,
+        "bounds": {
+            "max_error_rate": reply.max_error_rate or None,
+            "max_p99": reply.max_p99 or None,
+            "min_requests": reply.min_requests,
+            "failure_limit": reply.failure_limit,
+            "no_data_timeout_seconds": reply.no_data_timeout_seconds,
+        },
+        "failures": reply.failures,
+        "next_check_in_seconds": round(max(0.0, reply.next_check_at - now), 1) if running else None,
+        "events": [
+            {"at": _when(e.at), "phase": e.phase, "step": e.step + 1, "reason": e.reason}
+            for e in reply.events
+        ],
+        "revision": reply.revision,
+    }
+
+
+def rollout(reply: pb.Rollout, output: str, now: float, compact: bool = False) -> str:
+    """``rollout status`` (and what every rollout command prints)."""
+    data = rollout_data(reply, now)
+    if output == "json" and compact:
+        return json.dumps(data)
+    if output != "table":
+        return structured(data, output)
+    weights = ", ".join(f"{tag}={weight}" for tag, weight in data["weights"].items())
+    lines = [
+        f"service {data['service']}: rollout of {data['canary']} from {data['stable']}, "
+        f"{data['phase']}, step {data['step']}/{data['steps']} ({','.join(data['plan'])})",
+        f"weights: {weights} (revision {data['revision']})",
+        f"reason: {data['reason']}",
+    ]
+    if data["next_check_in_seconds"] is not None:
+        lines.append(f"next judgement in {data['next_check_in_seconds']:g}s")
+    bounds = data["bounds"]
+    lines.append(
+        f"bounds: error rate {bounds['max_error_rate'] or '-'}, p99 {bounds['max_p99'] or '-'}, "
+        f"at least {bounds['min_requests']} requests, {bounds['failure_limit']} failure(s) "
+        f"abort, no data for {bounds['no_data_timeout_seconds']:g}s aborts"
+    )
+    text = "\n".join(lines) + "\n"
+    if data["verdicts"]:
+        rows = [
+            (v["at"], v["step"], v["outcome"], v["requests"], _share(v["error_rate"]),
+             _millis(v["p99_ms"]))
+            for v in data["verdicts"][-5:]
+        ]  # fmt: skip
+        text += table(("TIME", "STEP", "VERDICT", "REQUESTS", "5XX", "P99"), rows)
+    return text
+
+
+def rollouts(items: Sequence[pb.Rollout], output: str) -> str:
+    """``rollout list``: one row per service."""
+    return _listing(
+        items,
+        output,
+        ("SERVICE", "CANARY", "PHASE", "STEP", "WEIGHTS", "REASON"),
+        lambda r: (
+            r.service,
+            r.canary,
+            r.phase,
+            f"{r.step + 1}/{len(r.steps)}",
+            ",".join(f"{w.tag}={w.weight}" for w in r.weights),
+            r.reason[:60],
+        ),
+        lambda r: rollout_data(r, time.time()),
+    )
 
 
 def imported(reply: pb.ImportStateResponse, output: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
+from xds_server.model import rollout as ro
 from xds_server.model.names import (
     validate_dns_label,
     validate_domain,
@@ -64,6 +65,8 @@ class Context:
     now: str
     command: str
     new_id: Callable[[], str]
+    # The same moment in seconds since the epoch: what rollouts count intervals in.
+    clock: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def traffic_of(world: World, service_name: str) -> Traffic:
 
 
 def _commit_picture(
-    world: World, service: Service, after: Picture, ctx: Context
+    world: World, service: Service, after: Picture, ctx: Context, reason: str = ""
 ) -> tuple[World, HistoryEntry]:
     """Make ``after`` the service's picture: retag and settle its deployments,
     bump the revision and record the history entry.
@@ -248,6 +251,7 @@ def _commit_picture(
         command=ctx.command,
         before=before,
         after=after,
+        reason=reason,
     )
     return world.replace(services=[updated], deployments=settled), entry
 
@@ -369,25 +373,26 @@ def set_traffic(
     mirrors: Iterable[Mirror] = (),
     sticky_header: str | None = None,
     if_revision: int | None = None,
+    force: bool = False,
 ) -> Change[TrafficResult]:
     """Replace the policy (``xdsctl traffic set``): tags left out are scaled down.
 
     ``sticky_header`` makes the split sticky by that header ("" ends it); left
     None, the service keeps what it had.
     """
-    svc = get_service(world, service)
+    world, svc, aborted = _manual_change(
+        world, ctx, get_service(world, service), force, if_revision
+    )
     policy = TrafficPolicy(weights=tuple(weights), mirrors=tuple(mirrors))
     bindings = world.bindings_of(service)
     validate_policy(policy, (tag for tag, _ in bindings), service)
     routing = RoutingChange(sticky_header=sticky_header).applied_to(svc.routing)
-    check_revision(svc, if_revision)
     after = Picture(policy=policy, bindings=bindings, routing=routing)
     world, entry = _commit_picture(world, svc, after, ctx)
     dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
     warnings = [f"scaled down: {', '.join(dropped)} (left out of --tags)"] if dropped else []
-    return Change(
-        world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)), service
-    )
+    result = TrafficResult(traffic_of(world, service), (*_aborted_warning(aborted), *warnings))
+    return Change(world, (*aborted, entry), result, service)
 
 
 def promote(
@@ -397,36 +402,66 @@ def promote(
     service: str,
     to_tag: str | None = None,
     if_revision: int | None = None,
+    force: bool = False,
 ) -> Change[TrafficResult]:
     """Send 100% to the other tag (``xdsctl traffic promote``).
 
     Every other tag stays listed at weight 0, still running, so promoting
     again is an instant rollback. Mirrors are cleared.
     """
-    svc = get_service(world, service)
+    world, svc, aborted = _manual_change(
+        world, ctx, get_service(world, service), force, if_revision
+    )
     target = promote_target(svc.policy, to_tag, service)
-    check_revision(svc, if_revision)
     weights = tuple((tag, 100 if tag == target else 0) for tag in svc.policy.tags)
     after = dataclasses.replace(world.picture_of(service), policy=TrafficPolicy(weights=weights))
     world, entry = _commit_picture(world, svc, after, ctx)
     warnings = ["mirror cleared"] if svc.policy.mirrors else []
-    return Change(
-        world, (entry,), TrafficResult(traffic_of(world, service), tuple(warnings)), service
-    )
+    result = TrafficResult(traffic_of(world, service), (*_aborted_warning(aborted), *warnings))
+    return Change(world, (*aborted, entry), result, service)
+
+
+def _manual_change(
+    world: World, ctx: Context, svc: Service, force: bool, if_revision: int | None
+) -> tuple[World, Service, tuple[HistoryEntry, ...]]:
+    """Clear the way for an operator's own traffic change: refused while a rollout moves
+    the service's traffic (a paused one does not), unless ``force``, which aborts the
+    rollout first as a revision of its own."""
+    check_revision(svc, if_revision)
+    rollout = svc.rollout
+    if rollout is None or rollout.phase not in (ro.Phase.PROGRESSING, ro.Phase.HOLDING):
+        return world, svc, ()
+    if not force:
+        raise PreconditionFailed(
+            f"a rollout of {rollout.spec.canary} is moving service {svc.name}'s traffic "
+            f"({rollout.spec.describe(rollout.step)}, {rollout.spec.canary} at "
+            f"{rollout.percent}%): pause it (`xdsctl rollout pause --service {svc.name}`) "
+            f"or abort it (`xdsctl rollout abort --service {svc.name}`) first, or pass "
+            "--force to abort it and make this change"
+        )
+    reason = f"aborted by --force, for `{ctx.command}`"
+    aborted = ro.abort(rollout, reason, ctx.clock, cause="force")
+    world, history = _rollout_changed(world, ctx, svc, aborted)
+    return world, world.services[svc.name], history
+
+
+def _aborted_warning(aborted: tuple[HistoryEntry, ...]) -> tuple[str, ...]:
+    return tuple(f"rollout {entry.reason} (revision {entry.revision})" for entry in aborted)
 
 
 def _rollback_picture(
-    history: HistoryReader, svc: Service, to_revision: int | None
+    history: HistoryReader, svc: Service, to_revision: int | None, skip: int = 0
 ) -> tuple[Picture, str]:
-    """The picture to restore, and how to name it in a refusal."""
+    """The picture to restore, and how to name it in a refusal; ``skip``: revisions just
+    made in this same change, which "the latest change" passes over."""
     if to_revision is None:
-        latest = history.entry(svc.name, svc.revision)
-        if latest is None or svc.revision <= 1:
+        latest = history.entry(svc.name, svc.revision - skip)
+        if latest is None or svc.revision - skip <= 1:
             raise PreconditionFailed(
                 f"nothing to roll back: service {svc.name} has had no change "
                 "since its first deployment"
             )
-        return latest.before, f"the picture before revision {svc.revision}"
+        return latest.before, f"the picture before revision {svc.revision - skip}"
     if to_revision == svc.revision:
         raise PreconditionFailed(
             f"service {svc.name} is at revision {to_revision} already: nothing to roll back"
@@ -472,6 +507,7 @@ def rollback(
     service: str,
     to_revision: int | None = None,
     if_revision: int | None = None,
+    force: bool = False,
 ) -> Change[TrafficResult]:
     """Restore a whole earlier picture as a new revision (``xdsctl traffic rollback``).
 
@@ -479,11 +515,13 @@ def rollback(
     second rollback undoes the first.
     """
     svc = get_service(world, service)
-    picture, what = _rollback_picture(history, svc, to_revision)
-    check_revision(svc, if_revision)
+    world, svc, aborted = _manual_change(world, ctx, svc, force, if_revision)
+    # With --force, "the latest change" is the one before the abort just made.
+    picture, what = _rollback_picture(history, svc, to_revision, skip=len(aborted))
     picture = _restorable(world, svc, picture, what)
     world, entry = _commit_picture(world, svc, picture, ctx)
-    return Change(world, (entry,), TrafficResult(traffic_of(world, service)), service)
+    result = TrafficResult(traffic_of(world, service), _aborted_warning(aborted))
+    return Change(world, (*aborted, entry), result, service)
 
 
 def set_endpoints(
@@ -584,3 +622,137 @@ def configure_service(
         changed=existing is None or moved or bool(history),
     )
     return Change(world, history, result, service)
+
+
+# --- rollouts --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    """A rollout after a command, and the traffic it left."""
+
+    rollout: ro.Rollout
+    traffic: Traffic
+    revision: int
+
+
+def rollout_weights(policy: TrafficPolicy, spec: ro.RolloutSpec, percent: int) -> TrafficPolicy:
+    """The canary at ``percent``, the stable tag at the rest, every other listed tag at 0;
+    mirrors kept unless their target now gets all traffic (a mirror then shadows nothing)."""
+    weights = [(tag, 0) for tag in policy.tags if tag not in (spec.stable, spec.canary)]
+    weights = sorted([*weights, (spec.stable, 100 - percent), (spec.canary, percent)])
+    shares = dict(weights)
+    mirrors = tuple(m for m in policy.mirrors if shares.get(m.tag, 0) < 100)
+    return TrafficPolicy(weights=tuple(weights), mirrors=mirrors)
+
+
+def _rollout_changed(
+    world: World, ctx: Context, svc: Service, transition: ro.Transition
+) -> tuple[World, tuple[HistoryEntry, ...]]:
+    """Store the rollout's new state; a new canary share is a revision whose history entry
+    carries the reason, anything else changes the service's record only."""
+    held = dataclasses.replace(svc, rollout=transition.rollout)
+    if transition.percent is None:
+        return world.replace(services=[held]), ()
+    policy = rollout_weights(svc.policy, transition.rollout.spec, transition.percent)
+    if policy == svc.policy:
+        return world.replace(services=[held]), ()
+    after = dataclasses.replace(world.picture_of(svc.name), policy=policy)
+    world, entry = _commit_picture(world, held, after, ctx, transition.reason)
+    return world, (entry,)
+
+
+def rollout_of(world: World, service: str) -> RolloutResult:
+    """The service's rollout (running or last) as ``rollout status`` shows it."""
+    svc = get_service(world, service)
+    if svc.rollout is None:
+        raise NotFound(
+            f"service {service} has had no rollout: start one with `xdsctl rollout start "
+            f"--service {service} --to TAG --steps 5,25,50,100`"
+        )
+    return RolloutResult(svc.rollout, traffic_of(world, service), svc.revision)
+
+
+def _rollout_result(
+    world: World, service: str, history: tuple[HistoryEntry, ...]
+) -> Change[RolloutResult]:
+    svc = world.services[service]
+    assert svc.rollout is not None
+    result = RolloutResult(svc.rollout, traffic_of(world, service), svc.revision)
+    return Change(world, history, result, service)
+
+
+def start_rollout(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    spec: ro.RolloutSpec,
+) -> Change[RolloutResult]:
+    """Start moving ``spec.canary`` up from the serving tag (``xdsctl rollout start``).
+
+    ``spec.stable`` is ignored: the stable tag is the serving tag now.
+    """
+    svc = get_service(world, service)
+    running = svc.rollout
+    if running is not None and running.running:
+        raise PreconditionFailed(
+            f"a rollout of {running.spec.canary} is running on service {service} already "
+            f"({running.phase}, {running.spec.describe(running.step)}): one at a time; "
+            f"abort it first with `xdsctl rollout abort --service {service}`"
+        )
+    stable = serving_tag(svc.policy, purpose="roll out from")
+    if stable is None:
+        raise PreconditionFailed(
+            f"service {service} has no traffic yet, so there is no stable tag to roll out "
+            f"from: set some with `xdsctl traffic set --service {service} --tags TAG=100`"
+        )
+    validate_dns_label("tag", spec.canary)
+    held = dict(world.bindings_of(service))
+    if spec.canary not in held:
+        raise PreconditionFailed(
+            f"no deployment of service {service} holds tag {spec.canary} (tags held: "
+            f"{', '.join(sorted(held)) or 'none'}): tag one first with `xdsctl apply "
+            f"--service {service} --deployment-tag {spec.canary} --endpoint HOST:PORT`"
+        )
+    spec = ro.check_spec(dataclasses.replace(spec, stable=stable))
+    world, history = _rollout_changed(world, ctx, svc, ro.begin(spec, ctx.clock))
+    return _rollout_result(world, service, history)
+
+
+RolloutStep = Callable[[ro.Rollout], ro.Transition]
+
+
+def step_rollout(
+    world: World, ctx: Context, *, service: str, step: RolloutStep
+) -> Change[RolloutResult]:
+    """Apply one transition (pause, resume, promote, abort, a judgement) to the service's
+    rollout, refused when it has none."""
+    svc = get_service(world, service)
+    if svc.rollout is None:
+        raise PreconditionFailed(
+            f"service {service} has no rollout: start one with `xdsctl rollout start "
+            f"--service {service} --to TAG --steps 5,25,50,100`"
+        )
+    world, history = _rollout_changed(world, ctx, svc, step(svc.rollout))
+    return _rollout_result(world, service, history)
+
+
+def judge_rollout(
+    world: World,
+    ctx: Context,
+    *,
+    service: str,
+    expected: tuple[int, float],
+    canary: ro.Figures,
+    stable: ro.Figures | None,
+) -> Change[RolloutResult]:
+    """The driver's judgement of an interval, applied only if the rollout is still at the
+    step and check time it judged (another replica, or an operator, may have moved it)."""
+
+    def judged(rollout: ro.Rollout) -> ro.Transition:
+        if (rollout.step, rollout.next_check_at) != expected or not ro.due(rollout, ctx.clock):
+            raise PreconditionFailed("the rollout moved on before this judgement was applied")
+        return ro.judge(rollout, canary, stable, ctx.clock)
+
+    return step_rollout(world, ctx, service=service, step=judged)

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 import immutables
 
+from xds_server.model.rollout import Rollout
+
 DEFAULT_SERVICE = "default"
 WILDCARD_DOMAIN = "*"
 # Mirrored requests carry this header unless the service says otherwise, so an
@@ -141,6 +143,8 @@ class Service:
     revision: int = 0
     policy: TrafficPolicy = field(default_factory=TrafficPolicy)
     routing: Routing = field(default_factory=Routing)
+    # The service's rollout: the running one, or the last one (aborted or completed).
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,8 @@ class HistoryEntry:
     command: str
     before: Picture
     after: Picture
+    # Why, when the control plane made the change itself (a rollout step, an abort).
+    reason: str = ""
 
 
 K = TypeVar("K")

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from xds_server.errors import InvalidRequest
 from xds_server.model.invariants import Problem, Subject, world_problems
 from xds_server.model.names import parse_endpoint, parse_percent, validate_domain
+from xds_server.model.rollout_document import rollout_from_document, rollout_to_document
 from xds_server.model.state import (
     DEFAULT_SHADOW_HEADER,
     Deployment,
@@ -80,6 +81,8 @@ class ServiceDocument(StrictDocument):
     # Percentages as written: "5", "0.25" (numbers are taken too, for hand-written YAML).
     mirrors: dict[str, Any] = {}
     routing: RoutingDocument = RoutingDocument()
+    # The running or last rollout, as ``rollout_to_document`` writes it.
+    rollout: dict[str, Any] | None = None
 
 
 class DeploymentDocument(StrictDocument):
@@ -109,6 +112,7 @@ def world_to_document(world: World) -> dict[str, Any]:
                 "weights": dict(s.policy.weights),
                 "mirrors": {m.tag: m.percent for m in s.policy.mirrors},
                 "routing": routing_to_document(s.routing),
+                "rollout": rollout_to_document(s.rollout) if s.rollout else None,
             }
             for s in sorted(world.services.values(), key=lambda s: s.name)
         ],
@@ -240,6 +244,11 @@ def _service(item: ServiceDocument, where: str, problems: list[str]) -> Service:
         revision=item.revision,
         policy=TrafficPolicy(weights=tuple(item.weights.items()), mirrors=tuple(mirrors)),
         routing=item.routing.routing(),
+        rollout=_located(
+            problems, f"{where}.rollout", functools.partial(rollout_from_document, item.rollout)
+        )
+        if item.rollout is not None
+        else None,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from xds_server.model.rollout import Rollout
+from xds_server.model.rollout_document import rollout_from_document, rollout_to_document
 from xds_server.model.state import Endpoint, Mirror, Picture, Routing, TrafficPolicy
 from xds_server.model.world_document import routing_to_document
 
@@ -53,6 +55,15 @@ def decode_routing(text: str) -> Routing:
 
 def _routing(data: dict[str, Any]) -> Routing:
     return Routing(**data)
+
+
+def encode_rollout(rollout: Rollout | None) -> str:
+    return "" if rollout is None else _dumps(rollout_to_document(rollout))
+
+
+def decode_rollout(text: str) -> Rollout | None:
+    """'' (no rollout yet, or a row from before rollouts): None."""
+    return rollout_from_document(json.loads(text)) if text else None
 
 
 def encode_picture(picture: Picture) -> str:

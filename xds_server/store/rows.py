@@ -102,6 +102,7 @@ def history_entry(row: Row) -> HistoryEntry:
             command=row["command"],
             before=codec.decode_picture(row["before"]),
             after=codec.decode_picture(row["after"]),
+            reason=row["reason"],
         ),
     )
 
@@ -130,6 +131,7 @@ def _service(row: Row, domains: dict[str, list[str]]) -> Service:
                 mirrors=codec.decode_mirrors(row["mirrors"]),
             ),
             routing=codec.decode_routing(row["routing"]),
+            rollout=codec.decode_rollout(row["rollout"]),
         ),
     )
 
@@ -213,16 +215,18 @@ def write_diff(db: Db, diff: WorldDiff) -> None:
 
     for service in diff.services:
         db.run(
-            "INSERT INTO services (name, revision, weights, mirrors, routing) "
-            "VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO services (name, revision, weights, mirrors, routing, rollout) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (name) DO UPDATE SET revision = excluded.revision, "
-            "weights = excluded.weights, mirrors = excluded.mirrors, routing = excluded.routing",
+            "weights = excluded.weights, mirrors = excluded.mirrors, "
+            "routing = excluded.routing, rollout = excluded.rollout",
             (
                 service.name,
                 service.revision,
                 codec.encode_pairs(service.policy.weights),
                 codec.encode_mirrors(service.policy.mirrors),
                 codec.encode_routing(service.routing),
+                codec.encode_rollout(service.rollout),
             ),
         )
         db.run_many(
@@ -249,8 +253,8 @@ def write_diff(db: Db, diff: WorldDiff) -> None:
 
 def write_history(db: Db, entries: Iterable[HistoryEntry]) -> None:
     db.run_many(
-        "INSERT INTO history (service, revision, time, actor, command, before, after) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO history (service, revision, time, actor, command, before, after, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 e.service,
@@ -260,6 +264,7 @@ def write_history(db: Db, entries: Iterable[HistoryEntry]) -> None:
                 e.command,
                 codec.encode_picture(e.before),
                 codec.encode_picture(e.after),
+                e.reason,
             )
             for e in entries
         ],

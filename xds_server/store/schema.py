@@ -150,6 +150,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE services ADD COLUMN routing TEXT NOT NULL DEFAULT '';
     """,
+    # Each service's rollout (JSON; '' for none), and why the control plane made a
+    # revision itself (a rollout step, an abort).
+    """
+    ALTER TABLE services ADD COLUMN rollout TEXT NOT NULL DEFAULT '';
+    ALTER TABLE history ADD COLUMN reason TEXT NOT NULL DEFAULT '';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -53,6 +53,7 @@ class HistoryDocument(StrictDocument):
     command: str
     before: PictureDocument
     after: PictureDocument
+    reason: str = ""
 
 
 class TokenDocument(StrictDocument):
@@ -83,6 +84,7 @@ def state_to_json(dump: StateDump) -> str:
                 "command": e.command,
                 "before": json.loads(codec.encode_picture(e.before)),
                 "after": json.loads(codec.encode_picture(e.after)),
+                "reason": e.reason,
             }
             for e in dump.history
         ],
@@ -182,6 +184,7 @@ def _history(items: list[HistoryDocument], world: World, problems: list[str]) ->
             command=item.command,
             before=_picture(item.before),
             after=_picture(item.after),
+            reason=item.reason,
         )
         for side, picture in (("before", entry.before), ("after", entry.after)):
             problems.extend(

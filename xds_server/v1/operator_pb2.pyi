@@ -87,18 +87,20 @@ class ApplyResponse(_message.Message):
     def __init__(self, deployment: _Optional[_Union[Deployment, _Mapping]] = ..., weight: _Optional[int] = ..., replaced_deployment_id: _Optional[str] = ..., revision: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SetTrafficRequest(_message.Message):
-    __slots__ = ("service", "weights", "mirrors", "if_revision", "sticky_header")
+    __slots__ = ("service", "weights", "mirrors", "if_revision", "sticky_header", "force")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     MIRRORS_FIELD_NUMBER: _ClassVar[int]
     IF_REVISION_FIELD_NUMBER: _ClassVar[int]
     STICKY_HEADER_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     service: str
     weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
     mirrors: _containers.RepeatedCompositeFieldContainer[Mirror]
     if_revision: int
     sticky_header: str
-    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., if_revision: _Optional[int] = ..., sticky_header: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., if_revision: _Optional[int] = ..., sticky_header: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class Routing(_message.Message):
     __slots__ = ("override_header", "sticky_header", "shadow_header", "mirror_host_suffix")
@@ -119,24 +121,28 @@ class GetTrafficRequest(_message.Message):
     def __init__(self, service: _Optional[str] = ...) -> None: ...
 
 class PromoteTrafficRequest(_message.Message):
-    __slots__ = ("service", "to_tag", "if_revision")
+    __slots__ = ("service", "to_tag", "if_revision", "force")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TO_TAG_FIELD_NUMBER: _ClassVar[int]
     IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     service: str
     to_tag: str
     if_revision: int
-    def __init__(self, service: _Optional[str] = ..., to_tag: _Optional[str] = ..., if_revision: _Optional[int] = ...) -> None: ...
+    force: bool
+    def __init__(self, service: _Optional[str] = ..., to_tag: _Optional[str] = ..., if_revision: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RollbackTrafficRequest(_message.Message):
-    __slots__ = ("service", "to_revision", "if_revision")
+    __slots__ = ("service", "to_revision", "if_revision", "force")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     TO_REVISION_FIELD_NUMBER: _ClassVar[int]
     IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     service: str
     to_revision: int
     if_revision: int
-    def __init__(self, service: _Optional[str] = ..., to_revision: _Optional[int] = ..., if_revision: _Optional[int] = ...) -> None: ...
+    force: bool
+    def __init__(self, service: _Optional[str] = ..., to_revision: _Optional[int] = ..., if_revision: _Optional[int] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class TagTraffic(_message.Message):
     __slots__ = ("deployment_id", "tag", "weight")
@@ -201,20 +207,22 @@ class Picture(_message.Message):
     def __init__(self, weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., mirrors: _Optional[_Iterable[_Union[Mirror, _Mapping]]] = ..., bindings: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("revision", "time", "actor", "command", "before", "after")
+    __slots__ = ("revision", "time", "actor", "command", "before", "after", "reason")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     revision: int
     time: str
     actor: str
     command: str
     before: Picture
     after: Picture
-    def __init__(self, revision: _Optional[int] = ..., time: _Optional[str] = ..., actor: _Optional[str] = ..., command: _Optional[str] = ..., before: _Optional[_Union[Picture, _Mapping]] = ..., after: _Optional[_Union[Picture, _Mapping]] = ...) -> None: ...
+    reason: str
+    def __init__(self, revision: _Optional[int] = ..., time: _Optional[str] = ..., actor: _Optional[str] = ..., command: _Optional[str] = ..., before: _Optional[_Union[Picture, _Mapping]] = ..., after: _Optional[_Union[Picture, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ListHistoryRequest(_message.Message):
     __slots__ = ("service", "limit")
@@ -535,3 +543,127 @@ class RevokeTokenRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class StartRolloutRequest(_message.Message):
+    __slots__ = ("service", "to_tag", "steps", "interval_seconds", "max_error_rate", "max_p99", "min_requests", "failure_limit", "no_data_timeout_seconds")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    TO_TAG_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_P99_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NO_DATA_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    to_tag: str
+    steps: _containers.RepeatedScalarFieldContainer[str]
+    interval_seconds: float
+    max_error_rate: str
+    max_p99: str
+    min_requests: int
+    failure_limit: int
+    no_data_timeout_seconds: float
+    def __init__(self, service: _Optional[str] = ..., to_tag: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., interval_seconds: _Optional[float] = ..., max_error_rate: _Optional[str] = ..., max_p99: _Optional[str] = ..., min_requests: _Optional[int] = ..., failure_limit: _Optional[int] = ..., no_data_timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class GetRolloutRequest(_message.Message):
+    __slots__ = ("service",)
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    def __init__(self, service: _Optional[str] = ...) -> None: ...
+
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts",)
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[Rollout]
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[Rollout, _Mapping]]] = ...) -> None: ...
+
+class ChangeRolloutRequest(_message.Message):
+    __slots__ = ("service", "action", "full", "reason")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    action: str
+    full: bool
+    reason: str
+    def __init__(self, service: _Optional[str] = ..., action: _Optional[str] = ..., full: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RolloutVerdict(_message.Message):
+    __slots__ = ("at", "step", "outcome", "detail", "requests", "error_rate", "p99_ms")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    P99_MS_FIELD_NUMBER: _ClassVar[int]
+    at: float
+    step: int
+    outcome: str
+    detail: str
+    requests: int
+    error_rate: float
+    p99_ms: float
+    def __init__(self, at: _Optional[float] = ..., step: _Optional[int] = ..., outcome: _Optional[str] = ..., detail: _Optional[str] = ..., requests: _Optional[int] = ..., error_rate: _Optional[float] = ..., p99_ms: _Optional[float] = ...) -> None: ...
+
+class RolloutEvent(_message.Message):
+    __slots__ = ("at", "phase", "step", "reason")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    at: float
+    phase: str
+    step: int
+    reason: str
+    def __init__(self, at: _Optional[float] = ..., phase: _Optional[str] = ..., step: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Rollout(_message.Message):
+    __slots__ = ("service", "stable", "canary", "steps", "step", "phase", "interval_seconds", "max_error_rate", "max_p99", "min_requests", "failure_limit", "no_data_timeout_seconds", "started_at", "next_check_at", "failures", "reason", "verdicts", "events", "weights", "revision")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    STABLE_FIELD_NUMBER: _ClassVar[int]
+    CANARY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_P99_FIELD_NUMBER: _ClassVar[int]
+    MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    NO_DATA_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CHECK_AT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    VERDICTS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    stable: str
+    canary: str
+    steps: _containers.RepeatedScalarFieldContainer[str]
+    step: int
+    phase: str
+    interval_seconds: float
+    max_error_rate: str
+    max_p99: str
+    min_requests: int
+    failure_limit: int
+    no_data_timeout_seconds: float
+    started_at: float
+    next_check_at: float
+    failures: int
+    reason: str
+    verdicts: _containers.RepeatedCompositeFieldContainer[RolloutVerdict]
+    events: _containers.RepeatedCompositeFieldContainer[RolloutEvent]
+    weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
+    revision: int
+    def __init__(self, service: _Optional[str] = ..., stable: _Optional[str] = ..., canary: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., step: _Optional[int] = ..., phase: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., max_error_rate: _Optional[str] = ..., max_p99: _Optional[str] = ..., min_requests: _Optional[int] = ..., failure_limit: _Optional[int] = ..., no_data_timeout_seconds: _Optional[float] = ..., started_at: _Optional[float] = ..., next_check_at: _Optional[float] = ..., failures: _Optional[int] = ..., reason: _Optional[str] = ..., verdicts: _Optional[_Iterable[_Union[RolloutVerdict, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[RolloutEvent, _Mapping]]] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...

@@ -104,6 +104,26 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.FromString,
                 _registered_method=True)
+        self.StartRollout = channel.unary_unary(
+                '/xds_server.v1.Operator/StartRollout',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.StartRolloutRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.GetRollout = channel.unary_unary(
+                '/xds_server.v1.Operator/GetRollout',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.GetRolloutRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+                _registered_method=True)
+        self.ListRollouts = channel.unary_unary(
+                '/xds_server.v1.Operator/ListRollouts',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ListRolloutsRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListRolloutsResponse.FromString,
+                _registered_method=True)
+        self.ChangeRollout = channel.unary_unary(
+                '/xds_server.v1.Operator/ChangeRollout',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/xds_server.v1.Operator/GetStatus',
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
@@ -236,6 +256,32 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartRollout(self, request, context):
+        """Rollouts: the canary's share moved up step by step while it is healthy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRollout(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRollouts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangeRollout(self, request, context):
+        """pause, resume, abort, promote.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """Every connected Envoy (and those recently gone) and whether it is in sync.
         """
@@ -356,6 +402,26 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.GetTrafficMetrics,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.SerializeToString,
+            ),
+            'StartRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartRollout,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.StartRolloutRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.Rollout.SerializeToString,
+            ),
+            'GetRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRollout,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetRolloutRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.Rollout.SerializeToString,
+            ),
+            'ListRollouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRollouts,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListRolloutsRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ListRolloutsResponse.SerializeToString,
+            ),
+            'ChangeRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangeRollout,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.Rollout.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -771,6 +837,114 @@ class Operator:
             '/xds_server.v1.Operator/GetTrafficMetrics',
             xds__server_dot_v1_dot_operator__pb2.GetTrafficMetricsRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.TrafficMetrics.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/StartRollout',
+            xds__server_dot_v1_dot_operator__pb2.StartRolloutRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/GetRollout',
+            xds__server_dot_v1_dot_operator__pb2.GetRolloutRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRollouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ListRollouts',
+            xds__server_dot_v1_dot_operator__pb2.ListRolloutsRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ListRolloutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangeRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ChangeRollout',
+            xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
             options,
             channel_credentials,
             insecure,

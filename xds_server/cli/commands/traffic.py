@@ -10,6 +10,7 @@ from xds_server.cli.flags import whole_number
 from xds_server.cli.options import (
     Commands,
     command,
+    force_option,
     group,
     guard,
     header_switch,
@@ -39,6 +40,7 @@ def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
         service=args.service,
         weights=[pb.TagWeight(tag=tag, weight=weight) for tag, weight in weights],
         mirrors=[pb.Mirror(tag=m.tag, percent=m.percent) for m in mirrors],
+        force=args.force,
         **guard(args),
     )
     if args.sticky_header is not None:
@@ -54,13 +56,15 @@ def get_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
 
 def promote(args: argparse.Namespace, client: OperatorClient) -> Result:
     """Send all traffic to ``--to``, or to the tag that is not serving."""
-    request = pb.PromoteTrafficRequest(service=args.service, to_tag=args.to or "", **guard(args))
+    request = pb.PromoteTrafficRequest(
+        service=args.service, to_tag=args.to or "", force=args.force, **guard(args)
+    )
     return _changed(args, client.call("PromoteTraffic", request))
 
 
 def rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
     """Restore ``--to-revision``, or the policy before the latest change."""
-    request = pb.RollbackTrafficRequest(service=args.service, **guard(args))
+    request = pb.RollbackTrafficRequest(service=args.service, force=args.force, **guard(args))
     if args.to_revision is not None:
         request.to_revision = args.to_revision
     return _changed(args, client.call("RollbackTraffic", request))
@@ -107,6 +111,7 @@ def _register_set(traffic: Commands) -> None:
         "(kept by later changes until --no-sticky)",
         off="no-sticky",
     )
+    force_option(parser)
     if_revision(parser)
     wait_options(parser)
 
@@ -121,6 +126,7 @@ def _register_promote(traffic: Commands) -> None:
         ("yaml", "json"),
     )
     parser.add_argument("--to", metavar="TAG", help="the tag to send all traffic to")
+    force_option(parser)
     if_revision(parser)
     wait_options(parser)
 
@@ -133,5 +139,6 @@ def _register_rollback(traffic: Commands) -> None:
         metavar="N",
         help="the revision to restore (default: before the latest change)",
     )
+    force_option(parser)
     if_revision(parser)
     wait_options(parser)

@@ -1,0 +1,123 @@
+"""The control plane's own hand on rollouts: each due step judged from this replica's
+traffic windows, and the verdict committed like any write.
+
+Every replica runs a driver (each counts every Envoy: one stats sink per replica). The
+store's transaction is the lock: a judgement is applied only if the rollout is still at
+the step and check time it judged (``ops.judge_rollout``), so when two replicas judge
+the same interval exactly one commits and no step is applied twice; if one dies, the
+other's next tick judges the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from xds_server.api import audit
+from xds_server.api.call import now
+from xds_server.api.commit import CommitPath
+from xds_server.errors import PreconditionFailed, XdsServerError
+from xds_server.model import operations as ops
+from xds_server.model import rollout as ro
+from xds_server.model.state import World
+from xds_server.traffic.windows import TrafficWindows, WindowSummary
+from xds_server.translate.translator import cluster_name
+
+log = structlog.get_logger(__name__)
+
+TICK_SECONDS = 0.2
+ACTOR = "control-plane (rollout)"
+
+
+def figures(summary: WindowSummary) -> ro.Figures:
+    """A window's real traffic as a rollout judges it: complete only if every Envoy that
+    reports the cluster sent every flush of the window."""
+    real = summary.real
+    return ro.Figures(
+        requests=real.requests,
+        error_rate=real.error_rate,
+        p99_ms=real.p99_ms,
+        complete=summary.envoys_reporting > 0 and summary.missing_intervals == 0,
+    )
+
+
+class RolloutDriver:
+    """Judges due rollout steps every ``TICK_SECONDS``."""
+
+    def __init__(
+        self,
+        commits: CommitPath,
+        world_of: Callable[[], World | None],
+        windows: TrafficWindows,
+        new_id: Callable[[], str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._commits = commits
+        self._world_of = world_of
+        self._windows = windows
+        self._new_id = new_id
+        self._clock = clock
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            try:
+                await self.tick()
+            except XdsServerError as error:  # a store outage: judged again next tick
+                log.warning("rollout.tick_failed", error=str(error))
+
+    async def tick(self) -> None:
+        world = self._world_of()
+        if world is None:
+            return
+        at = self._clock()
+        for name, service in world.services.items():
+            rollout = service.rollout
+            if rollout is not None and ro.due(rollout, at):
+                await self._judge(world, name, rollout, at)
+
+    def _figures(
+        self, world: World, service: str, tag: str, window: float, at: float
+    ) -> ro.Figures:
+        holder = dict(world.bindings_of(service)).get(tag)
+        if holder is None:
+            return ro.Figures(0, None, None, False)
+        return figures(self._windows.summary(cluster_name(service, holder), window, at))
+
+    async def _judge(self, world: World, service: str, rollout: ro.Rollout, at: float) -> None:
+        spec = rollout.spec
+        canary = self._figures(world, service, spec.canary, spec.interval_s, at)
+        stable = self._figures(world, service, spec.stable, spec.interval_s, at)
+        where = spec.describe(rollout.step)
+        ctx = ops.Context(
+            actor=ACTOR, now=now(), command=f"rollout {where} judged", new_id=self._new_id, clock=at
+        )
+        try:
+            change = await self._commits.change_world_itself(
+                "RolloutDriver",
+                ACTOR,
+                lambda current, _history: ops.judge_rollout(
+                    current,
+                    ctx,
+                    service=service,
+                    expected=(rollout.step, rollout.next_check_at),
+                    canary=canary,
+                    stable=stable,
+                ),
+                lambda _before, change: audit.revisions(change, ctx.command),
+            )
+        except PreconditionFailed:
+            return  # another replica, or an operator, moved it first
+        result = change.result
+        log.info(
+            "rollout.judged",
+            service=service,
+            step=where,
+            verdict=result.rollout.verdicts[-1].outcome if result.rollout.verdicts else None,
+            phase=result.rollout.phase.value,
+            reason=result.rollout.reason,
+            revisions=[entry.revision for entry in change.history],
+        )
