@@ -181,3 +181,33 @@ def test_metrics_ingest_benchmark_runs(tmp_path: Path) -> None:
     for mode in ("without", "with"):
         assert {"p50_s", "p99_s"} <= set(interference[mode])
     assert {"p50_ratio", "p99_ratio"} <= set(interference)
+
+
+def test_rollout_abort_benchmark_runs(tmp_path: Path) -> None:
+    """One rollout through a real Envoy, its canary failing mid-step: the abort is timed
+    and the clients' errors in the window are counted."""
+    results = _run("rollout_abort.py", "--runs", "1", "--interval", "1", out=tmp_path / "r.json")
+    assert isinstance(results, dict)
+    assert {
+        "runs",
+        "interval_s",
+        "p50_s",
+        "p90_s",
+        "max_s",
+        "target_s",
+        "errors_total",
+        "requests_in_window_total",
+        "canary_share",
+    } <= set(results)
+    [run] = results["runs"]
+    assert {
+        "onset_to_abort_judged_s",
+        "onset_to_status_aborted_s",
+        "onset_to_weights_back_s",
+        "errors",
+        "requests_in_window",
+        "requests_to_green",
+    } <= set(run)
+    assert results["interval_s"] == 1 and run["weights_after"] == {"blue": 100, "green": 0}
+    # Every error the clients saw was one of green's answers.
+    assert run["errors"] <= run["requests_to_green"] <= run["requests_in_window"]

@@ -15,7 +15,12 @@ from xds_server.model import operations as ops
 from xds_server.model import rollout as ro
 from xds_server.model.names import parse_endpoint
 from xds_server.model.rollout_document import rollout_from_document, rollout_to_document
-from xds_server.model.state import World
+from xds_server.model.state import Mirror, World
+
+
+def ro_mirror(tag: str) -> Mirror:
+    return Mirror(tag=tag, hundredths=500)
+
 
 HEALTHY = ro.Figures(requests=500, error_rate=0.001, p99_ms=20.0, complete=True)
 FAILING = ro.Figures(requests=500, error_rate=0.12, p99_ms=20.0, complete=True)
@@ -121,11 +126,19 @@ def test_a_healthy_canary_walks_every_step_with_a_revision_each(d: Driven) -> No
 
 
 def test_errors_abort_at_once_back_to_stable_and_say_why(d: Driven) -> None:
+    d._run(
+        ops.set_traffic(
+            d.world, d.ctx(), service="default", weights=[("blue", 100), ("green", 0)],
+            mirrors=[ro_mirror("green")],
+        )
+    )  # fmt: skip
     d.start()
+    assert d.world.services["default"].policy.mirrors  # steps keep a mirror that still shadows
     d.judge(HEALTHY)
     aborted = d.judge(FAILING)
     assert aborted.phase is ro.Phase.ABORTED and aborted.abort_cause == "bounds"
     assert d.weights() == {"blue": 100, "green": 0}  # green stays bound, at 0
+    assert not d.world.services["default"].policy.mirrors  # an abort clears them
     assert dict(d.world.bindings_of("default")).keys() == {"blue", "green"}
     assert "error rate 12.00% > 1.00%" in d.history[-1].reason
     assert aborted.verdicts[-1].outcome == "fail"

@@ -15,39 +15,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import XDSCTL, free_port
-from tests.support.stack import Envoy, Stack, wait_until
+from tests.support.stack import Envoy, PacedLoad, Stack, wait_until
 
 RATE = 100  # requests per second the load sends
-
-
-class PacedLoad:
-    """GETs at a steady ``rate`` on one keep-alive connection, counting what was sent."""
-
-    def __init__(self, stack: Stack, rate: int = RATE) -> None:
-        self._stack, self._rate = stack, rate
-        self._stop = threading.Event()
-        self.sent: list[float] = []
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        while not self._stop.is_set():
-            self._stack.answers([{}])
-            self.sent.append(time.monotonic())
-            next_at = start + len(self.sent) / self._rate
-            self._stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def rate_over(self, seconds: float) -> float:
-        now = time.monotonic()
-        return sum(1 for t in self.sent if now - seconds <= t <= now) / seconds
-
-    def __enter__(self) -> PacedLoad:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def _started(stack: Stack, *, via: Callable[[str], str] | None = None) -> dict[str, str]:
@@ -80,7 +50,7 @@ def _tag(report: dict[str, Any], tag: str) -> dict[str, Any]:
 
 def test_error_rates_and_rates_per_tag(stack: Stack) -> None:
     ids = _started(stack)
-    with PacedLoad(stack) as load:
+    with PacedLoad(stack.listen_port, RATE) as load:
         started = time.monotonic()
 
         def green_errors_seen() -> bool:
@@ -214,7 +184,7 @@ def test_a_cut_sink_stream_is_reported_as_missing_data(stack: Stack) -> None:
     try:
         _started(stack, via=via_proxy)
         [proxy] = proxies
-        with PacedLoad(stack):
+        with PacedLoad(stack.listen_port, RATE):
             time.sleep(3)
             assert _metrics(stack, "3s")["missing_intervals"] == 0
             proxy.sever(3)

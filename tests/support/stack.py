@@ -228,6 +228,68 @@ class Stack:
             upstream.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    sent: float  # time.monotonic() when the request went out
+    status: int  # 0: no answer (connection error)
+    upstream: str  # the body: the upstream's name ("" without an answer)
+
+
+class PacedLoad:
+    """``rate`` requests/s on one keep-alive connection, each answer kept with its time."""
+
+    def __init__(self, port: int, rate: float, host: str = "example.com") -> None:
+        self._port, self._rate, self._host = port, rate, host
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.answers: list[Answer] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
+
+    def _run(self) -> None:
+        connection = self._connect()
+        start, sent = time.monotonic(), 0
+        while not self._stop.is_set():
+            at = time.monotonic()
+            try:
+                connection.request("GET", "/", headers={"Host": self._host})
+                response = connection.getresponse()
+                answer = Answer(at, response.status, response.read().decode().strip())
+            except (OSError, http.client.HTTPException):
+                answer = Answer(at, 0, "")
+                connection.close()
+                connection = self._connect()
+            with self._lock:
+                self.answers.append(answer)
+            sent += 1
+            self._stop.wait(max(0.0, start + sent / self._rate - time.monotonic()))
+        connection.close()
+
+    def between(self, begin: float, end: float) -> list[Answer]:
+        with self._lock:
+            return [a for a in self.answers if begin <= a.sent <= end]
+
+    def rate_over(self, seconds: float) -> float:
+        """Requests sent per second over the last ``seconds``."""
+        now = time.monotonic()
+        return len(self.between(now - seconds, now)) / seconds
+
+    def counts(self) -> Counter[str]:
+        """Answers so far: the upstream's name for a 200, else the status (0: none)."""
+        with self._lock:
+            return Counter(a.upstream if a.status == 200 else str(a.status) for a in self.answers)
+
+    def __enter__(self) -> PacedLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
 class LoadLoop:
     """Requests in a loop on a background thread, counting every outcome."""
 
@@ -303,3 +365,24 @@ class InProcessControlPlane:
         self.run(self.plane.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)
+
+
+def blue_green_stack(workdir: Path) -> Stack:
+    """Server, one live SotW Envoy, blue serving 100 and green bound at 0 (the rollout
+    tests' and benchmark's start)."""
+    stack = Stack(workdir=workdir, delta=False)
+    try:
+        for tag in ("blue", "green"):
+            stack.upstream(tag)
+        stack.start_server()
+        envoy = stack.start_envoy()
+        wait_until(envoy.is_live, timeout=30, what="Envoy live")
+        for tag in ("blue", "green"):
+            endpoint = stack.upstreams[tag].endpoint
+            stack.xdsctl("apply", "--deployment-tag", tag, "--endpoint", endpoint)
+        stack.xdsctl("traffic", "set", "--tags", "blue=100,green=0")
+        stack.wait_all("blue")
+    except BaseException:
+        stack.close()
+        raise
+    return stack

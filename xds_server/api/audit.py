@@ -58,6 +58,24 @@ def revisions(change: ops.Change[Any], command: str) -> list[AuditRecord]:
     ]
 
 
+def rollout_moved(change: ops.Change[ops.RolloutResult], command: str) -> list[AuditRecord]:
+    """A rollout transition: its revision when it moved traffic, and the transition itself
+    (pauses, holds and resumes move none but are logged all the same)."""
+    rollout = change.result.rollout
+    transition = AuditRecord(
+        "rollout.transition",
+        {
+            "command": command,
+            "service": change.touched,
+            "phase": rollout.phase.value,
+            "step": rollout.spec.describe(rollout.step),
+            "reason": rollout.reason,
+            "revision": change.result.revision,
+        },
+    )
+    return [*revisions(change, command), transition]
+
+
 def configured(
     before: World, change: ops.Change[Any], command: str, subject: str
 ) -> list[AuditRecord]:

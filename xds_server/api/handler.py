@@ -7,7 +7,7 @@ message, redacted; every answered call is counted by method and result.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -29,24 +29,52 @@ Method: TypeAlias = Callable[[Any, "grpc.aio.ServicerContext[Any, Any]"], Awaita
 
 def _served(name: str, method: Method, metrics: Metrics) -> Method:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Message:
-        if isinstance(request, Unparsable):
-            log.info("operator.unparsable", type=request.message_type, error=request.error)
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request is not a valid {request.message_type} ({request.error}): "
-                "send a message of the method's request type",
-            )
+        await _unparsable(request, context)
         try:
             reply: Message = await method(request, context)
         except XdsServerError as error:
-            code = status_of(error)
-            message = redact(str(error))
-            log.info("operator.refused", method=name, code=code.name, error=message)
-            metrics.on_operator_request(name, code.name.lower())
-            await context.abort(code, message)
+            await context.abort(*_refused(name, error, metrics))
             raise  # abort() raises; this line only satisfies type checkers
         metrics.on_operator_request(name, "ok")
         return reply
+
+    return handle
+
+
+StreamMethod: TypeAlias = Callable[
+    [Any, "grpc.aio.ServicerContext[Any, Any]"], AsyncIterator[Message]
+]
+
+
+def _refused(name: str, error: XdsServerError, metrics: Metrics) -> tuple[grpc.StatusCode, str]:
+    code = status_of(error)
+    message = redact(str(error))
+    log.info("operator.refused", method=name, code=code.name, error=message)
+    metrics.on_operator_request(name, code.name.lower())
+    return code, message
+
+
+async def _unparsable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(request, Unparsable):
+        log.info("operator.unparsable", type=request.message_type, error=request.error)
+        await context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"the request is not a valid {request.message_type} ({request.error}): "
+            "send a message of the method's request type",
+        )
+
+
+def _served_stream(name: str, method: StreamMethod, metrics: Metrics) -> StreamMethod:
+    async def handle(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Message]:
+        await _unparsable(request, context)
+        try:
+            async for reply in method(request, context):
+                yield reply
+        except XdsServerError as error:
+            await context.abort(*_refused(name, error, metrics))
+        metrics.on_operator_request(name, "ok")
 
     return handle
 
@@ -55,12 +83,19 @@ def operator_handler(servicer: OperatorServicer, metrics: Metrics) -> grpc.Gener
     """The ``xds_server.v1.Operator`` service (use instead of the generated
     ``add_OperatorServicer_to_server``, which has none of the above)."""
     service = pb.DESCRIPTOR.services_by_name["Operator"]
-    handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
-            _served(method.name, getattr(servicer, method.name), metrics),
-            request_deserializer=lenient(getattr(pb, method.input_type.name)),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
-        )
-        for method in service.methods
-    }
+    handlers = {}
+    for method in service.methods:
+        behaviour = getattr(servicer, method.name)
+        options: dict[str, Any] = {
+            "request_deserializer": lenient(getattr(pb, method.input_type.name)),
+            "response_serializer": getattr(pb, method.output_type.name).SerializeToString,
+        }
+        if method.server_streaming:
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                _served_stream(method.name, behaviour, metrics), **options
+            )
+        else:
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                _served(method.name, behaviour, metrics), **options
+            )
     return grpc.method_handlers_generic_handler(service.full_name, handlers)

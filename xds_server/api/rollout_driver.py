@@ -107,17 +107,9 @@ class RolloutDriver:
                     canary=canary,
                     stable=stable,
                 ),
-                lambda _before, change: audit.revisions(change, ctx.command),
+                lambda _before, change: audit.rollout_moved(change, ctx.command),
             )
         except PreconditionFailed:
             return  # another replica, or an operator, moved it first
-        result = change.result
-        log.info(
-            "rollout.judged",
-            service=service,
-            step=where,
-            verdict=result.rollout.verdicts[-1].outcome if result.rollout.verdicts else None,
-            phase=result.rollout.phase.value,
-            reason=result.rollout.reason,
-            revisions=[entry.revision for entry in change.history],
-        )
+        verdict = change.result.rollout.verdicts[-1]
+        log.info("rollout.judged", service=service, step=where, verdict=verdict.outcome)

@@ -9,8 +9,9 @@ gRPC statuses at the boundary (``xds_server.api.handler``).
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar
 
 import grpc
@@ -59,6 +60,8 @@ T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=Message)
 RpcContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 MAX_WAIT_SECONDS = 3600.0
+# A watched view is read again this often; only a change is sent.
+WATCH_POLL_SECONDS = 0.25
 
 
 def _service_name(name: str) -> str:
@@ -255,8 +258,11 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
 
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: RpcContext) -> pb.Traffic:
+        return await self._traffic_view(request.service)
+
+    async def _traffic_view(self, service: str) -> pb.Traffic:
         world = await self._world()
-        return convert.traffic_to_pb(ops.traffic_of(world, _service_name(request.service)))
+        return convert.traffic_to_pb(ops.traffic_of(world, _service_name(service)))
 
     async def GetTrafficMetrics(
         self, request: pb.GetTrafficMetricsRequest, context: RpcContext
@@ -271,10 +277,26 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     ) -> pb.Rollout:
         service = _service_name(request.service)
         spec = rollout_spec(request)
-        return await self._revision_change(
+        return await self._rollout_change(
             Call.of(request, context),
             describe_start_rollout(request),
-            lambda world, _history, ctx: ops.start_rollout(world, ctx, service=service, spec=spec),
+            lambda world, ctx: ops.start_rollout(world, ctx, service=service, spec=spec),
+            service,
+        )
+
+    async def _rollout_change(
+        self,
+        call: Call,
+        command: str,
+        operation: Callable[[World, ops.Context], ops.Change[ops.RolloutResult]],
+        service: str,
+    ) -> pb.Rollout:
+        """Commit a rollout transition, audited as one (plus its revision, if any)."""
+        ctx = self._context(call.actor, command)
+        return await self._commits.change_world(
+            call,
+            lambda world, _history: operation(world, ctx),
+            lambda _before, change: audit.rollout_moved(change, command),
             lambda change: convert.rollout_to_pb(change.result, service),
         )
 
@@ -284,20 +306,22 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         service = _service_name(request.service)
         command = describe_change_rollout(request)
         step = rollout_action(request, command)
-        return await self._revision_change(
+        return await self._rollout_change(
             Call.of(request, context),
             command,
-            lambda world, _history, ctx: ops.step_rollout(
+            lambda world, ctx: ops.step_rollout(
                 world, ctx, service=service, step=lambda r: step(r, ctx.clock)
             ),
-            lambda change: convert.rollout_to_pb(change.result, service),
+            service,
         )
 
     async def GetRollout(self, request: pb.GetRolloutRequest, context: RpcContext) -> pb.Rollout:
-        service = _service_name(request.service)
+        return await self._rollout_view(request.service)
+
+    async def _rollout_view(self, name: str) -> pb.Rollout:
+        service = _service_name(name)
         world = await self._world()
-        result = ops.rollout_of(world, service)
-        return convert.rollout_to_pb(result, service)
+        return convert.rollout_to_pb(ops.rollout_of(world, service), service)
 
     async def ListRollouts(
         self, request: pb.ListRolloutsRequest, context: RpcContext
@@ -307,6 +331,37 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         return pb.ListRolloutsResponse(
             rollouts=[convert.rollout_to_pb(ops.rollout_of(world, n), n) for n in names]
         )
+
+    async def Watch(
+        self, request: pb.WatchRequest, context: RpcContext
+    ) -> AsyncIterator[pb.WatchEvent]:
+        view = self._watched(request)
+        last = b""
+        while True:
+            event = await view()
+            data = event.SerializeToString()
+            if data != last:
+                last = data
+                yield event
+            await asyncio.sleep(WATCH_POLL_SECONDS)
+
+    def _watched(self, request: pb.WatchRequest) -> Callable[[], Awaitable[pb.WatchEvent]]:
+        """How to read the view a Watch asks for (refused at once when it names none)."""
+        service = request.service
+
+        async def traffic() -> pb.WatchEvent:
+            return pb.WatchEvent(traffic=await self._traffic_view(service))
+
+        async def rollout() -> pb.WatchEvent:
+            return pb.WatchEvent(rollout=await self._rollout_view(service))
+
+        async def status() -> pb.WatchEvent:
+            return pb.WatchEvent(status=await self._status_view())
+
+        views = {"traffic": traffic, "rollout": rollout, "status": status}
+        if request.view not in views:
+            raise InvalidRequest(f"watch view {request.view!r} is not traffic, rollout or status")
+        return views[request.view]
 
     async def ListHistory(
         self, request: pb.ListHistoryRequest, context: RpcContext
@@ -415,6 +470,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: RpcContext
     ) -> pb.GetStatusResponse:
+        return await self._status_view()
+
+    async def _status_view(self) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
             nodes=await self._fleet.nodes(), store=self._store.health.describe()
         )

@@ -68,6 +68,7 @@ METHOD_RULES: dict[str, MethodRule] = {
     _OPERATOR + "GetTrafficMetrics": MethodRule(Role.VIEWER, "metrics"),
     _OPERATOR + "GetRollout": MethodRule(Role.VIEWER, "rollout status"),
     _OPERATOR + "ListRollouts": MethodRule(Role.VIEWER, "rollout list"),
+    _OPERATOR + "Watch": MethodRule(Role.VIEWER, "--watch"),
     _OPERATOR + "WaitForSync": MethodRule(Role.VIEWER, "--wait"),
     _OPERATOR + "Apply": MethodRule(Role.OPERATOR, "apply", writes=True),
     _OPERATOR + "SetTraffic": MethodRule(Role.OPERATOR, "traffic set", writes=True),

@@ -8,10 +8,10 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -187,6 +187,13 @@ class OperatorClient:
                 file=sys.stderr,
             )
         return reply
+
+    def watch(self, request: object) -> Iterator[Any]:
+        """The events of a ``Watch`` call until the caller stops reading (or Ctrl-C)."""
+        try:
+            yield from self.stub.Watch(request, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise self._cli_error(error, None) from error
 
     def _reach(self) -> None:
         """Make sure the server answers before a write is sent (health needs no token)."""

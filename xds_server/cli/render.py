@@ -237,8 +237,10 @@ def applied(reply: pb.ApplyResponse, output: str) -> str:
     return _line_or_structured(output, line, data)
 
 
-def traffic(policy: pb.Traffic, output: str) -> str:
-    """A service's traffic policy as YAML or JSON."""
+def traffic(policy: pb.Traffic, output: str, compact: bool = False) -> str:
+    """A service's traffic policy as YAML or JSON (``compact``: JSON on one line)."""
+    if output == "json" and compact:
+        return json.dumps(traffic_data(policy))
     return structured(traffic_data(policy), output)
 
 
@@ -274,8 +276,9 @@ def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
     return f"{in_sync}/{len(connected)} Envoys in sync with the current config"
 
 
-def status(reply: pb.GetStatusResponse, output: str) -> str:
-    """``status``: every Envoy, the store, and the summary line."""
+def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> str:
+    """``status``: every Envoy, the store, and the summary line (``compact``: JSON on one
+    line)."""
     nodes = reply.nodes
     if output != "table":
         data = {
@@ -283,7 +286,7 @@ def status(reply: pb.GetStatusResponse, output: str) -> str:
             "store": reply.store,
             "nodes": [_node_data(n) for n in nodes],
         }
-        return structured(data, output)
+        return json.dumps(data) if output == "json" and compact else structured(data, output)
     headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
     rows = [_node_row(n) for n in nodes]
     return table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"

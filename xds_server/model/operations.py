@@ -655,6 +655,8 @@ def _rollout_changed(
     if transition.percent is None:
         return world.replace(services=[held]), ()
     policy = rollout_weights(svc.policy, transition.rollout.spec, transition.percent)
+    if transition.rollout.phase is ro.Phase.ABORTED:
+        policy = dataclasses.replace(policy, mirrors=())  # an abort leaves only the stable
     if policy == svc.policy:
         return world.replace(services=[held]), ()
     after = dataclasses.replace(world.picture_of(svc.name), policy=policy)

@@ -260,6 +260,13 @@ def begin(spec: RolloutSpec, now: float) -> Transition:
     return _moved(rollout, rollout.percent, reason, now)
 
 
+def _next_check(rollout: Rollout, now: float) -> float:
+    """One interval after the check just made, on the rollout's own schedule (the driver's
+    tick adds no drift); a server that was down longer starts a fresh interval."""
+    scheduled = rollout.next_check_at + rollout.spec.interval_s
+    return scheduled if scheduled > now else now + rollout.spec.interval_s
+
+
 def due(rollout: Rollout, now: float) -> bool:
     """Whether the current step's interval is over and it waits to be judged."""
     return rollout.phase in (Phase.PROGRESSING, Phase.HOLDING) and now >= rollout.next_check_at
@@ -272,7 +279,7 @@ def judge(rollout: Rollout, canary: Figures, stable: Figures | None, now: float)
     judged = dataclasses.replace(
         rollout,
         verdicts=(*rollout.verdicts, verdict)[-KEPT_VERDICTS:],
-        next_check_at=now + spec.interval_s,
+        next_check_at=_next_check(rollout, now),
     )
     where = spec.describe(rollout.step)
     if verdict.outcome == "no_data":
@@ -362,9 +369,7 @@ def _advance(rollout: Rollout, why: str, now: float) -> Transition:
     """To the next step: a gate pauses; a percentage moves traffic; 100 completes."""
     spec = rollout.spec
     step = rollout.step + 1
-    moved = dataclasses.replace(
-        rollout, step=step, next_check_at=now + spec.interval_s, phase=Phase.PROGRESSING
-    )
+    moved = dataclasses.replace(rollout, step=step, phase=Phase.PROGRESSING)
     if moved.at_gate:
         paused = dataclasses.replace(moved, phase=Phase.PAUSED)
         reason = (
@@ -418,7 +423,8 @@ def promote(rollout: Rollout, full: bool, now: float) -> Transition:
             f"the rollout is at {rollout.spec.describe(rollout.step)}, not at a manual gate: "
             "it advances by itself; skip to 100% with `xdsctl rollout promote --full`"
         )
-    return _advance(rollout, "manual gate passed by the operator", now)
+    fresh = dataclasses.replace(rollout, next_check_at=now + rollout.spec.interval_s)
+    return _advance(fresh, "manual gate passed by the operator", now)
 
 
 def abort(rollout: Rollout, reason: str, now: float, cause: str = "operator") -> Transition:

@@ -667,3 +667,21 @@ class Rollout(_message.Message):
     weights: _containers.RepeatedCompositeFieldContainer[TagWeight]
     revision: int
     def __init__(self, service: _Optional[str] = ..., stable: _Optional[str] = ..., canary: _Optional[str] = ..., steps: _Optional[_Iterable[str]] = ..., step: _Optional[int] = ..., phase: _Optional[str] = ..., interval_seconds: _Optional[float] = ..., max_error_rate: _Optional[str] = ..., max_p99: _Optional[str] = ..., min_requests: _Optional[int] = ..., failure_limit: _Optional[int] = ..., no_data_timeout_seconds: _Optional[float] = ..., started_at: _Optional[float] = ..., next_check_at: _Optional[float] = ..., failures: _Optional[int] = ..., reason: _Optional[str] = ..., verdicts: _Optional[_Iterable[_Union[RolloutVerdict, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[RolloutEvent, _Mapping]]] = ..., weights: _Optional[_Iterable[_Union[TagWeight, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("service", "view")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    VIEW_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    view: str
+    def __init__(self, service: _Optional[str] = ..., view: _Optional[str] = ...) -> None: ...
+
+class WatchEvent(_message.Message):
+    __slots__ = ("traffic", "rollout", "status")
+    TRAFFIC_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    traffic: Traffic
+    rollout: Rollout
+    status: GetStatusResponse
+    def __init__(self, traffic: _Optional[_Union[Traffic, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., status: _Optional[_Union[GetStatusResponse, _Mapping]] = ...) -> None: ...

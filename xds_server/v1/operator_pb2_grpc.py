@@ -124,6 +124,11 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/xds_server.v1.Operator/Watch',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.WatchRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.WatchEvent.FromString,
+                _registered_method=True)
         self.GetStatus = channel.unary_unary(
                 '/xds_server.v1.Operator/GetStatus',
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
@@ -282,6 +287,14 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """A view (a service's traffic or rollout, or the fleet's status) now and after each
+        change, until the caller hangs up (`--watch`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStatus(self, request, context):
         """Every connected Envoy (and those recently gone) and whether it is in sync.
         """
@@ -422,6 +435,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.ChangeRollout,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.Rollout.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.WatchRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.WatchEvent.SerializeToString,
             ),
             'GetStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStatus,
@@ -945,6 +963,33 @@ class Operator:
             '/xds_server.v1.Operator/ChangeRollout',
             xds__server_dot_v1_dot_operator__pb2.ChangeRolloutRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.Rollout.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/xds_server.v1.Operator/Watch',
+            xds__server_dot_v1_dot_operator__pb2.WatchRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.WatchEvent.FromString,
             options,
             channel_credentials,
             insecure,

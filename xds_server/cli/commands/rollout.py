@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from xds_server.cli import render
@@ -11,11 +10,8 @@ from xds_server.cli.client import OperatorClient
 from xds_server.cli.flags import parse_duration, whole_number
 from xds_server.cli.options import Commands, command, group
 from xds_server.cli.result import Handler, Result
+from xds_server.cli.watching import watch_option, watched
 from xds_server.v1 import operator_pb2 as pb
-
-WATCH_EVERY_SECONDS = 1.0
-# Clear the screen and go home: --watch redraws in place on a terminal.
-_REDRAW = "\x1b[H\x1b[2J"
 
 
 def start(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -39,17 +35,14 @@ def start(args: argparse.Namespace, client: OperatorClient) -> Result:
 
 def status(args: argparse.Namespace, client: OperatorClient) -> Result:
     """The rollout's phase, step, weights and the verdicts behind them."""
-    request = pb.GetRolloutRequest(service=args.service)
-    if not args.watch:
-        reply = client.call("GetRollout", request)
-        return Result(render.rollout(reply, args.output, time.time()))
-    redraw = sys.stdout.isatty() and args.output == "table"
-    while True:  # until Ctrl-C, which main() turns into exit 130
-        reply = client.call("GetRollout", request)
-        text = render.rollout(reply, args.output, time.time(), compact=True)
-        sys.stdout.write((_REDRAW if redraw else "") + text + ("" if redraw else "\n"))
-        sys.stdout.flush()
-        time.sleep(WATCH_EVERY_SECONDS)
+    if args.watch:
+        return watched(args, client, "rollout", lambda r, out, compact: _drawn(r, out, compact))
+    reply = client.call("GetRollout", pb.GetRolloutRequest(service=args.service))
+    return Result(render.rollout(reply, args.output, time.time()))
+
+
+def _drawn(reply: pb.Rollout, output: str, compact: bool) -> str:
+    return render.rollout(reply, output, time.time(), compact=compact)
 
 
 def list_rollouts(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -81,7 +74,7 @@ def register(commands: Commands) -> None:
     rollout = group(commands, "rollout", "advance a canary by itself, roll back on its own")
     _register_start(rollout)
     parser = command(rollout, "status", status, "phase, step, weights and verdicts", OUTPUTS)
-    parser.add_argument("--watch", action="store_true", help="show it again as it changes")
+    watch_option(parser)
     command(rollout, "list", list_rollouts, "every service's rollout", OUTPUTS, service=False)
     for action, help_text in (
         ("pause", "hold the rollout at its step (manual traffic changes are allowed then)"),

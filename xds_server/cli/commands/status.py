@@ -8,18 +8,21 @@ from xds_server.cli import render
 from xds_server.cli.client import OperatorClient
 from xds_server.cli.options import Commands, command
 from xds_server.cli.result import Result
+from xds_server.cli.watching import watch_option, watched
 from xds_server.v1 import operator_pb2 as pb
 
 
 def status(args: argparse.Namespace, client: OperatorClient) -> Result:
     """The Envoys this server knows of, the store it uses and how many are in sync."""
+    if args.watch:
+        return watched(args, client, "status", render.status)
     reply = client.call("GetStatus", pb.GetStatusRequest())
     return Result(render.status(reply, args.output))
 
 
 def register(commands: Commands) -> None:
     """Add ``status`` to ``commands``."""
-    command(
+    parser = command(
         commands,
         "status",
         status,
@@ -27,3 +30,4 @@ def register(commands: Commands) -> None:
         ("table", "yaml", "json"),
         service=False,
     )
+    watch_option(parser)

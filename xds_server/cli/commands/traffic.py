@@ -19,6 +19,7 @@ from xds_server.cli.options import (
     wait_options,
 )
 from xds_server.cli.result import Result
+from xds_server.cli.watching import watch_option, watched
 from xds_server.model.names import parse_mirrors, parse_weights
 from xds_server.v1 import operator_pb2 as pb
 
@@ -50,8 +51,14 @@ def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
 
 def get_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
     """Show the service's weights and mirrors."""
+    if args.watch:
+        return watched(args, client, "traffic", _drawn)
     reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
     return Result(render.traffic(reply, args.output))
+
+
+def _drawn(reply: pb.Traffic, output: str, compact: bool) -> str:
+    return render.traffic(reply, output, compact)
 
 
 def promote(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -80,7 +87,7 @@ def register(commands: Commands) -> None:
     """Add ``traffic`` and its subcommands to ``commands``."""
     traffic = group(commands, "traffic", "see and move traffic")
     _register_set(traffic)
-    command(traffic, "get", get_policy, "show weights and mirrors", ("yaml", "json"))
+    watch_option(command(traffic, "get", get_policy, "show weights and mirrors", ("yaml", "json")))
     _register_promote(traffic)
     _register_rollback(traffic)
     parser = command(traffic, "history", history, "list every change", ("table", "yaml", "json"))
