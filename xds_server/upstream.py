@@ -32,6 +32,7 @@ class Upstream:
         # Answer every Nth request with 500 (0: never), for error-rate tests.
         self.fail_every = 0
         self.requests: list[Seen] = []
+        self._served = {False: 0, True: 0}  # real, shadow
         self._lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer((host, port), self._handler())
         self.server.daemon_threads = True
@@ -69,10 +70,14 @@ class Upstream:
         return Handler
 
     def record(self, seen: Seen) -> int:
-        """Keep ``seen``; returns how many requests this upstream has served with it."""
+        """Keep ``seen``; returns how many requests of its kind (real, or shadows marked
+        ``x-shadow``) this upstream has served with it, so ``fail_every`` fails each kind
+        at its own rate whatever order they arrive in."""
+        shadow = "x-shadow" in {name.lower() for name in seen.headers}
         with self._lock:
             self.requests.append(seen)
-            return len(self.requests)
+            self._served[shadow] += 1
+            return self._served[shadow]
 
     def count(self) -> int:
         with self._lock:
