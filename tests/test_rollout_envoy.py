@@ -155,8 +155,6 @@ def test_gates_pause_resume_full_and_refusals(rollout_stack: Stack) -> None:
         assert gate["step"] == 2 and gate["weights"]["green"] == 10
         time.sleep(2.5)  # a gate waits for the operator, however long
         assert _status(stack)["phase"] == "paused"
-        manual = stack.server.xdsctl("traffic", "set", "--tags", "blue=100,green=0")
-        assert manual.returncode == 0, manual.stderr  # paused: hands are free
         stack.xdsctl("rollout", "promote")
         wait_until(lambda: _status(stack)["weights"].get("green") == 20, what="past the gate")
         stack.xdsctl("rollout", "pause")
@@ -174,8 +172,16 @@ def test_gates_pause_resume_full_and_refusals(rollout_stack: Stack) -> None:
     assert done["phase"] == "completed" and done["weights"] == {"blue": 0, "green": 100}
     again = stack.server.xdsctl("rollout", "pause")
     assert again.returncode == 1 and "no rollout is running" in again.stderr
-    bad = stack.server.xdsctl("rollout", "start", "--to", "green", "--steps", "50,10")
+    bad = stack.server.xdsctl("rollout", "start", "--to", "blue", "--steps", "50,10")
     assert bad.returncode == 1 and "must ascend" in bad.stderr
+    # Paused, hands are free: a manual change ends the rollout where the operator put it.
+    stack.xdsctl("rollout", "start", "--to", "blue", "--steps", "10,100", "--interval", "60s")
+    stack.xdsctl("rollout", "pause")
+    manual = stack.server.xdsctl("traffic", "set", "--tags", "blue=30,green=70")
+    assert manual.returncode == 0, manual.stderr
+    ended = _status(stack)
+    assert ended["phase"] == "aborted" and "ended by a manual change" in ended["reason"]
+    assert ended["weights"] == {"blue": 30, "green": 70}
 
 
 def test_a_killed_control_plane_resumes_at_the_same_step(rollout_stack: Stack) -> None:

@@ -184,10 +184,6 @@ def test_pause_resume_and_promote_full(d: Driven) -> None:
     assert d.rollout.phase is ro.Phase.PAUSED
     with pytest.raises(PreconditionFailed, match="paused already"):
         d.step(ro.pause)
-    # Paused, the operator may move traffic by hand; resume sets the step's weights again.
-    d._run(
-        ops.set_traffic(d.world, d.ctx(), service="default", weights=[("blue", 100), ("green", 0)])
-    )
     d.step(ro.resume)
     assert d.weights() == {"blue": 95, "green": 5}
     with pytest.raises(PreconditionFailed, match="not at a manual gate"):
@@ -274,3 +270,65 @@ def test_a_rollout_survives_its_document(d: Driven) -> None:
     d.judge(HEALTHY)
     rollout = d.rollout
     assert rollout_from_document(json.loads(json.dumps(rollout_to_document(rollout)))) == rollout
+
+
+def test_a_single_step_of_100_completes_at_once(d: Driven) -> None:
+    done = d.start(steps=(100,)).rollout
+    assert done.phase is ro.Phase.COMPLETED and d.weights() == {"blue": 0, "green": 100}
+    assert not ro.due(done, d.clock + 1000)  # nothing left for the driver
+
+
+def test_a_manual_change_ends_a_paused_rollout_where_traffic_is(d: Driven) -> None:
+    d.start()
+    d.step(ro.pause)
+    revision = d.world.services["default"].revision
+    d._run(ops.promote(d.world, d.ctx("traffic promote"), service="default"))
+    assert d.world.services["default"].revision == revision + 1  # the promote only
+    assert d.rollout.phase is ro.Phase.ABORTED and d.rollout.abort_cause == "manual"
+    assert "ended by a manual change while paused: `traffic promote`" in d.rollout.reason
+    assert d.weights() == {"blue": 0, "green": 100}  # the operator's, not undone
+    with pytest.raises(PreconditionFailed, match="no rollout is running to resume"):
+        d.step(ro.resume)
+
+
+def test_apply_cannot_swap_a_rollout_tag_build(d: Driven) -> None:
+    d.start()
+    d.judge(HEALTHY)
+    before = d.world
+    for kwargs in ({"bluegreen": True}, {"deployment_tag": "blue"}):
+        with pytest.raises(PreconditionFailed, match="of the rollout running on service default"):
+            ops.apply_deployment(
+                d.world, d.ctx(), service="default", endpoints=[parse_endpoint("10.0.0.2:80")],
+                **kwargs,
+            )  # fmt: skip
+    assert d.world is before
+    d._run(
+        ops.apply_deployment(
+            d.world, d.ctx(), service="default", endpoints=[parse_endpoint("10.0.0.3:80")],
+            deployment_tag="grey",
+        )
+    )  # fmt: skip
+    assert d.rollout.running
+
+
+def test_resume_forgets_the_time_without_data_before_the_pause(d: Driven) -> None:
+    d.start()
+    d.judge(QUIET)
+    d.step(ro.pause)
+    d.clock += 3600
+    d.step(ro.resume)
+    assert d.rollout.no_data_since is None
+    assert d.judge(QUIET).phase is ro.Phase.HOLDING  # a fresh count, not an hour of it
+
+
+def test_pausing_at_a_gate_names_promote(d: Driven) -> None:
+    d.start()
+    d.judge(HEALTHY)
+    d.judge(HEALTHY)  # now at the gate
+    with pytest.raises(PreconditionFailed, match="pass the gate with `xdsctl rollout promote`"):
+        d.step(ro.pause)
+
+
+def test_intervals_beyond_the_windows_are_refused() -> None:
+    with pytest.raises(InvalidRequest, match="--interval must be at most 300s"):
+        spec(interval_s=600)

@@ -11,6 +11,7 @@ other's next tick judges the step.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ import structlog
 from xds_server.api import audit
 from xds_server.api.call import now
 from xds_server.api.commit import CommitPath
-from xds_server.errors import PreconditionFailed, XdsServerError
+from xds_server.errors import PreconditionFailed, StoreUnavailable, XdsServerError
 from xds_server.model import operations as ops
 from xds_server.model import rollout as ro
 from xds_server.model.state import World
@@ -32,15 +33,20 @@ TICK_SECONDS = 0.2
 ACTOR = "control-plane (rollout)"
 
 
-def figures(summary: WindowSummary) -> ro.Figures:
-    """A window's real traffic as a rollout judges it: complete only if every Envoy that
-    reports the cluster sent every flush of the window."""
+def figures(summary: WindowSummary, window: float) -> ro.Figures:
+    """A window's real traffic as a rollout judges it: complete only if this replica saw
+    the whole window (not just since it started) and every Envoy that reports the
+    cluster sent every flush of it."""
     real = summary.real
     return ro.Figures(
         requests=real.requests,
         error_rate=real.error_rate,
         p99_ms=real.p99_ms,
-        complete=summary.envoys_reporting > 0 and summary.missing_intervals == 0,
+        complete=(
+            summary.envoys_reporting > 0
+            and summary.missing_intervals == 0
+            and summary.intervals >= math.ceil(window)
+        ),
     )
 
 
@@ -76,8 +82,14 @@ class RolloutDriver:
         at = self._clock()
         for name, service in world.services.items():
             rollout = service.rollout
-            if rollout is not None and ro.due(rollout, at):
+            if rollout is None or not ro.due(rollout, at):
+                continue
+            try:
                 await self._judge(world, name, rollout, at)
+            except StoreUnavailable:
+                raise  # the loop logs it and tries again next tick
+            except Exception:  # one broken rollout must not stop every other's
+                log.exception("rollout.judgement_failed", service=name)
 
     def _figures(
         self, world: World, service: str, tag: str, window: float, at: float
@@ -85,7 +97,7 @@ class RolloutDriver:
         holder = dict(world.bindings_of(service)).get(tag)
         if holder is None:
             return ro.Figures(0, None, None, False)
-        return figures(self._windows.summary(cluster_name(service, holder), window, at))
+        return figures(self._windows.summary(cluster_name(service, holder), window, at), window)
 
     async def _judge(self, world: World, service: str, rollout: ro.Rollout, at: float) -> None:
         spec = rollout.spec
@@ -109,7 +121,12 @@ class RolloutDriver:
                 ),
                 lambda _before, change: audit.rollout_moved(change, ctx.command),
             )
-        except PreconditionFailed:
-            return  # another replica, or an operator, moved it first
+        except StoreUnavailable:
+            raise
+        except PreconditionFailed as refused:
+            # Another replica, or an operator, moved it first; anything else is news.
+            if "moved on" not in str(refused):
+                log.warning("rollout.judgement_refused", service=service, error=str(refused))
+            return
         verdict = change.result.rollout.verdicts[-1]
         log.info("rollout.judged", service=service, step=where, verdict=verdict.outcome)

@@ -40,6 +40,8 @@ def watched(
         text = draw(getattr(event, view), args.output, True)
         if redraw:
             sys.stdout.write(_REDRAW + text)
+        elif args.output == "yaml":
+            sys.stdout.write("---\n" + text)  # a stream of YAML documents
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()

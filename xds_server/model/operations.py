@@ -316,6 +316,7 @@ def apply_deployment(
     svc = existing or _new_service(world, service)
     check_revision(svc, if_revision)
     tag = _apply_tag(svc.policy, deployment_tag, bluegreen)
+    _refuse_rollout_tag(svc, tag)
 
     deployment = Deployment(
         id=ctx.new_id(), service=service, created_at=ctx.now, endpoints=endpoints, labels=labels
@@ -342,6 +343,23 @@ def apply_deployment(
         warnings=_apply_warnings(world, world.deployments[deployment.id], weight, replaced),
     )
     return Change(world=world, history=(entry,), result=result, touched=service)
+
+
+def _refuse_rollout_tag(svc: Service, tag: str) -> None:
+    """A running rollout's canary and stable tags keep their deployments: a new build
+    there would take traffic no verdict has judged."""
+    rollout = svc.rollout
+    if rollout is None or not rollout.running:
+        return
+    if tag not in (rollout.spec.canary, rollout.spec.stable):
+        return
+    role = "canary" if tag == rollout.spec.canary else "stable tag"
+    raise PreconditionFailed(
+        f"tag {tag} is the {role} of the rollout running on service {svc.name} "
+        f"({rollout.phase}, {rollout.spec.describe(rollout.step)}): abort it first with "
+        f"`xdsctl rollout abort --service {svc.name}`, or apply to another tag "
+        "with --deployment-tag TAG"
+    )
 
 
 def _apply_warnings(
@@ -425,10 +443,14 @@ def _manual_change(
     world: World, ctx: Context, svc: Service, force: bool, if_revision: int | None
 ) -> tuple[World, Service, tuple[HistoryEntry, ...]]:
     """Clear the way for an operator's own traffic change: refused while a rollout moves
-    the service's traffic (a paused one does not), unless ``force``, which aborts the
-    rollout first as a revision of its own."""
+    the service's traffic, unless ``force``, which aborts the rollout first as a revision
+    of its own. A paused rollout ends where the operator takes over (no revision)."""
     check_revision(svc, if_revision)
     rollout = svc.rollout
+    if rollout is not None and rollout.phase is ro.Phase.PAUSED:
+        ended = ro.ended_by_hand(rollout, ctx.command, ctx.clock)
+        world, _ = _rollout_changed(world, ctx, svc, ended)
+        return world, world.services[svc.name], ()
     if rollout is None or rollout.phase not in (ro.Phase.PROGRESSING, ro.Phase.HOLDING):
         return world, svc, ()
     if not force:

@@ -26,6 +26,8 @@ PAUSE = "pause"
 KEPT_VERDICTS = 20
 KEPT_EVENTS = 50
 MIN_INTERVAL_SECONDS = 1.0
+# A step is judged on one interval of the traffic windows, which keep 300 s.
+MAX_INTERVAL_SECONDS = 300.0
 
 _PERCENT = re.compile(r"(\+)?([0-9]{1,3}(?:\.[0-9]{1,4})?)%")
 _MILLIS = re.compile(r"(\+)?([0-9]{1,7}(?:\.[0-9]{1,3})?)ms")
@@ -223,6 +225,11 @@ def check_spec(spec: RolloutSpec) -> RolloutSpec:
             f"--interval must be at least {MIN_INTERVAL_SECONDS:g}s (Envoys report once a "
             f"second), got {spec.interval_s:g}s"
         )
+    elif spec.interval_s > MAX_INTERVAL_SECONDS:
+        problems.append(
+            f"--interval must be at most {MAX_INTERVAL_SECONDS:g}s (the traffic windows "
+            f"keep that much), got {spec.interval_s:g}s: use more steps instead"
+        )
     if spec.min_requests < 1:
         problems.append(f"--min-requests must be at least 1 (got {spec.min_requests})")
     if spec.failure_limit < 1:
@@ -257,6 +264,9 @@ def begin(spec: RolloutSpec, now: float) -> Transition:
     reason = (
         f"rollout of {spec.canary} started: {spec.describe(0)}, {spec.canary} at {rollout.percent}%"
     )
+    if rollout.percent == 100:  # --steps 100: nothing left to judge
+        done = dataclasses.replace(rollout, phase=Phase.COMPLETED)
+        return _moved(done, 100, f"{reason}; completed", now)
     return _moved(rollout, rollout.percent, reason, now)
 
 
@@ -386,9 +396,13 @@ def _advance(rollout: Rollout, why: str, now: float) -> Transition:
 
 def pause(rollout: Rollout, now: float) -> Transition:
     if rollout.phase is Phase.PAUSED:
+        fix = (
+            "pass the gate with `xdsctl rollout promote`"
+            if rollout.at_gate
+            else "resume it with `xdsctl rollout resume`"
+        )
         raise PreconditionFailed(
-            f"the rollout is paused already ({rollout.spec.describe(rollout.step)}): "
-            "resume it with `xdsctl rollout resume`"
+            f"the rollout is paused already ({rollout.spec.describe(rollout.step)}): {fix}"
         )
     _require_running(rollout, "pause")
     paused = dataclasses.replace(rollout, phase=Phase.PAUSED)
@@ -405,7 +419,10 @@ def resume(rollout: Rollout, now: float) -> Transition:
             "the rollout waits at a manual gate: pass it with `xdsctl rollout promote`"
         )
     resumed = dataclasses.replace(
-        rollout, phase=Phase.PROGRESSING, next_check_at=now + rollout.spec.interval_s
+        rollout,
+        phase=Phase.PROGRESSING,
+        next_check_at=now + rollout.spec.interval_s,
+        no_data_since=None,  # the pause is no time without data
     )
     reason = f"resumed by the operator at {rollout.spec.describe(rollout.step)}"
     return _moved(resumed, resumed.percent, reason, now)
@@ -419,9 +436,14 @@ def promote(rollout: Rollout, full: bool, now: float) -> Transition:
         reason = f"promoted in full by the operator: {rollout.spec.canary} at 100%"
         return _moved(done, 100, reason, now)
     if not rollout.at_gate:
+        goes_on = (
+            "it is paused: resume it with `xdsctl rollout resume`"
+            if rollout.phase is Phase.PAUSED
+            else "it advances by itself"
+        )
         raise PreconditionFailed(
             f"the rollout is at {rollout.spec.describe(rollout.step)}, not at a manual gate: "
-            "it advances by itself; skip to 100% with `xdsctl rollout promote --full`"
+            f"{goes_on}; skip to 100% with `xdsctl rollout promote --full`"
         )
     fresh = dataclasses.replace(rollout, next_check_at=now + rollout.spec.interval_s)
     return _advance(fresh, "manual gate passed by the operator", now)
@@ -432,6 +454,14 @@ def abort(rollout: Rollout, reason: str, now: float, cause: str = "operator") ->
     _require_running(rollout, "abort")
     stopped = dataclasses.replace(rollout, phase=Phase.ABORTED, reason=reason, abort_cause=cause)
     return _moved(stopped, 0, reason, now)
+
+
+def ended_by_hand(rollout: Rollout, command: str, now: float) -> Transition:
+    """A paused rollout the operator takes traffic back from: it ends where traffic is,
+    without a change of its own (resuming would undo the operator's)."""
+    reason = f"ended by a manual change while paused: `{command}`"
+    stopped = dataclasses.replace(rollout, phase=Phase.ABORTED, reason=reason, abort_cause="manual")
+    return _noted(stopped, reason, now)
 
 
 def _require_running(rollout: Rollout, verb: str) -> None:
