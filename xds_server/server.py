@@ -109,6 +109,7 @@ class ControlPlane:
     # Live traffic from the Envoys' stats sinks (`xdsctl metrics`, /metrics by tag).
     traffic: TrafficWindows = field(default_factory=TrafficWindows)
     _follower: StateFollower | None = None
+    _driver: RolloutDriver | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
@@ -129,6 +130,8 @@ class ControlPlane:
 
     def _published(self, world: World, changed: frozenset[str] | None) -> None:
         self.metrics.on_publish(world, changed)
+        if self._driver is not None:
+            self._driver.note_published(world, changed)
         self.registry.notify()
         self._heap.poke()
         # One summary per change; a newer change supersedes the pending one.
@@ -245,13 +248,13 @@ class ControlPlane:
         self._background.append(loop.create_task(self.store.watch(follower.catch_up)))
         if board is not None:
             self._background.append(loop.create_task(board.run()))
-        driver = RolloutDriver(
+        self._driver = RolloutDriver(
             CommitPath(self.store, publish=follower.after_commit),
             self._published_world,
             self.traffic,
             DeploymentIdGenerator(),
         )
-        self._background.append(loop.create_task(driver.run()))
+        self._background.append(loop.create_task(self._driver.run()))
         for name in ("", OPERATOR_SERVICE, CSDS_SERVICE):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.ready = True

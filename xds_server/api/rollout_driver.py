@@ -66,6 +66,22 @@ class RolloutDriver:
         self._windows = windows
         self._new_id = new_id
         self._clock = clock
+        # The services whose rollout may come due: kept from what each publication
+        # touched, so a tick costs the running rollouts, not the size of the world.
+        self._running: set[str] = set()
+        world = world_of()
+        if world is not None:
+            self.note_published(world, None)
+
+    def note_published(self, world: World, changed: frozenset[str] | None) -> None:
+        """Follow a published world: ``changed`` names the services it touched (None: any)."""
+        for name in world.services if changed is None else changed:
+            service = world.services.get(name)
+            rollout = service.rollout if service is not None else None
+            if rollout is not None and rollout.phase in (ro.Phase.PROGRESSING, ro.Phase.HOLDING):
+                self._running.add(name)
+            else:
+                self._running.discard(name)
 
     async def run(self) -> None:
         while True:
@@ -80,8 +96,9 @@ class RolloutDriver:
         if world is None:
             return
         at = self._clock()
-        for name, service in world.services.items():
-            rollout = service.rollout
+        for name in sorted(self._running):
+            service = world.services.get(name)
+            rollout = service.rollout if service is not None else None
             if rollout is None or not ro.due(rollout, at):
                 continue
             try:

@@ -68,6 +68,15 @@ def _service_name(name: str) -> str:
     return validate_dns_label("service name", name or DEFAULT_SERVICE)
 
 
+def _traffic_view(world: World, service: str) -> pb.Traffic:
+    return convert.traffic_to_pb(ops.traffic_of(world, _service_name(service)))
+
+
+def _rollout_view(world: World, name: str) -> pb.Rollout:
+    service = _service_name(name)
+    return convert.rollout_to_pb(ops.rollout_of(world, service), service)
+
+
 def _endpoints_of(world: World, deployment_id: str) -> list[str] | None:
     """A deployment's endpoints for the audit log; None once it is gone."""
     deployment = world.deployments.get(deployment_id)
@@ -142,6 +151,12 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         return ops.Context(
             actor=actor, now=now(), command=command, new_id=self._new_id, clock=self._clock()
         )
+
+    async def _published(self) -> World:
+        """The world this replica serves: what a watcher follows. Read from memory, so a
+        watcher polling it costs no store query; a change reaches it when published."""
+        world = self._follower.world
+        return world if world is not None else await self._world()
 
     async def _revision_change(
         self,
@@ -258,11 +273,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
 
     async def GetTraffic(self, request: pb.GetTrafficRequest, context: RpcContext) -> pb.Traffic:
-        return await self._traffic_view(request.service)
-
-    async def _traffic_view(self, service: str) -> pb.Traffic:
-        world = await self._world()
-        return convert.traffic_to_pb(ops.traffic_of(world, _service_name(service)))
+        return _traffic_view(await self._world(), request.service)
 
     async def GetTrafficMetrics(
         self, request: pb.GetTrafficMetricsRequest, context: RpcContext
@@ -316,12 +327,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         )
 
     async def GetRollout(self, request: pb.GetRolloutRequest, context: RpcContext) -> pb.Rollout:
-        return await self._rollout_view(request.service)
-
-    async def _rollout_view(self, name: str) -> pb.Rollout:
-        service = _service_name(name)
-        world = await self._world()
-        return convert.rollout_to_pb(ops.rollout_of(world, service), service)
+        return _rollout_view(await self._world(), request.service)
 
     async def ListRollouts(
         self, request: pb.ListRolloutsRequest, context: RpcContext
@@ -350,10 +356,10 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         service = request.service
 
         async def traffic() -> pb.WatchEvent:
-            return pb.WatchEvent(traffic=await self._traffic_view(service))
+            return pb.WatchEvent(traffic=_traffic_view(await self._published(), service))
 
         async def rollout() -> pb.WatchEvent:
-            return pb.WatchEvent(rollout=await self._rollout_view(service))
+            return pb.WatchEvent(rollout=_rollout_view(await self._published(), service))
 
         async def status() -> pb.WatchEvent:
             return pb.WatchEvent(status=await self._status_view())

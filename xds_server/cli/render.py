@@ -28,10 +28,11 @@ BOOTSTRAP_HEADER = (
 # --- the formats ---------------------------------------------------------------
 
 
-def structured(data: Any, output: str) -> str:
-    """``data`` as YAML or JSON text, ending in a newline."""
+def structured(data: Any, output: str, compact: bool = False) -> str:
+    """``data`` as YAML or JSON text, ending in a newline; ``compact`` JSON is one line
+    (what ``--watch`` prints per update)."""
     if output == "json":
-        return json.dumps(data, indent=2) + "\n"
+        return json.dumps(data) + "\n" if compact else json.dumps(data, indent=2) + "\n"
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
@@ -239,9 +240,7 @@ def applied(reply: pb.ApplyResponse, output: str) -> str:
 
 def traffic(policy: pb.Traffic, output: str, compact: bool = False) -> str:
     """A service's traffic policy as YAML or JSON (``compact``: JSON on one line)."""
-    if output == "json" and compact:
-        return json.dumps(traffic_data(policy))
-    return structured(traffic_data(policy), output)
+    return structured(traffic_data(policy), output, compact)
 
 
 def history(entries: Sequence[pb.HistoryEntry], output: str) -> str:
@@ -286,7 +285,7 @@ def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> s
             "store": reply.store,
             "nodes": [_node_data(n) for n in nodes],
         }
-        return json.dumps(data) if output == "json" and compact else structured(data, output)
+        return structured(data, output, compact)
     headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
     rows = [_node_row(n) for n in nodes]
     return table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
@@ -393,10 +392,8 @@ def traffic_metrics(reply: pb.TrafficMetrics, output: str, compact: bool = False
     """``metrics``: one row per tag, then what the figures cover; or YAML or JSON
     (``compact``: JSON on one line, for ``--watch``)."""
     data = traffic_metrics_data(reply)
-    if output == "json" and compact:
-        return json.dumps(data)
     if output != "table":
-        return structured(data, output)
+        return structured(data, output, compact)
     rows = [
         (
             t["tag"],
@@ -493,10 +490,8 @@ def rollout_data(reply: pb.Rollout, now: float) -> dict[str, Any]:
 def rollout(reply: pb.Rollout, output: str, now: float, compact: bool = False) -> str:
     """``rollout status`` (and what every rollout command prints)."""
     data = rollout_data(reply, now)
-    if output == "json" and compact:
-        return json.dumps(data)
     if output != "table":
-        return structured(data, output)
+        return structured(data, output, compact)
     weights = ", ".join(f"{tag}={weight}" for tag, weight in data["weights"].items())
     lines = [
         f"service {data['service']}: rollout of {data['canary']} from {data['stable']}, "

@@ -25,7 +25,9 @@ def show_metrics(args: argparse.Namespace, client: OperatorClient) -> Result:
         )
     while True:  # until Ctrl-C, which main() turns into exit 130
         reply = client.call("GetTrafficMetrics", request)
-        sys.stdout.write(render.traffic_metrics(reply, args.output, compact=True) + "\n")
+        text = render.traffic_metrics(reply, args.output, compact=True)
+        # One JSON object per line; tables and YAML a blank line apart.
+        sys.stdout.write(text if args.output == "json" else text + "\n")
         sys.stdout.flush()
         time.sleep(WATCH_EVERY_SECONDS)
 
