@@ -115,11 +115,15 @@ class TestWalkthrough:
             "SERVICE",
             "TAG",
             "STATE",
+            "DESIRED",
+            "SCALE",
             "ENDPOINTS",
             "LABELS",
             "CREATED",
         ]
         assert deployment_id in listing.stdout and "app.internal:8080" in listing.stdout
+        # Tagged: it should run; no hook subscribes to deployment.scale to confirm it.
+        assert listing.stdout.splitlines()[1].split()[3:6] == ["active", "running", "no-hook"]
 
         got = server.xdsctl("deployments", "get", deployment_id)
         assert got.yaml()["endpoints"] == ["app.internal:8080"]

@@ -227,7 +227,7 @@ class TestStore:
             return before, after
 
         _before, after = asyncio.run(run())
-        assert after == StateDump(world=World(), history=())
+        assert after == StateDump(world=World(), history=(), hooks=())
 
     def test_tag_moves_between_rows(self, open_store: Opener) -> None:
         """An in-place release moves a tag without tripping the unique index."""

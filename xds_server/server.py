@@ -22,6 +22,7 @@ from xds_server.api.commit import CommitPath
 from xds_server.api.fleet import FleetView
 from xds_server.api.guard import ApiAccess, ApiGuard
 from xds_server.api.handler import operator_handler
+from xds_server.api.hooks_api import HookRpcs
 from xds_server.api.rollout_driver import RolloutDriver
 from xds_server.api.servicer import OperatorServicer
 from xds_server.auth.identity import TokenBook
@@ -30,6 +31,7 @@ from xds_server.auth.tls import is_loopback, server_credentials
 from xds_server.config import ServeConfig, TlsFiles
 from xds_server.errors import ServeRefused
 from xds_server.heap import HeapSettler
+from xds_server.hooks.dispatcher import Dispatcher, replica_name
 from xds_server.ids import DeploymentIdGenerator
 from xds_server.metrics import Metrics, serve_http
 from xds_server.model.names import parse_endpoint
@@ -110,6 +112,8 @@ class ControlPlane:
     traffic: TrafficWindows = field(default_factory=TrafficWindows)
     _follower: StateFollower | None = None
     _driver: RolloutDriver | None = None
+    # Delivers the outbox's events to hooks (started with the servers).
+    _dispatcher: Dispatcher | None = None
 
     def __post_init__(self) -> None:
         self.registry = NodeRegistry(
@@ -124,6 +128,11 @@ class ControlPlane:
 
     def _xds_event(self, event: XdsEvent, kind: str, node: str, seconds: float | None) -> None:
         self.metrics.on_xds_event(event, kind, node, seconds)
+        if event is XdsEvent.NACK and self._dispatcher is not None:
+            record = self.registry.get(node)
+            nack = record.last_nack.get(kind) if record is not None else None
+            if nack is not None:
+                self._dispatcher.note_nack(node, kind, nack.version, nack.message)
         if event in (XdsEvent.CONNECT, XdsEvent.DISCONNECT):
             # A closed stream leaves cycles (tasks, calls) among older objects.
             self._heap.poke(full=event is XdsEvent.DISCONNECT)
@@ -132,6 +141,8 @@ class ControlPlane:
         self.metrics.on_publish(world, changed)
         if self._driver is not None:
             self._driver.note_published(world, changed)
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
         self.registry.notify()
         self._heap.poke()
         # One summary per change; a newer change supersedes the pending one.
@@ -172,9 +183,13 @@ class ControlPlane:
         )
 
     def _operator_server(
-        self, follower: StateFollower, publisher: SnapshotPublisher, board: FleetBoard | None
+        self,
+        follower: StateFollower,
+        publisher: SnapshotPublisher,
+        board: FleetBoard | None,
+        commits: CommitPath,
     ) -> grpc.aio.Server:
-        assert self.store is not None
+        assert self.store is not None and self._dispatcher is not None
         api = grpc.aio.server(
             interceptors=[self._api_guard()],
             options=[("grpc.max_receive_message_length", self.config.api_max_message_bytes)],
@@ -182,12 +197,13 @@ class ControlPlane:
         servicer = OperatorServicer(
             self.store,
             follower=follower,
-            commits=CommitPath(self.store, publish=follower.after_commit),
+            commits=commits,
             fleet=FleetView(self.registry, board),
             snapshot_problems=publisher.problems,
             new_id=DeploymentIdGenerator(),
             forget_token=self.tokens.forget,
             traffic=self.traffic,
+            hooks=HookRpcs(self.store, commits, self._dispatcher),
         )
         api.add_generic_rpc_handlers((operator_handler(servicer, self.metrics),))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -236,7 +252,9 @@ class ControlPlane:
             check_api_exposure(self.config, has_tokens=not self.tokens.empty)
             storage = self.store.board_storage()
             board = FleetBoard(storage, self.registry, follower) if storage is not None else None
-            api = self._operator_server(follower, publisher, board)
+            commits = CommitPath(self.store, publish=follower.after_commit)
+            self._dispatcher = Dispatcher(self.store.outbox, replica_name())
+            api = self._operator_server(follower, publisher, board, commits)
             xds = self._xds_server()
         except BaseException:
             await self._close_side_resources()
@@ -248,8 +266,9 @@ class ControlPlane:
         self._background.append(loop.create_task(self.store.watch(follower.catch_up)))
         if board is not None:
             self._background.append(loop.create_task(board.run()))
+        self._background.append(loop.create_task(self._dispatcher.run()))
         self._driver = RolloutDriver(
-            CommitPath(self.store, publish=follower.after_commit),
+            commits,
             self._published_world,
             self.traffic,
             DeploymentIdGenerator(),

@@ -112,6 +112,11 @@ def tokens_changed(command: str, token: str) -> AuditRecord:
     return AuditRecord("operator.tokens_changed", {"command": command, "token": token})
 
 
+def hooks_changed(command: str, hook: str) -> AuditRecord:
+    """A hook added or removed, by name (never its secret)."""
+    return AuditRecord("operator.hooks_changed", {"command": command, "hook": hook})
+
+
 def log_records(records: Iterable[AuditRecord], call: Call) -> None:
     """Log a committed write's records, each naming the call's method and actor."""
     log_as(records, call.method, call.actor)

@@ -22,9 +22,17 @@ from xds_server.api.retry import first_reply, retry_key
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import Replayed
 from xds_server.model import operations as ops
+from xds_server.model.hooks import Hook
 from xds_server.model.operations import HistoryReader
 from xds_server.model.state import World
-from xds_server.store.base import ChangeFunction, StateDump, Store, TokenEdit, WriteRequest
+from xds_server.store.base import (
+    ChangeFunction,
+    HookEdit,
+    StateDump,
+    Store,
+    TokenEdit,
+    WriteRequest,
+)
 
 T = TypeVar("T")
 Result = TypeVar("Result")
@@ -73,7 +81,9 @@ class CommitPath:
             return change(world, history)
 
         async def write(retry: WriteRequest | None) -> Committed[ops.Change[T]]:
-            committed = await self._store.transact(recorded, call.credential, retry)
+            committed = await self._store.transact(
+                recorded, call.credential, retry, actor=call.actor
+            )
             return Committed(committed, audited(before[-1], committed))
 
         return await self._run(call, write, reply)
@@ -89,7 +99,7 @@ class CommitPath:
             before.append(world)
             return change(world, history)
 
-        committed = await self._store.transact(recorded)
+        committed = await self._store.transact(recorded, actor=actor)
         audit.log_as(audited(before[-1], committed), method, actor)
         await self._publish()
         return committed
@@ -126,6 +136,21 @@ class CommitPath:
             return Committed(tokens, [audit.tokens_changed(command, token)])
 
         return await self._run(call, write, reply, remembered, replayed)
+
+    async def edit_hooks(
+        self,
+        call: Call,
+        record: AuditRecord,
+        edit: HookEdit,
+        reply: Callable[[tuple[Hook, ...]], ReplyT],
+    ) -> ReplyT:
+        """Commit a change of the hooks (never their secrets in ``record``)."""
+
+        async def write(retry: WriteRequest | None) -> Committed[tuple[Hook, ...]]:
+            hooks = await self._store.edit_hooks(edit, call.credential, retry)
+            return Committed(hooks, [record])
+
+        return await self._run(call, write, reply)
 
     async def _run(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from xds_server.auth.tokens import TokenRecord
+from xds_server.model.events import desired_state
 from xds_server.model.names import parse_percent, validate_endpoint
 from xds_server.model.operations import ApplyResult, RolloutResult, Traffic
 from xds_server.model.state import (
@@ -43,7 +44,8 @@ def if_revision(request: Message) -> int | None:
     return value
 
 
-def deployment_to_pb(deployment: Deployment) -> pb.Deployment:
+def deployment_to_pb(deployment: Deployment, scale: str = "") -> pb.Deployment:
+    """``scale``: whether a hook confirmed its latest scale event (``deployments list``)."""
     return pb.Deployment(
         id=deployment.id,
         service=deployment.service,
@@ -52,6 +54,8 @@ def deployment_to_pb(deployment: Deployment) -> pb.Deployment:
         labels=[pb.Label(key=k, value=v) for k, v in deployment.labels],
         tag=deployment.tag or "",
         state=deployment.state.value,
+        desired=desired_state(deployment),
+        scale=scale,
     )
 
 

@@ -31,6 +31,7 @@ from xds_server.api.describe import (
     describe_start_rollout,
 )
 from xds_server.api.fleet import FleetView
+from xds_server.api.hooks_api import HookRpcs
 from xds_server.api.rollout_requests import rollout_action, rollout_spec
 from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.auth.roles import parse_role
@@ -120,6 +121,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         new_id: Callable[[], str],
         forget_token: Callable[[str], None],
         traffic: TrafficWindows,
+        hooks: HookRpcs,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -135,6 +137,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         self._forget_token = forget_token
         # The Envoys' live traffic, as their stats sinks stream it to this replica.
         self._traffic = traffic
+        self._hooks = hooks
         self._clock = clock
 
     async def _world(self) -> World:
@@ -387,8 +390,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             deployments = world.deployments_of(ops.get_service(world, request.service).name)
         else:
             deployments = sorted(world.deployments.values(), key=lambda d: (d.service, d.id))
+        scale = await self._store.outbox.scale_confirmations([d.id for d in deployments])
         return pb.ListDeploymentsResponse(
-            deployments=[convert.deployment_to_pb(d) for d in deployments]
+            deployments=[convert.deployment_to_pb(d, scale.get(d.id, "")) for d in deployments]
         )
 
     async def GetDeployment(
@@ -498,7 +502,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def ExportState(
         self, request: pb.ExportStateRequest, context: RpcContext
     ) -> pb.ExportStateResponse:
-        return pb.ExportStateResponse(document=state_to_json(await self._store.export()))
+        dump = await self._store.export()
+        return pb.ExportStateResponse(document=state_to_json(dump, request.include_secrets))
 
     async def ImportState(
         self, request: pb.ImportStateRequest, context: RpcContext
@@ -571,3 +576,22 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             # Refused here from now on, even if reading the tokens back just failed.
             self._forget_token(revoked[0].sha256)
         return info
+
+    async def AddHook(self, request: pb.AddHookRequest, context: RpcContext) -> pb.Hook:
+        return await self._hooks.add(request, Call.of(request, context))
+
+    async def ListHooks(
+        self, request: pb.ListHooksRequest, context: RpcContext
+    ) -> pb.ListHooksResponse:
+        return await self._hooks.list()
+
+    async def RemoveHook(self, request: pb.RemoveHookRequest, context: RpcContext) -> pb.Hook:
+        return await self._hooks.remove(request, Call.of(request, context))
+
+    async def TestHook(self, request: pb.TestHookRequest, context: RpcContext) -> pb.HookAttempt:
+        return await self._hooks.test(request, Call.of(request, context))
+
+    async def ListHookDeliveries(
+        self, request: pb.ListHookDeliveriesRequest, context: RpcContext
+    ) -> pb.ListHookDeliveriesResponse:
+        return await self._hooks.deliveries(request)

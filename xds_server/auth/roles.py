@@ -87,6 +87,12 @@ METHOD_RULES: dict[str, MethodRule] = {
     _OPERATOR + "CreateToken": MethodRule(Role.ADMIN, "tokens create", writes=True),
     _OPERATOR + "ListTokens": MethodRule(Role.ADMIN, "tokens list"),
     _OPERATOR + "RevokeToken": MethodRule(Role.ADMIN, "tokens revoke", writes=True),
+    # Hooks reach other systems (and run commands on this host): admin only, reads too.
+    _OPERATOR + "AddHook": MethodRule(Role.ADMIN, "hooks add", writes=True),
+    _OPERATOR + "ListHooks": MethodRule(Role.ADMIN, "hooks list"),
+    _OPERATOR + "RemoveHook": MethodRule(Role.ADMIN, "hooks remove", writes=True),
+    _OPERATOR + "TestHook": MethodRule(Role.ADMIN, "hooks test", writes=True),
+    _OPERATOR + "ListHookDeliveries": MethodRule(Role.ADMIN, "hooks deliveries"),
 }
 
 

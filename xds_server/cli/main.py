@@ -17,6 +17,7 @@ from xds_server.cli.client import EXIT_OK, OperatorClient
 from xds_server.cli.commands import (
     apply,
     deployments,
+    hooks,
     metrics,
     rollout,
     services,
@@ -46,6 +47,7 @@ _COMMAND_MODULES = (
     services,
     state,
     tokens,
+    hooks,
 )
 
 

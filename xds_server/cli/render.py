@@ -114,6 +114,8 @@ def deployment_data(deployment: pb.Deployment) -> dict[str, Any]:
         "service": deployment.service,
         "tag": deployment.tag or None,
         "state": deployment.state,
+        "desired": deployment.desired or None,
+        "scale": deployment.scale or None,
         "endpoints": [endpoint_text(e) for e in deployment.endpoints],
         "labels": {label.key: label.value for label in deployment.labels},
         "created_at": deployment.created_at,
@@ -207,13 +209,25 @@ def _deployment_row(deployment: pb.Deployment) -> tuple[str, ...]:
         deployment.service,
         deployment.tag or "-",
         deployment.state,
+        deployment.desired or "-",
+        deployment.scale or "-",
         ",".join(endpoint_text(e) for e in deployment.endpoints),
         ",".join(f"{label.key}={label.value}" for label in deployment.labels) or "-",
         deployment.created_at,
     )
 
 
-_DEPLOYMENT_HEADERS = ("ID", "SERVICE", "TAG", "STATE", "ENDPOINTS", "LABELS", "CREATED")
+_DEPLOYMENT_HEADERS = (
+    "ID",
+    "SERVICE",
+    "TAG",
+    "STATE",
+    "DESIRED",
+    "SCALE",
+    "ENDPOINTS",
+    "LABELS",
+    "CREATED",
+)
 
 
 # --- one view per reply --------------------------------------------------------

@@ -18,14 +18,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import structlog
 
 from xds_server.auth.tokens import TokenRecord
+from xds_server.model.hooks import Hook
 from xds_server.model.operations import Change, HistoryReader
 from xds_server.model.state import HistoryEntry, World
 from xds_server.store.committed import WorldUpdate
+
+if TYPE_CHECKING:
+    from xds_server.store.outbox import Outbox
 
 T = TypeVar("T")
 
@@ -34,6 +38,13 @@ log = structlog.get_logger(__name__)
 ChangeFunction = Callable[[World, HistoryReader], Change[T]]
 # A pure edit of the token set: the tokens before → the tokens after.
 TokenEdit = Callable[[tuple[TokenRecord, ...]], tuple[TokenRecord, ...]]
+# The same for the hooks.
+HookEdit = Callable[[tuple[Hook, ...]], tuple[Hook, ...]]
+
+
+def iso_time(seconds: float) -> str:
+    """A moment as events and history record it: UTC, to the millisecond."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 class StoreError(StrEnum):
@@ -138,6 +149,9 @@ class StateDump:
     history: tuple[HistoryEntry, ...]
     # Token hashes (never tokens): an import restores them when present.
     tokens: tuple[TokenRecord, ...] = ()
+    # The hooks (None: the document says nothing of them, and an import keeps the
+    # store's own). Their secrets only when exported with --include-secrets.
+    hooks: tuple[Hook, ...] | None = None
 
 
 # One row of a query, by column name.
@@ -169,6 +183,8 @@ class BoardStorage(Protocol):
 
 class Store(Protocol):
     health: StoreHealth
+    # Events and their deliveries (``xds_server.store.outbox``).
+    outbox: Outbox
     # The file or database, as errors name it ("state file ./xds-state.db").
     where: str
 
@@ -191,6 +207,7 @@ class Store(Protocol):
         change: ChangeFunction[T],
         credential: str | None = None,
         request: WriteRequest | None = None,
+        actor: str = "",
     ) -> Change[T]:
         """Run ``change`` on the current world and persist what it returns, atomically.
 
@@ -200,6 +217,7 @@ class Store(Protocol):
         exist inside the transaction (``Unauthenticated`` if revoked).
         ``request``: raises ``Replayed`` when its id was committed before. The
         same two arguments, with the same meaning, on every write below.
+        ``actor``: who the change's events name when it makes no history entry.
         """
 
     async def tokens(self) -> tuple[TokenRecord, ...]:
@@ -212,6 +230,14 @@ class Store(Protocol):
         request: WriteRequest | None = None,
     ) -> tuple[TokenRecord, ...]:
         """Replace the token set with ``edit(current)`` in one write; returns the new set."""
+
+    async def edit_hooks(
+        self,
+        edit: HookEdit,
+        credential: str | None = None,
+        request: WriteRequest | None = None,
+    ) -> tuple[Hook, ...]:
+        """Replace the hooks with ``edit(current)`` in one write; returns the new set."""
 
     async def history(self, service: str, limit: int | None = None) -> list[HistoryEntry]:
         """The service's history entries, newest first, at most ``limit``."""

@@ -33,6 +33,7 @@ from xds_server.redaction import redact_url_passwords as _redact
 from xds_server.store import rows, schema
 from xds_server.store.base import BoardStorage, Row, StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
+from xds_server.store.outbox import Outbox
 from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -92,6 +93,7 @@ class PostgresStore(SqlStore):
         self.where = f"database {_redact(url)}"
         self.health = StoreHealth()
         self._committed = CommittedWorld()
+        self.outbox = Outbox(self._read, self._write, lock_clause=" FOR UPDATE OF d SKIP LOCKED")
 
     @classmethod
     async def open(

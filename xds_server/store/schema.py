@@ -156,6 +156,67 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE services ADD COLUMN rollout TEXT NOT NULL DEFAULT '';
     ALTER TABLE history ADD COLUMN reason TEXT NOT NULL DEFAULT '';
     """,
+    # The outbox: every event is written in its change's transaction, with one
+    # delivery row per hook that wants it; deliveries are claimed with a lease
+    # (claimed_by, lease_until) so one replica delivers each, and another takes
+    # over when the lease runs out. event_sequence orders events in commit order
+    # (its row lock, taken inside the change's transaction, serialises writers).
+    # attempts keeps what each try answered, for `xdsctl hooks deliveries`.
+    """
+    CREATE TABLE event_sequence (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        seq BIGINT NOT NULL
+    );
+    INSERT INTO event_sequence (id, seq) VALUES (1, 0);
+    CREATE TABLE events (
+        seq        BIGINT PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
+        type       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        deployment TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        body       TEXT NOT NULL
+    );
+    CREATE INDEX events_deployment ON events (deployment, type);
+    CREATE TABLE hooks (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        command    TEXT NOT NULL,
+        secret     TEXT NOT NULL,
+        events     TEXT NOT NULL,
+        timeout_s  DOUBLE PRECISION NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        hook          TEXT NOT NULL,
+        event_seq     BIGINT NOT NULL,
+        service       TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+        attempts      INTEGER NOT NULL,
+        next_at       DOUBLE PRECISION NOT NULL,
+        first_failure DOUBLE PRECISION,
+        claimed_by    TEXT NOT NULL,
+        claim         TEXT NOT NULL,
+        lease_until   DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (hook, event_seq)
+    );
+    CREATE INDEX deliveries_queue ON deliveries (hook, service, state, event_seq);
+    CREATE INDEX deliveries_due ON deliveries (state, next_at);
+    CREATE TABLE attempts (
+        hook       TEXT NOT NULL,
+        event_seq  BIGINT NOT NULL,
+        event_id   TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        attempt    INTEGER NOT NULL,
+        at         DOUBLE PRECISION NOT NULL,
+        outcome    TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        response   TEXT NOT NULL,
+        replica    TEXT NOT NULL
+    );
+    CREATE INDEX attempts_hook ON attempts (hook, at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

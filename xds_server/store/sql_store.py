@@ -9,6 +9,7 @@ The work per change follows what changed, not the size of the world.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,11 +19,21 @@ import structlog
 
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import PreconditionFailed, StateError, UnreadableRow
+from xds_server.model.events import change_events
+from xds_server.model.hooks import Hook
 from xds_server.model.invariants import summary, world_diff, world_problems
 from xds_server.model.operations import Change
 from xds_server.model.state import HistoryEntry, World
-from xds_server.store import codec, rows
-from xds_server.store.base import ChangeFunction, StateDump, StoreHealth, TokenEdit, WriteRequest
+from xds_server.store import codec, outbox, rows
+from xds_server.store.base import (
+    ChangeFunction,
+    HookEdit,
+    StateDump,
+    StoreHealth,
+    TokenEdit,
+    WriteRequest,
+    iso_time,
+)
 from xds_server.store.committed import CommittedWorld, WorldUpdate
 
 T = TypeVar("T")
@@ -66,6 +77,7 @@ class SqlStore:
 
     health: StoreHealth
     where: str
+    outbox: outbox.Outbox
     _committed: CommittedWorld
 
     async def _read(self, query: Callable[[rows.Db], T]) -> T:
@@ -161,7 +173,10 @@ class SqlStore:
         return await self._read(self._readable(lambda db: rows.history(db, service, limit)))
 
     async def export(self) -> StateDump:
-        return await self._read(self._readable(rows.dump))
+        def everything(db: rows.Db) -> StateDump:
+            return dataclasses.replace(rows.dump(db), hooks=outbox.load_hooks(db))
+
+        return await self._read(self._readable(everything))
 
     async def tokens(self) -> tuple[TokenRecord, ...]:
         return await self._read(self._readable(rows.load_tokens))
@@ -210,6 +225,7 @@ class SqlStore:
         change: ChangeFunction[T],
         credential: str | None = None,
         request: WriteRequest | None = None,
+        actor: str = "",
     ) -> Change[T]:
         def work(db: rows.Db, before: World | None) -> _Written[Change[T]]:
             assert before is not None
@@ -222,6 +238,12 @@ class SqlStore:
             # The model keeps every rule by construction; this is the last line.
             refuse_broken(result.world, services, PreconditionFailed)
             rows.write_change(db, diff, result.history)
+            # The outbox, in the same transaction: an event exists iff its change does.
+            moment = time.time()
+            events = change_events(
+                before, result.world, services, result.history, actor, iso_time(moment)
+            )
+            outbox.write_events(db, events, moment)
             return _Written(result, result.world, services)
 
         return await self._write_change(work, credential, request)
@@ -238,6 +260,9 @@ class SqlStore:
 
         def work(db: rows.Db, _before: World | None) -> _Written[None]:
             rows.restore(db, dump, replace)
+            if dump.hooks is not None:
+                held = outbox.load_hooks(db)
+                outbox.write_hooks(db, held, outbox.with_secrets_kept(dump.hooks, held))
             return _Written(None, dump.world, None, tokens=True)
 
         await self._write_change(work, credential, request, needs_world=False)
@@ -253,5 +278,19 @@ class SqlStore:
             after = edit(before)
             rows.write_tokens(db, before, after)
             return _Written(after, None, frozenset(), tokens=True)
+
+        return await self._write_change(work, credential, request, needs_world=False)
+
+    async def edit_hooks(
+        self,
+        edit: HookEdit,
+        credential: str | None = None,
+        request: WriteRequest | None = None,
+    ) -> tuple[Hook, ...]:
+        def work(db: rows.Db, _before: World | None) -> _Written[tuple[Hook, ...]]:
+            before = outbox.load_hooks(db)
+            after = edit(before)
+            outbox.write_hooks(db, before, after)
+            return _Written(after, None, frozenset())
 
         return await self._write_change(work, credential, request, needs_world=False)

@@ -21,6 +21,7 @@ from xds_server.errors import PreconditionFailed, StateError, StoreUnavailable
 from xds_server.store import rows, schema
 from xds_server.store.base import Row, StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
+from xds_server.store.outbox import Outbox
 from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 from xds_server.store.state_file import (
@@ -111,6 +112,7 @@ class SqliteStore(SqlStore):
         self._file = watch
         self.health = StoreHealth()
         self._committed = CommittedWorld()
+        self.outbox = Outbox(self._read, self._write)
 
     @classmethod
     async def open(cls, path: str | Path) -> SqliteStore:

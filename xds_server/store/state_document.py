@@ -5,11 +5,13 @@ problem is (a JSON path): the shape (strict types, no unknown fields, no key
 twice in one object), the world with the operator API's own rules
 (``world_from_parsed``), each history entry against it (a known service, a
 unique revision within the service's, a picture a rollback could restore) and
-the tokens (unique names and hashes, an admin among them).
+the tokens (unique names and hashes, an admin among them) and the hooks (each
+checked as ``hooks add`` checks it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Literal
 
@@ -17,6 +19,7 @@ from pydantic import Field, ValidationError
 
 from xds_server.auth.tokens import check_admin_remains, token_from_document, token_to_document
 from xds_server.errors import InvalidRequest
+from xds_server.model.hooks import OMITTED_SECRET, Hook, new_hook
 from xds_server.model.invariants import summary
 from xds_server.model.policy import picture_problems
 from xds_server.model.state import HistoryEntry, Mirror, Picture, TrafficPolicy, World
@@ -64,14 +67,74 @@ class TokenDocument(StrictDocument):
     created_by: str
 
 
+class HookDocument(StrictDocument):
+    name: str
+    url: str = ""
+    command: list[str] = Field(default_factory=list)
+    events: list[str]
+    timeout_s: float
+    created_at: str
+    created_by: str
+    # Whether deliveries are signed; the secret itself only with --include-secrets.
+    signed: bool = False
+    secret: str | None = None
+
+
 class StateDocument(StrictDocument):
     format: Literal["xds_server-state/v1"]
     world: WorldDocument
     history: list[HistoryDocument] = Field(default_factory=list)
     tokens: list[TokenDocument] = Field(default_factory=list)
+    # Left out in exports made before hooks existed: an import keeps the store's hooks.
+    hooks: list[HookDocument] | None = None
 
 
-def state_to_json(dump: StateDump) -> str:
+def _hook_document(hook: Hook, include_secrets: bool) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "name": hook.name,
+        "url": hook.url,
+        "command": list(hook.command),
+        "events": list(hook.events),
+        "timeout_s": hook.timeout_s,
+        "created_at": hook.created_at,
+        "created_by": hook.created_by,
+        "signed": bool(hook.secret),
+    }
+    if include_secrets and hook.secret:
+        document["secret"] = hook.secret
+    return document
+
+
+def _hooks(items: list[HookDocument], problems: list[str]) -> tuple[Hook, ...]:
+    hooks = []
+    for index, item in enumerate(items):
+        try:
+            hook = new_hook(
+                name=item.name,
+                url=item.url,
+                command=item.command,
+                secret=item.secret or "",
+                events=item.events,
+                timeout_s=item.timeout_s,
+                created_at=item.created_at,
+                created_by=item.created_by,
+            )
+        except InvalidRequest as error:
+            problems.append(f"$.hooks[{index}]: {error}")
+            continue
+        if item.signed and item.secret is None:
+            hook = dataclasses.replace(hook, secret=OMITTED_SECRET)
+        elif item.secret is not None and not item.signed:
+            problems.append(f"$.hooks[{index}]: has a secret but says signed: false")
+        hooks.append(hook)
+    names = [h.name for h in hooks]
+    if len(set(names)) != len(names):
+        problems.append("$.hooks: two hooks with one name: give each its own")
+    return tuple(hooks)
+
+
+def state_to_json(dump: StateDump, include_secrets: bool = False) -> str:
+    """The document; hooks' secrets only with ``include_secrets`` (else only ``signed``)."""
     document = {
         "format": FORMAT,
         "world": world_to_document(dump.world),
@@ -90,6 +153,8 @@ def state_to_json(dump: StateDump) -> str:
         ],
         "tokens": [token_to_document(t) for t in dump.tokens],
     }
+    if dump.hooks is not None:
+        document["hooks"] = [_hook_document(h, include_secrets) for h in dump.hooks]
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -152,9 +217,10 @@ def state_from_json(text: str) -> StateDump:
             check_admin_remains(tuple(tokens), "the tokens include no admin token", InvalidRequest)
         except InvalidRequest as error:
             problems.append(f"$.tokens: {error}")
+    hooks = _hooks(parsed.hooks, problems) if parsed.hooks is not None else None
     if problems:
         raise _refused(problems)
-    return StateDump(world=world, history=tuple(history), tokens=tuple(tokens))
+    return StateDump(world=world, history=tuple(history), tokens=tuple(tokens), hooks=hooks)
 
 
 def _history(items: list[HistoryDocument], world: World, problems: list[str]) -> list[HistoryEntry]:

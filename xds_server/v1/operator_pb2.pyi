@@ -39,7 +39,7 @@ class Mirror(_message.Message):
     def __init__(self, tag: _Optional[str] = ..., percent: _Optional[str] = ...) -> None: ...
 
 class Deployment(_message.Message):
-    __slots__ = ("id", "service", "created_at", "endpoints", "labels", "tag", "state")
+    __slots__ = ("id", "service", "created_at", "endpoints", "labels", "tag", "state", "desired", "scale")
     ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,8 @@ class Deployment(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
     id: str
     service: str
     created_at: str
@@ -54,7 +56,9 @@ class Deployment(_message.Message):
     labels: _containers.RepeatedCompositeFieldContainer[Label]
     tag: str
     state: str
-    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., created_at: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., tag: _Optional[str] = ..., state: _Optional[str] = ...) -> None: ...
+    desired: str
+    scale: str
+    def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., created_at: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., tag: _Optional[str] = ..., state: _Optional[str] = ..., desired: _Optional[str] = ..., scale: _Optional[str] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
     __slots__ = ("service", "endpoints", "labels", "deployment_tag", "bluegreen", "if_revision")
@@ -473,8 +477,10 @@ class WaitForSyncResponse(_message.Message):
     def __init__(self, done: _Optional[bool] = ..., seconds: _Optional[float] = ..., envoys: _Optional[int] = ..., lagging: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class ExportStateRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("include_secrets",)
+    INCLUDE_SECRETS_FIELD_NUMBER: _ClassVar[int]
+    include_secrets: bool
+    def __init__(self, include_secrets: _Optional[bool] = ...) -> None: ...
 
 class ExportStateResponse(_message.Message):
     __slots__ = ("document",)
@@ -685,3 +691,101 @@ class WatchEvent(_message.Message):
     rollout: Rollout
     status: GetStatusResponse
     def __init__(self, traffic: _Optional[_Union[Traffic, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., status: _Optional[_Union[GetStatusResponse, _Mapping]] = ...) -> None: ...
+
+class Hook(_message.Message):
+    __slots__ = ("name", "kind", "target", "events", "timeout_seconds", "signed", "created_at", "created_by", "pending", "failed")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    target: str
+    events: _containers.RepeatedScalarFieldContainer[str]
+    timeout_seconds: float
+    signed: bool
+    created_at: str
+    created_by: str
+    pending: int
+    failed: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., target: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[float] = ..., signed: _Optional[bool] = ..., created_at: _Optional[str] = ..., created_by: _Optional[str] = ..., pending: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
+
+class AddHookRequest(_message.Message):
+    __slots__ = ("name", "url", "command", "secret", "events", "timeout_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    url: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    secret: str
+    events: _containers.RepeatedScalarFieldContainer[str]
+    timeout_seconds: float
+    def __init__(self, name: _Optional[str] = ..., url: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., secret: _Optional[str] = ..., events: _Optional[_Iterable[str]] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class ListHooksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListHooksResponse(_message.Message):
+    __slots__ = ("hooks",)
+    HOOKS_FIELD_NUMBER: _ClassVar[int]
+    hooks: _containers.RepeatedCompositeFieldContainer[Hook]
+    def __init__(self, hooks: _Optional[_Iterable[_Union[Hook, _Mapping]]] = ...) -> None: ...
+
+class RemoveHookRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class TestHookRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class HookAttempt(_message.Message):
+    __slots__ = ("hook", "event_id", "event_type", "attempt", "time", "outcome", "status", "response", "replica")
+    HOOK_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    hook: str
+    event_id: str
+    event_type: str
+    attempt: int
+    time: str
+    outcome: str
+    status: str
+    response: str
+    replica: str
+    def __init__(self, hook: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., attempt: _Optional[int] = ..., time: _Optional[str] = ..., outcome: _Optional[str] = ..., status: _Optional[str] = ..., response: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
+
+class ListHookDeliveriesRequest(_message.Message):
+    __slots__ = ("name", "limit")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    limit: int
+    def __init__(self, name: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListHookDeliveriesResponse(_message.Message):
+    __slots__ = ("attempts",)
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    attempts: _containers.RepeatedCompositeFieldContainer[HookAttempt]
+    def __init__(self, attempts: _Optional[_Iterable[_Union[HookAttempt, _Mapping]]] = ...) -> None: ...

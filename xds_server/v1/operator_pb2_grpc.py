@@ -164,6 +164,31 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.TokenInfo.FromString,
                 _registered_method=True)
+        self.AddHook = channel.unary_unary(
+                '/xds_server.v1.Operator/AddHook',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.AddHookRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.Hook.FromString,
+                _registered_method=True)
+        self.ListHooks = channel.unary_unary(
+                '/xds_server.v1.Operator/ListHooks',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ListHooksRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListHooksResponse.FromString,
+                _registered_method=True)
+        self.RemoveHook = channel.unary_unary(
+                '/xds_server.v1.Operator/RemoveHook',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.RemoveHookRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.Hook.FromString,
+                _registered_method=True)
+        self.TestHook = channel.unary_unary(
+                '/xds_server.v1.Operator/TestHook',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.TestHookRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.HookAttempt.FromString,
+                _registered_method=True)
+        self.ListHookDeliveries = channel.unary_unary(
+                '/xds_server.v1.Operator/ListHookDeliveries',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class OperatorServicer:
@@ -343,6 +368,39 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddHook(self, request, context):
+        """Hooks: where the outbox delivers events (admin; docs/events.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHooks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveHook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestHook(self, request, context):
+        """Sends the hook a hook.test event now and answers how it went.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHookDeliveries(self, request, context):
+        """The hook's latest delivery attempts, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OperatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -475,6 +533,31 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.RevokeToken,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.TokenInfo.SerializeToString,
+            ),
+            'AddHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddHook,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.AddHookRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.Hook.SerializeToString,
+            ),
+            'ListHooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHooks,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListHooksRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ListHooksResponse.SerializeToString,
+            ),
+            'RemoveHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveHook,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.RemoveHookRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.Hook.SerializeToString,
+            ),
+            'TestHook': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestHook,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.TestHookRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.HookAttempt.SerializeToString,
+            ),
+            'ListHookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHookDeliveries,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1179,6 +1262,141 @@ class Operator:
             '/xds_server.v1.Operator/RevokeToken',
             xds__server_dot_v1_dot_operator__pb2.RevokeTokenRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.TokenInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/AddHook',
+            xds__server_dot_v1_dot_operator__pb2.AddHookRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.Hook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ListHooks',
+            xds__server_dot_v1_dot_operator__pb2.ListHooksRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ListHooksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/RemoveHook',
+            xds__server_dot_v1_dot_operator__pb2.RemoveHookRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.Hook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestHook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/TestHook',
+            xds__server_dot_v1_dot_operator__pb2.TestHookRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.HookAttempt.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/ListHookDeliveries',
+            xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.ListHookDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

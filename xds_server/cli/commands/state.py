@@ -15,8 +15,10 @@ from xds_server.v1 import operator_pb2 as pb
 
 
 def export(args: argparse.Namespace, client: OperatorClient) -> Result:
-    """The state document, printed as the server made it."""
-    return Result(client.call("ExportState", pb.ExportStateRequest()).document)
+    """The state document, printed as the server made it (hooks' secrets left out
+    unless ``--include-secrets``)."""
+    request = pb.ExportStateRequest(include_secrets=args.include_secrets)
+    return Result(client.call("ExportState", request).document)
 
 
 def import_document(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -43,7 +45,12 @@ def _read_document(file: str) -> str:
 def register(commands: Commands) -> None:
     """Add ``state`` and its subcommands to ``commands``."""
     state = group(commands, "state", "export or import everything (backups, moving to PostgreSQL)")
-    command(state, "export", export, "print the whole state as JSON", service=False)
+    exporting = command(state, "export", export, "print the whole state as JSON", service=False)
+    exporting.add_argument(
+        "--include-secrets",
+        action="store_true",
+        help="include hooks' signing secrets (keep the file as safe as the secrets)",
+    )
     parser = command(
         state,
         "import",
