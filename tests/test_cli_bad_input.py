@@ -28,6 +28,8 @@ def primed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
         assert result.returncode == 0, result.stderr
         ids[name] = result.json()["deployment_id"]
     assert server.xdsctl("services", "set", "shop", "--domain", "shop.example.com").returncode == 0
+    taken = server.xdsctl("hooks", "add", "taken", "--url", "http://127.0.0.1:9/hook")
+    assert taken.returncode == 0, taken.stderr
     yield server, ids
     server.stop()
 

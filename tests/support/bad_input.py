@@ -111,4 +111,33 @@ BAD_INPUT = [
     ("deployments delete {blue}", 1, "is active with tag blue"),
     ("traffic get -o xml", 2, "invalid choice: 'xml'"),
     ("trafic get", 2, "invalid choice: 'trafic'"),
+    # Hooks: each refused with the fix, no hook added (`taken` exists already).
+    (
+        "hooks add chat --url http://127.0.0.1:9/x --events traffic.chnged",
+        1,
+        "event pattern 'traffic.chnged' matches no event type: did you mean traffic.changed?",
+    ),
+    ("hooks add chat --url http://127.0.0.1:9/x --events deploy.*", 1, "matches no event type"),
+    ("hooks add chat --url http://[::1/x", 1, "does not parse"),
+    ("hooks add chat --url ftp://example.com/x", 1, "must be http or https (got ftp)"),
+    ("hooks add chat --url https://", 1, "has no host"),
+    (
+        "hooks add chat --url https://user:pw@example.com/x",
+        1,
+        "--url must not carry credentials (user:password@)",
+    ),
+    (
+        "hooks add chat --url https://example.com/x --secret-file /nonexistent/secret",
+        2,
+        "cannot read --secret-file /nonexistent/secret: No such file or directory",
+    ),
+    ("hooks add taken --url https://example.com/x", 1, "a hook named taken exists already"),
+    ("hooks add Chat --url https://example.com/x", 1, "hook name 'Chat' is not valid"),
+    ("hooks add chat --exec '", 2, "does not parse"),
+    ("hooks add chat --url https://example.com/x --timeout 10m", 1, "--timeout must be above 0"),
+    ("hooks add chat", 2, "one of the arguments --url --exec is required"),
+    ("hooks add chat --url https://a.example --exec true", 2, "not allowed with argument"),
+    ("hooks remove tkaen", 1, "no hook named tkaen: did you mean taken?"),
+    ("hooks test nope", 1, "no hook named nope"),
+    ("hooks deliveries taken --limit 0", 2, "argument --limit"),
 ]

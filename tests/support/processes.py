@@ -150,9 +150,11 @@ class ServerProcess:
             auth = {"metadata": [("authorization", f"Bearer {self.token}")]} if self.token else {}
             services = stub.ListServices(pb.ListServicesRequest(), timeout=5, **auth).services
             deployments = stub.ListDeployments(pb.ListDeploymentsRequest(), timeout=5, **auth)
+            hooks = stub.ListHooks(pb.ListHooksRequest(), timeout=5, **auth)
             state: dict[str, Any] = {
                 "services": [str(s) for s in services],
                 "deployments": str(deployments),
+                "hooks": str(hooks),
             }
             for service in services:
                 request = pb.GetTrafficRequest(service=service.name)

@@ -129,11 +129,11 @@ class Dispatcher:
                 state, next_at = FAILED, now
             else:
                 state, next_at = PENDING, now + retry_after(claimed.attempt, self._jitter())
-            log.log(
-                20 if outcome.delivered else 30,
+            report = log.info if outcome.delivered else log.warning
+            report(
                 "hooks.attempt",
                 hook=hook.name,
-                event=claimed.event_type,
+                type=claimed.event_type,
                 delivery=claimed.event_id,
                 attempt=claimed.attempt,
                 outcome=state,
@@ -146,6 +146,9 @@ class Dispatcher:
                 # Not recorded: the lease runs out and the delivery is made again (at
                 # least once; receivers dedupe by X-Xds-Delivery).
                 log.warning("hooks.finish_failed", hook=hook.name, error=str(error))
+        except Exception:
+            # A bug here must not pass silently: the lease runs out, and it is retried.
+            log.exception("hooks.delivery_crashed", hook=hook.name, delivery=claimed.event_id)
         finally:
             self._in_flight[hook.name] -= 1
             if not self._in_flight[hook.name]:

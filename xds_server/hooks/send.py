@@ -57,9 +57,12 @@ async def _post(
 ) -> Outcome:
     headers = webhook_headers(hook, event_id, event_type, body)
     try:
+        # httpx bounds each phase (connect, each read); the outer bound is the whole.
         async with asyncio.timeout(hook.timeout_s):
-            response = await client.post(hook.url, content=body, headers=headers)
-    except TimeoutError:
+            response = await client.post(
+                hook.url, content=body, headers=headers, timeout=hook.timeout_s
+            )
+    except (TimeoutError, httpx.TimeoutException):
         return Outcome(False, f"timeout after {hook.timeout_s:g}s")
     except httpx.HTTPError as error:
         return Outcome(False, type(error).__name__, str(error)[:RESPONSE_EXCERPT])
