@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 
 from tests.support.processes import ServerProcess, free_port, run_xdsctl
+from tests.support.receiver import Receiver
 from tests.support.stack import Envoy, Stack, Upstream, wait_until
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
@@ -538,3 +540,70 @@ def test_a_revoked_token_is_refused_by_every_replica_at_once(
     assert (write.returncode, read.returncode) == (5, 5), (write.stderr, read.stderr)
     assert "not known" in write.stderr or "revoked" in write.stderr
     assert _ok(second, "traffic", "get", "-o", "json").json()["revision"] == 1
+
+
+def _replica_name(server: ServerProcess) -> str:
+    """How deliveries name a replica (xds_server.hooks.dispatcher.replica_name)."""
+    assert server.process is not None
+    return f"{socket.gethostname()}:{server.process.pid}"
+
+
+def _attempts(server: ServerProcess) -> list[dict[str, Any]]:
+    return json.loads(
+        _ok(server, "hooks", "deliveries", "rx", "--limit", "500", "-o", "json").stdout
+    )
+
+
+def test_each_event_is_delivered_once_by_one_replica(
+    replicas: list[ServerProcess], tmp_path: Path
+) -> None:
+    """50 changes through both replicas: every event delivered exactly once, in commit
+    order; then the delivering replica is killed mid-stream and nothing is lost."""
+    first, second = replicas
+    receiver = Receiver(delay=0.05).start()
+    try:
+        _ok(
+            first,
+            "hooks",
+            "add",
+            "rx",
+            "--url",
+            receiver.url,
+            "--timeout",
+            "2s",
+            "--events",
+            "traffic.changed",
+        )
+        _ok(first, "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80")
+        _ok(second, "apply", "--bluegreen", "--endpoint", "10.0.0.9:80")
+        for green in range(1, 51):
+            through = (first, second)[green % 2]
+            _ok(through, "traffic", "set", "--tags", f"blue={100 - green},green={green}")
+        delivered = receiver.wait_for(52, timeout=60)
+        time.sleep(2.0)  # a duplicate would arrive by now
+        ids = [d.event["id"] for d in receiver.delivered()]
+        assert len(ids) == len(set(ids)) == 52
+        greens = [d.event["data"]["after"]["weights"].get("green") for d in delivered]
+        assert greens == [None, 0, *range(1, 51)]
+        names = {_replica_name(server): server for server in replicas}
+        assert {a["replica"] for a in _attempts(first)} <= set(names)
+
+        # Slow answers, 20 more changes; kill -9 whichever replica is delivering.
+        receiver.delay = 0.3
+        for green in range(51, 71):
+            through = (first, second)[green % 2]
+            _ok(through, "traffic", "set", "--tags", f"blue={100 - green},green={green}")
+        wait_until(lambda: len(receiver.delivered()) >= 55, timeout=30)
+        victim = names[_attempts(first)[0]["replica"]]
+        survivor = second if victim is first else first
+        victim.stop()
+        wait_until(lambda: len({d.event["id"] for d in receiver.delivered()}) >= 72, timeout=60)
+        seen: list[int] = []
+        for d in receiver.delivered():
+            green = d.event["data"]["after"]["weights"].get("green")
+            if green is not None and green not in seen:
+                seen.append(green)
+        assert seen == [0, *range(1, 71)], "first deliveries follow commit order"
+        assert _replica_name(survivor) in {a["replica"] for a in _attempts(survivor)[:10]}
+    finally:
+        receiver.stop()

@@ -253,7 +253,9 @@ class ControlPlane:
             storage = self.store.board_storage()
             board = FleetBoard(storage, self.registry, follower) if storage is not None else None
             commits = CommitPath(self.store, publish=follower.after_commit)
-            self._dispatcher = Dispatcher(self.store.outbox, replica_name())
+            self._dispatcher = Dispatcher(
+                self.store.outbox, replica_name(), exclusive=storage is None
+            )
             api = self._operator_server(follower, publisher, board, commits)
             xds = self._xds_server()
         except BaseException:

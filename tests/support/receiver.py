@@ -2,8 +2,8 @@
 
 It runs in a thread of the test process on a loopback port. ``answers`` is a queue of
 status codes to give before answering 200 (``[500, 500, 500]``: three failures first);
-``hang`` makes it hold requests open and never answer them (dropped once cleared); ``stop``/``start`` take it
-down and bring it back on the same port.
+``hang`` makes it hold requests open and never answer them (dropped once cleared);
+``stop``/``start`` take it down and bring it back on the same port.
 """
 
 from __future__ import annotations

@@ -56,11 +56,14 @@ class Dispatcher:
         self,
         outbox: Outbox,
         replica: str,
+        exclusive: bool = False,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self._outbox = outbox
         self._replica = replica
+        # Nobody else delivers from this store: leases left behind were a killed run's.
+        self._exclusive = exclusive
         self._clock = clock
         self._jitter = jitter
         self._wake = asyncio.Event()
@@ -78,6 +81,8 @@ class Dispatcher:
     async def run(self) -> None:
         """Deliver for the server's life."""
         try:
+            if self._exclusive:
+                await self._outbox.release_leases()
             while True:
                 self._wake.clear()
                 try:

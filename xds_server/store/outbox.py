@@ -472,5 +472,12 @@ class Outbox:
         found: dict[str, str] = await self._read(lambda db: scale_confirmations(db, ids))
         return found
 
+    async def release_leases(self) -> None:
+        """Forget every lease: for a store only this process uses (a state file), where
+        any lease left is a previous run's, killed mid-delivery."""
+        await self._write(
+            lambda db: db.run("UPDATE deliveries SET lease_until = 0 WHERE state = 'pending'")
+        )
+
     async def prune(self, now: float) -> None:
         await self._write(lambda db: prune(db, now))
