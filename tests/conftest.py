@@ -29,6 +29,7 @@ UNIT_MODULES = frozenset(
         "test_ads_protocol",
         "test_cache",
         "test_errors",
+        "test_events",
         "test_fleet_board",
         "test_follower",
         "test_fuzz_operator_api",

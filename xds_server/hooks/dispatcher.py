@@ -25,7 +25,7 @@ import structlog
 
 from xds_server.errors import XdsServerError
 from xds_server.hooks.send import send
-from xds_server.model.events import Event, nack_event, test_event
+from xds_server.model.events import Event, hook_test_event, nack_event
 from xds_server.model.hooks import Hook, gives_up, retry_after
 from xds_server.store.base import iso_time
 from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Claim, Outbox, Outcome
@@ -164,7 +164,7 @@ class Dispatcher:
         """Send ``hook`` a ``hook.test`` event now, record the attempt, and say how it went."""
         event_id = str(uuid.uuid4())
         now = self._clock()
-        event = test_event(hook.name, actor, iso_time(now))
+        event = hook_test_event(hook.name, actor, iso_time(now))
         claimed = _one_off(hook, event, event_id)
         outcome = await send(hook, event_id, event.type, claimed.body, self._client)
         state = DELIVERED if outcome.delivered else FAILED

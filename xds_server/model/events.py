@@ -263,6 +263,6 @@ def nack_event(node: str, type_url: str, version: str, error: str, time: str) ->
     return Event(FLEET_NACK, None, None, node, time, data)
 
 
-def test_event(hook: str, actor: str, time: str) -> Event:
+def hook_test_event(hook: str, actor: str, time: str) -> Event:
     """What ``hooks test`` sends: proves the hook answers, changes nothing."""
     return Event(HOOK_TEST, None, None, actor, time, {"hook": hook})

@@ -379,21 +379,20 @@ def _confirmation(states: set[str]) -> str:
 
 
 def prune(db: Db, now: float) -> None:
-    """Forget finished deliveries, their events and attempts past ``KEEP_SECONDS``, and
-    attempts beyond ``MAX_ATTEMPTS_KEPT`` per hook."""
+    """Forget events past ``KEEP_SECONDS`` that nothing still delivers (keeping each
+    existing deployment's last scale event), with their deliveries; attempts past it
+    too, and beyond ``MAX_ATTEMPTS_KEPT`` per hook."""
     cutoff = now - KEEP_SECONDS
-    db.run(
-        "DELETE FROM deliveries WHERE state <> 'pending' AND event_seq IN "
-        "(SELECT seq FROM events WHERE created_at < ?)",
-        (cutoff,),
+    doomed = (
+        "created_at < ? AND seq NOT IN (SELECT event_seq FROM deliveries WHERE state = "
+        "'pending') AND seq NOT IN (SELECT MAX(seq) FROM events WHERE type = ? AND "
+        "deployment IN (SELECT id FROM deployments) GROUP BY deployment)"
     )
     db.run(
-        "DELETE FROM events WHERE created_at < ? "
-        "AND seq NOT IN (SELECT event_seq FROM deliveries) "
-        "AND seq NOT IN (SELECT MAX(seq) FROM events WHERE type = ? AND deployment IN "
-        "(SELECT id FROM deployments) GROUP BY deployment)",
+        f"DELETE FROM deliveries WHERE event_seq IN (SELECT seq FROM events WHERE {doomed})",
         (cutoff, DEPLOYMENT_SCALE),
     )
+    db.run(f"DELETE FROM events WHERE {doomed}", (cutoff, DEPLOYMENT_SCALE))
     db.run("DELETE FROM attempts WHERE at < ?", (cutoff,))
     for row in db.all(
         "SELECT hook, COUNT(*) AS n FROM attempts GROUP BY hook HAVING COUNT(*) > ?",

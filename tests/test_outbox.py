@@ -1,0 +1,267 @@
+"""The outbox on both engines: events written with their change (and only then),
+queues that keep commit order per hook and service, leases that give each delivery to
+one claimer, and the bounds on what is kept."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xds_server.errors import InvalidRequest, PreconditionFailed
+from xds_server.model import operations as ops
+from xds_server.model.hooks import OMITTED_SECRET, new_hook
+from xds_server.model.names import parse_endpoint
+from xds_server.store import outbox
+from xds_server.store.base import Store
+from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Outcome
+from xds_server.store.postgres import PostgresStore
+from xds_server.store.sqlite import SqliteStore
+
+_ids = itertools.count(1)
+CTX = ops.Context(
+    actor="alice", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(_ids):024d}"
+)
+Opener = Callable[[], Awaitable[Store]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    if request.param == "sqlite":
+        return lambda: SqliteStore.open(tmp_path / "state.db")
+    url = request.getfixturevalue("postgres").database()
+    return lambda: PostgresStore.open(url)
+
+
+def _hook(name: str, events: tuple[str, ...] = ("*",), **kwargs: Any) -> Any:
+    return new_hook(
+        name=name,
+        url=kwargs.pop("url", "http://127.0.0.1:9/hook"),
+        command=(),
+        secret=kwargs.pop("secret", ""),
+        events=events,
+        timeout_s=1.0,
+        created_at="2026-01-01T00:00:00Z",
+        created_by="alice",
+    )
+
+
+def _apply(service: str, **kwargs: Any) -> Any:
+    return lambda world, _h: ops.apply_deployment(
+        world, CTX, service=service, endpoints=[parse_endpoint("10.0.0.1:80")], **kwargs
+    )
+
+
+def _set(service: str, tags: list[tuple[str, int]]) -> Any:
+    return lambda world, _h: ops.set_traffic(world, CTX, service=service, weights=tags)
+
+
+async def _claim_all(store: Store, replica: str = "r1", now: float = 1e12) -> list[Any]:
+    return await store.outbox.claim(replica, now, 100, 10.0, {}, 100)
+
+
+def test_events_commit_with_their_change_and_only_then(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("all")))
+            await store.transact(_apply("shop", deployment_tag="blue"), actor="alice")
+            with pytest.raises(InvalidRequest):
+                await store.transact(_set("shop", [("blue", 90)]))
+            claims = await _claim_all(store)
+            assert [c.event_type for c in claims] == ["service.changed"]  # queue heads only
+            assert claims[0].hook.name == "all" and claims[0].attempt == 1
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_queues_keep_commit_order_per_hook_and_service(open_store: Opener) -> None:
+    """Only a queue's head is due; a failed head holds the rest of its queue, not others."""
+
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(
+                lambda hooks: (*hooks, _hook("a", ("traffic.*",)), _hook("b", ("traffic.*",)))
+            )
+            for service in ("shop", "cart"):
+                await store.transact(_apply(service, deployment_tag="blue"))
+                await store.transact(_apply(service, deployment_tag="green"))
+            heads = await _claim_all(store)
+            assert sorted((c.hook.name, c.body.count(b'"shop"') > 0) for c in heads) == [
+                ("a", False),
+                ("a", True),
+                ("b", False),
+                ("b", True),
+            ]
+            # Claimed: leased, so nobody (this replica or another) gets them again.
+            assert await _claim_all(store, "r2") == []
+            shop_a = next(c for c in heads if c.hook.name == "a" and b'"shop"' in c.body)
+            await store.outbox.finish(shop_a, Outcome(False, "500"), PENDING, 1e12 + 60, "r1", 1e12)
+            for claimed in heads:
+                if claimed is not shop_a:
+                    await store.outbox.finish(claimed, Outcome(True, "200"), DELIVERED, 0, "r1", 1)
+            later = await _claim_all(store, "r2")
+            # a/shop waits for its head's retry; the three others move to their next event.
+            assert sorted((c.hook.name, b'"shop"' in c.body) for c in later) == [
+                ("a", False),
+                ("b", False),
+                ("b", True),
+            ]
+            # Past its retry time (the others' leases ran out too: they come again).
+            retried = [
+                c
+                for c in await _claim_all(store, "r2", now=1e12 + 61)
+                if c.hook.name == "a" and b'"shop"' in c.body
+            ]
+            assert [(c.event_id, c.attempt) for c in retried] == [(shop_a.event_id, 2)]
+            assert retried[0].first_failure == 1e12
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_lease_that_runs_out_is_claimed_again_and_the_stale_finish_is_ignored(
+    open_store: Opener,
+) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("a", ("deployment.applied",))))
+            await store.transact(_apply("shop"))
+            t = time.time() + 1
+            first = await store.outbox.claim("r1", t, 10, 10.0, {}, 4)
+            assert len(first) == 1
+            assert await store.outbox.claim("r2", t + 5, 10, 10.0, {}, 4) == []
+            # r1 died: its lease (timeout 1 s + 10 s) runs out at t + 11.
+            second = await store.outbox.claim("r2", t + 12, 10, 10.0, {}, 4)
+            assert [c.event_id for c in second] == [first[0].event_id]
+            await store.outbox.finish(first[0], Outcome(True, "200"), DELIVERED, 0, "r1", t + 13)
+            # r1's late finish changed nothing: the delivery is r2's, still leased.
+            assert await store.outbox.claim("r3", t + 14, 10, 10.0, {}, 4) == []
+            await store.outbox.finish(second[0], Outcome(True, "200"), DELIVERED, 0, "r2", t + 15)
+            assert (await store.outbox.queues()) == {}
+            attempts = await store.outbox.attempts("a", 10)
+            assert [a.replica for a in attempts] == ["r2", "r1"]
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_room_per_hook_bounds_a_claim(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("a", ("deployment.applied",))))
+            for service in ("s1", "s2", "s3", "s4"):
+                await store.transact(_apply(service))
+            claims = await store.outbox.claim("r1", 1e12, 10, 10.0, {"a": 1}, 4)
+            assert len(claims) == 1
+            assert len(await store.outbox.claim("r1", 1e12, 10, 10.0, {}, 2)) == 2
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_failed_deliveries_and_scale_confirmations(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("scaler", ("deployment.scale",))))
+            await store.transact(_apply("shop", deployment_tag="blue"))
+            world = await store.load()
+            blue = next(iter(world.deployments))
+            assert await store.outbox.scale_confirmations([blue]) == {blue: "pending"}
+            claimed = (await _claim_all(store))[0]
+            await store.outbox.finish(claimed, Outcome(False, "exit 1"), FAILED, 0, "r1", 5)
+            assert await store.outbox.scale_confirmations([blue]) == {blue: "failed"}
+            assert (await store.outbox.queues())["scaler"].failed == 1
+            await store.edit_hooks(lambda hooks: ())
+            await store.transact(_apply("shop", deployment_tag="green"))
+            green = next(i for i in (await store.load()).deployments if i != blue)
+            assert (await store.outbox.scale_confirmations([green]))[green] == "no-hook"
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_prune_keeps_what_is_pending_and_each_deployments_last_scale_event(
+    open_store: Opener,
+) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("a")))
+            await store.transact(_apply("shop", deployment_tag="blue"))
+            blue = next(iter((await store.load()).deployments))
+            delivered = 0
+            while claims := await _claim_all(store):
+                for claimed in claims:
+                    await store.outbox.finish(claimed, Outcome(True, "200"), DELIVERED, 0, "r1", 1)
+                    delivered += 1
+            assert delivered == 4  # service, deployment, traffic, scale
+            await store.transact(_apply("shop", deployment_tag="green"))
+            await store.outbox.prune(1e12)  # everything is older than the horizon
+            # Kept: blue's last scale event (and its confirmation), green's pending ones.
+            assert await store.outbox.scale_confirmations([blue]) == {blue: "confirmed"}
+            remaining = await _claim_all(store)
+            assert [c.event_type for c in remaining] == ["deployment.applied"]
+            assert await store.outbox.attempts("a", 10) == []
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_imported_hooks_keep_the_stores_secret_or_are_refused(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("signed", secret="k1")))
+            dump = await store.export()
+            assert dump.hooks is not None and dump.hooks[0].secret == "k1"
+            omitted = dataclasses.replace(
+                dump, hooks=(dataclasses.replace(dump.hooks[0], secret=OMITTED_SECRET),)
+            )
+            await store.import_state(omitted, replace=True)
+            assert (await store.outbox.hooks())[0].secret == "k1"
+            await store.edit_hooks(lambda hooks: ())
+            with pytest.raises(PreconditionFailed, match="--include-secrets"):
+                await store.import_state(omitted, replace=True)
+            assert await store.outbox.hooks() == ()
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_the_attempts_kept_per_hook_are_bounded(tmp_path: Path) -> None:
+    async def run() -> None:
+        store = await SqliteStore.open(tmp_path / "state.db")
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("a")))
+            claimed = outbox.Claim(_hook("a"), 0, "e", "hook.test", b"{}", 1, None, "")
+            for i in range(outbox.MAX_ATTEMPTS_KEPT + 30):
+                await store.outbox.record_attempt(
+                    claimed, Outcome(True, "200"), DELIVERED, "r1", 1e12 + i
+                )
+            await store.outbox.prune(1e12 + 1000)
+            kept = await store.outbox.attempts("a", 10_000)
+            assert len(kept) == outbox.MAX_ATTEMPTS_KEPT
+            assert kept[0].at == 1e12 + outbox.MAX_ATTEMPTS_KEPT + 29
+        finally:
+            await store.close()
+
+    asyncio.run(run())
