@@ -188,12 +188,32 @@ def test_demo_runs_and_stops_everything() -> None:
                 return response.read().decode().strip()
 
         assert body() == "blue"
+        # Green's process is real, run by the demo's scale hook: scaling green down
+        # stops it, tagging it again (at 0) starts it.
+        listed = run_xdsctl("--server", api, "deployments", "list", "-o", "json").json()
+        green = next(d for d in listed if d["tag"] == "green")
+        green_port = int(green["endpoints"][0].rsplit(":", 1)[1])
+        assert not _refused(green_port) and green["desired"] == "running"
+        assert run_xdsctl("--server", api, "traffic", "set", "--tags", "blue=100").returncode == 0
+        wait_until(lambda: _refused(green_port), what="green's process to stop")
+        assert (
+            run_xdsctl("--server", api, "traffic", "set", "--tags", "blue=100,green=0").returncode
+            == 0
+        )
+        wait_until(lambda: not _refused(green_port), what="green's process to start again")
+
+        def green_confirmed() -> bool:
+            listed = run_xdsctl("--server", api, "deployments", "list", "-o", "json").json()
+            return any(d["tag"] == "green" and d["scale"] == "confirmed" for d in listed)
+
+        wait_until(green_confirmed, what="the scale hook to confirm green")
         assert run_xdsctl("--server", api, "traffic", "promote").returncode == 0
         wait_until(lambda: body() == "green", what="green after promote")
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
         time.sleep(0.2)
-        for port in (listen, admin, int(api.rsplit(":", 1)[1]), int(xds.rsplit(":", 1)[1])):
+        ports = (listen, admin, green_port, int(api.rsplit(":", 1)[1]), int(xds.rsplit(":", 1)[1]))
+        for port in ports:
             assert _refused(port), f"port {port} still open after the demo stopped"
     finally:
         if demo.poll() is None:

@@ -252,7 +252,7 @@ def test_the_attempts_kept_per_hook_are_bounded(tmp_path: Path) -> None:
         store = await SqliteStore.open(tmp_path / "state.db")
         try:
             await store.edit_hooks(lambda hooks: (*hooks, _hook("a")))
-            claimed = outbox.Claim(_hook("a"), 0, "e", "hook.test", b"{}", 1, None, "")
+            claimed = outbox.Claim(_hook("a"), 0, "", "e", "hook.test", b"{}", 1, None, "")
             for i in range(outbox.MAX_ATTEMPTS_KEPT + 30):
                 await store.outbox.record_attempt(
                     claimed, Outcome(True, "200"), DELIVERED, "r1", 1e12 + i

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,9 +24,19 @@ import yaml
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli.client import DEFAULT_SERVER, OperatorClient
 from xds_server.config import ServeConfig
+from xds_server.demo_scale import stop_all
 from xds_server.errors import DemoError
 from xds_server.upstream import Upstream
 from xds_server.v1 import operator_pb2 as pb
+
+# The exec hook that runs green's upstream process while green should run.
+SCALE_HOOK = "demo-scale"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -120,22 +131,36 @@ class Demo:
         )
 
     def _release_blue_and_green(self) -> dict[str, str]:
-        """Two upstreams: blue first (it gets 100%), then green as the other colour (0%)."""
+        """Blue first (it gets 100%), in this process; then green as the other colour
+        (0%), whose process the scale hook starts, and stops when green is scaled down."""
         client = OperatorClient(self.options.api_listen)
-        ids = {}
-        for name in ("blue", "green"):
-            upstream = Upstream(name)
-            self.upstreams.append(upstream)
-            request = pb.ApplyRequest(
-                service="default",
-                endpoints=[pb.Endpoint(host="127.0.0.1", port=upstream.port)],
-            )
-            if name == "blue":
-                request.deployment_tag = "blue"
-            else:
-                request.bluegreen = True
-            ids[name] = client.call("Apply", request).deployment.id
+        blue = Upstream("blue")
+        self.upstreams.append(blue)
+        request = pb.ApplyRequest(
+            service="default",
+            endpoints=[pb.Endpoint(host="127.0.0.1", port=blue.port)],
+            deployment_tag="blue",
+        )
+        ids = {"blue": client.call("Apply", request).deployment.id}
+        scaler = [sys.executable, "-m", "xds_server.demo_scale", "--tag", "green"]
+        client.call(
+            "AddHook",
+            pb.AddHookRequest(
+                name=SCALE_HOOK,
+                command=[*scaler, "--workdir", str(self.workdir)],
+                events=["deployment.scale"],
+            ),
+        )
+        green_port = _free_port()
+        request = pb.ApplyRequest(
+            service="default",
+            endpoints=[pb.Endpoint(host="127.0.0.1", port=green_port)],
+            bluegreen=True,
+        )
+        ids["green"] = client.call("Apply", request).deployment.id
         client.close()
+        green = f"http://127.0.0.1:{green_port}/"
+        _wait(lambda: _http_get(green).strip() == "green", "the scale hook to start green")
         return ids
 
     def _what_to_try(self, url: str, ids: dict[str, str]) -> str:
@@ -148,13 +173,19 @@ class Demo:
                 f"  files          {self.workdir}",
                 f"  envoy          {url} (admin http://127.0.0.1:{o.admin_port})",
                 f"  blue           deployment {ids['blue']}, 100% of traffic",
-                f"  green          deployment {ids['green']}, 0% (running, ready to take over)",
+                f"  green          deployment {ids['green']}, 0% (running, ready to take over;",
+                f"                 its process is started and stopped by the hook {SCALE_HOOK})",
                 "Try:",
                 f"  curl {url}",
                 f"  xdsctl{server} traffic set --tags blue=90,green=10",
                 f"  for i in $(seq 20); do curl -s {url}; done | sort | uniq -c",
                 f"  xdsctl{server} traffic promote",
                 f"  xdsctl{server} traffic get",
+                f"  xdsctl{server} traffic set --tags blue=100        # green scaled down: its",
+                "                                                  # process stops",
+                f"  xdsctl{server} deployments list                  # DESIRED, SCALE confirmed",
+                f"  xdsctl{server} traffic set --tags blue=100,green=0   # green starts again",
+                f"  xdsctl{server} hooks deliveries {SCALE_HOOK}",
                 "Ctrl-C stops everything.",
             ]
         )
@@ -171,6 +202,7 @@ class Demo:
                 process.wait()
         for upstream in self.upstreams:
             upstream.close()
+        stop_all(self.workdir)  # what the scale hook started
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

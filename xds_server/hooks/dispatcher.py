@@ -197,7 +197,7 @@ class Dispatcher:
 def _one_off(hook: Hook, event: Event, event_id: str) -> Claim:
     """A test event as a claim of its own: no delivery row, never retried."""
     body = json.dumps(event.document(event_id)).encode()
-    return Claim(hook, 0, event_id, event.type, body, 1, None, "")
+    return Claim(hook, 0, "", event_id, event.type, body, 1, None, "")
 
 
 def replica_name() -> str:

@@ -34,6 +34,8 @@ T = TypeVar("T")
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
+# A delivery waiting for the one before it in its queue is due at this time (never).
+BLOCKED = 1e18
 # Finished deliveries, their events and attempts are kept this long.
 KEEP_SECONDS = 7 * 24 * 3600.0
 # The attempts kept per hook (``hooks deliveries --limit`` shows at most this many).
@@ -47,6 +49,7 @@ class Claim:
 
     hook: Hook
     seq: int
+    service: str
     event_id: str
     event_type: str
     body: bytes
@@ -91,14 +94,21 @@ class HookQueue:
 # --- written in a change's transaction ------------------------------------------------
 
 
-def write_events(db: Db, events: Sequence[Event], now: float) -> list[str]:
-    """Append ``events`` (in order) with a delivery per hook that wants each; their ids."""
+def write_events(db: Db, events: Sequence[Event], now: float, row_lock: str = "") -> list[str]:
+    """Append ``events`` (in order) with a delivery per hook that wants each; their ids.
+
+    A delivery is due at once when it heads its (hook, service) queue, else ``BLOCKED``
+    until the one before it finishes (``finish`` unblocks it): claiming then looks only
+    at what is due, however long a queue a dead receiver left behind. ``row_lock`` (on
+    PostgreSQL ``FOR UPDATE``) locks the hooks' rows, as ``finish`` does, so a queue's
+    head cannot finish unseen between the check and the insert.
+    """
     if not events:
         return []
     last = int(
         db.all("UPDATE event_sequence SET seq = seq + ? RETURNING seq", (len(events),))[0]["seq"]
     )
-    hooks = load_hooks(db)
+    hooks = tuple(_hook(row) for row in db.all(f"SELECT * FROM hooks ORDER BY name{row_lock}"))
     ids = [str(uuid.uuid4()) for _ in events]
     first = last - len(events) + 1
     db.run_many(
@@ -117,15 +127,29 @@ def write_events(db: Db, events: Sequence[Event], now: float) -> list[str]:
             for i, event in enumerate(events)
         ],
     )
+    queued: set[tuple[str, str]] = set()
+    deliveries = []
+    for i, event in enumerate(events):
+        service = event.service or ""
+        for hook in hooks:
+            if not hook.wants(event.type):
+                continue
+            queue = (hook.name, service)
+            if queue not in queued:
+                queued.add(queue)
+                waiting = db.all(
+                    "SELECT 1 FROM deliveries WHERE hook = ? AND service = ? "
+                    "AND state = 'pending' LIMIT 1",
+                    queue,
+                )
+                due = BLOCKED if waiting else now
+            else:
+                due = BLOCKED
+            deliveries.append((hook.name, first + i, service, due))
     db.run_many(
         "INSERT INTO deliveries (hook, event_seq, service, state, attempts, next_at, "
         "claimed_by, claim, lease_until) VALUES (?, ?, ?, 'pending', 0, ?, '', '', 0)",
-        [
-            (hook.name, first + i, event.service or "", now)
-            for i, event in enumerate(events)
-            for hook in hooks
-            if hook.wants(event.type)
-        ],
+        deliveries,
     )
     return ids
 
@@ -214,15 +238,13 @@ def claim(
     room: Mapping[str, int],
     per_hook: int,
 ) -> list[Claim]:
-    """Lease up to ``limit`` due deliveries that head their (hook, service) queue: not
-    yet delivered, past their retry time, leased by nobody (or the lease ran out).
-    At most ``room[hook]`` (default ``per_hook``) for each hook: what this replica has
-    room for beside the deliveries it has in flight."""
+    """Lease up to ``limit`` due deliveries: each heads its (hook, service) queue (the
+    others are ``BLOCKED``), is past its retry time, and leased by nobody (or the lease
+    ran out). At most ``room[hook]`` (default ``per_hook``) for each hook: what this
+    replica has room for beside the deliveries it has in flight."""
     candidates = db.all(
-        "SELECT d.hook, d.event_seq, d.attempts, d.first_failure FROM deliveries d "
+        "SELECT d.hook, d.event_seq, d.service, d.attempts, d.first_failure FROM deliveries d "
         "WHERE d.state = 'pending' AND d.next_at <= ? AND d.lease_until <= ? "
-        "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.hook = d.hook "
-        "AND e.service = d.service AND e.state = 'pending' AND e.event_seq < d.event_seq) "
         f"ORDER BY d.event_seq LIMIT ?{lock_clause}",
         (now, now, limit * 4),
     )
@@ -254,6 +276,7 @@ def claim(
             Claim(
                 hook=hook,
                 seq=row["event_seq"],
+                service=row["service"],
                 event_id=event["id"],
                 event_type=event["type"],
                 body=event["body"].encode(),
@@ -266,12 +289,21 @@ def claim(
 
 
 def finish(
-    db: Db, claimed: Claim, outcome: Outcome, state: str, next_at: float, replica: str, now: float
+    db: Db,
+    claimed: Claim,
+    outcome: Outcome,
+    state: str,
+    next_at: float,
+    replica: str,
+    now: float,
+    row_lock: str = "",
 ) -> None:
     """Record an attempt and move its delivery on: ``state`` (delivered, pending again
-    at ``next_at``, or failed for good). A claim whose lease another replica took over
-    only records its attempt: the delivery is that replica's now."""
+    at ``next_at``, or failed for good), unblocking the next of its queue once it is no
+    longer pending. A claim whose lease another replica took over only records its
+    attempt: the delivery is that replica's now."""
     first_failure = None if outcome.delivered else (claimed.first_failure or now)
+    db.all(f"SELECT name FROM hooks WHERE name = ?{row_lock}", (claimed.hook.name,))
     db.run(
         "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, first_failure = ?, "
         "lease_until = 0 WHERE hook = ? AND event_seq = ? AND claim = ?",
@@ -284,6 +316,14 @@ def finish(
             claimed.seq,
             claimed.token,
         ),
+    )
+    # The queue's first pending delivery, if blocked, is due now (when this one is
+    # still pending, it is that first one, and not blocked: nothing changes).
+    db.run(
+        "UPDATE deliveries SET next_at = ? WHERE hook = ? AND service = ? "
+        "AND state = 'pending' AND next_at = ? AND event_seq = (SELECT MIN(event_seq) "
+        "FROM deliveries WHERE hook = ? AND service = ? AND state = 'pending')",
+        (now, claimed.hook.name, claimed.service, BLOCKED, claimed.hook.name, claimed.service),
     )
     record_attempt(db, claimed, outcome, state, replica, now)
 
@@ -416,12 +456,15 @@ class Outbox:
         read: Callable[[Callable[[Db], Any]], Awaitable[Any]],
         write: Callable[[Callable[[Db], Any]], Awaitable[Any]],
         lock_clause: str = "",
+        row_lock: str = "",
     ) -> None:
         self._read = read
         self._write = write
         # PostgreSQL's ``FOR UPDATE OF d SKIP LOCKED``: replicas claiming at once skip
         # each other's rows instead of waiting on them. SQLite has one writer.
         self._lock_clause = lock_clause
+        # PostgreSQL's ``FOR UPDATE``: a hook's row, locked by whatever writes its queues.
+        self.row_lock = row_lock
 
     async def hooks(self) -> tuple[Hook, ...]:
         result: tuple[Hook, ...] = await self._read(load_hooks)
@@ -429,7 +472,7 @@ class Outbox:
 
     async def record(self, events: Sequence[Event], now: float) -> list[str]:
         """Append events no change carries (an Envoy's NACK)."""
-        ids: list[str] = await self._write(lambda db: write_events(db, events, now))
+        ids: list[str] = await self._write(lambda db: write_events(db, events, now, self.row_lock))
         return ids
 
     async def claim(
@@ -451,7 +494,9 @@ class Outbox:
     async def finish(
         self, claimed: Claim, outcome: Outcome, state: str, next_at: float, replica: str, now: float
     ) -> None:
-        await self._write(lambda db: finish(db, claimed, outcome, state, next_at, replica, now))
+        await self._write(
+            lambda db: finish(db, claimed, outcome, state, next_at, replica, now, self.row_lock)
+        )
 
     async def record_attempt(
         self, claimed: Claim, outcome: Outcome, state: str, replica: str, now: float

@@ -93,7 +93,12 @@ class PostgresStore(SqlStore):
         self.where = f"database {_redact(url)}"
         self.health = StoreHealth()
         self._committed = CommittedWorld()
-        self.outbox = Outbox(self._read, self._write, lock_clause=" FOR UPDATE OF d SKIP LOCKED")
+        self.outbox = Outbox(
+            self._read,
+            self._write,
+            lock_clause=" FOR UPDATE OF d SKIP LOCKED",
+            row_lock=" FOR UPDATE",
+        )
 
     @classmethod
     async def open(

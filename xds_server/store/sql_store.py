@@ -243,7 +243,7 @@ class SqlStore:
             events = change_events(
                 before, result.world, services, result.history, actor, iso_time(moment)
             )
-            outbox.write_events(db, events, moment)
+            outbox.write_events(db, events, moment, self.outbox.row_lock)
             return _Written(result, result.world, services)
 
         return await self._write_change(work, credential, request)
