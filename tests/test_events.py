@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,7 +68,11 @@ def test_a_first_apply_tells_the_whole_story_in_order() -> None:
     assert all(e.service == "default" and e.revision == 1 and e.actor == "alice" for e in events)
     scale = events[3]
     assert scale.data["desired"] == "running" and scale.data["labels"] == {"version": "v1"}
-    assert scale.data["endpoints"] == ["10.0.0.1:80"] and scale.deployment == scale.data["id"]
+    assert set(scale.data) == {"deployment_id", "service", "tag", "endpoints", "labels", "desired"}
+    assert (
+        scale.data["endpoints"] == ["10.0.0.1:80"]
+        and scale.deployment == scale.data["deployment_id"]
+    )
     assert events[2].data["before"] == {"weights": {}, "mirrors": {}}
     assert events[2].data["after"] == {"weights": {"blue": 100}, "mirrors": {}}
     document = events[0].document("evt-1")
@@ -221,3 +226,19 @@ def test_retries_back_off_to_five_minutes_and_give_up_after_a_day() -> None:
     assert retry_after(20, 0.999) == MAX_RETRY_SECONDS
     assert retry_after(10_000, 0.5) == MAX_RETRY_SECONDS
     assert not gives_up(0.0, 24 * 3600 - 1) and gives_up(0.0, 24 * 3600)
+
+
+def test_docs_show_one_example_of_every_type() -> None:
+    """docs/events.md: a JSON example per type, in the envelope hooks receive, with the
+    data keys the code sends for the types whose data is fixed."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
+    examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
+    assert sorted(e["type"] for e in examples) == sorted(EVENT_TYPES)
+    envelope = ["id", "type", "time", "service", "revision", "actor", "data"]
+    assert all(list(e) == envelope for e in examples)
+    by_type = {e["type"]: e["data"] for e in examples}
+    world = _blue_green()
+    down = ops.set_traffic(world, CTX, service="default", weights=[("blue", 100)])
+    for event in _events(world, down):
+        assert set(by_type[event.type]) == set(event.data), event.type
+    assert set(by_type["fleet.nack"]) == set(nack_event("n", "t", "v", "e", "t").data)

@@ -182,6 +182,9 @@ def test_retried_after_three_500s_and_after_the_receiver_was_down(
     assert failures and all(a["status"] == "ConnectError" for a in failures)
     listed = server.xdsctl("hooks", "list", "-o", "json").json()
     assert listed[0]["pending"] == 0 and listed[0]["failed"] == 0 and listed[0]["signed"]
+    assert server.metric("xds_hook_attempts_total", hook="rx", outcome="delivered") == 2
+    retrying = server.metric("xds_hook_attempts_total", hook="rx", outcome="retrying")
+    assert retrying == 3 + len(failures)
 
 
 def test_kill_9_between_commit_and_delivery_still_delivers(

@@ -84,6 +84,12 @@ class Metrics:
         self.operator_requests = Counter(
             "xds_operator_requests", "Operator API calls", ["method", "result"], registry=r
         )
+        self.hook_attempts = Counter(
+            "xds_hook_attempts",
+            "Hook delivery attempts, by outcome: delivered, retrying, failed",
+            ["hook", "outcome"],
+            registry=r,
+        )
         for mode in ("sotw", "delta"):
             self.connected.labels(mode=mode)
         dropped = Gauge(
@@ -146,6 +152,9 @@ class Metrics:
 
     def on_operator_request(self, method: str, result: str) -> None:
         self.operator_requests.labels(method=method, result=result).inc()
+
+    def on_hook_attempt(self, hook: str, outcome: str) -> None:
+        self.hook_attempts.labels(hook=hook, outcome=outcome).inc()
 
 
 class _QuietHandler(WSGIRequestHandler):

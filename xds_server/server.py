@@ -254,7 +254,10 @@ class ControlPlane:
             board = FleetBoard(storage, self.registry, follower) if storage is not None else None
             commits = CommitPath(self.store, publish=follower.after_commit)
             self._dispatcher = Dispatcher(
-                self.store.outbox, replica_name(), exclusive=storage is None
+                self.store.outbox,
+                replica_name(),
+                exclusive=storage is None,
+                on_attempt=self.metrics.on_hook_attempt,
             )
             api = self._operator_server(follower, publisher, board, commits)
             xds = self._xds_server()

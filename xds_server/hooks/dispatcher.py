@@ -28,7 +28,15 @@ from xds_server.hooks.send import send
 from xds_server.model.events import Event, hook_test_event, nack_event
 from xds_server.model.hooks import Hook, gives_up, retry_after
 from xds_server.store.base import iso_time
-from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Claim, Outbox, Outcome
+from xds_server.store.outbox import (
+    DELIVERED,
+    FAILED,
+    OUTCOMES,
+    PENDING,
+    Claim,
+    Outbox,
+    Outcome,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +65,7 @@ class Dispatcher:
         outbox: Outbox,
         replica: str,
         exclusive: bool = False,
+        on_attempt: Callable[[str, str], None] = lambda _hook, _outcome: None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -64,6 +73,8 @@ class Dispatcher:
         self._replica = replica
         # Nobody else delivers from this store: leases left behind were a killed run's.
         self._exclusive = exclusive
+        # Counts each attempt (hook, outcome) in the metrics.
+        self._on_attempt = on_attempt
         self._clock = clock
         self._jitter = jitter
         self._wake = asyncio.Event()
@@ -145,6 +156,7 @@ class Dispatcher:
                 status=outcome.status,
                 retry_in=round(next_at - now, 1) if state == PENDING else None,
             )
+            self._on_attempt(hook.name, OUTCOMES[state])
             try:
                 await self._outbox.finish(claimed, outcome, state, next_at, self._replica, now)
             except XdsServerError as error:

@@ -241,8 +241,11 @@ def _service_events(before: World, after: World, service: Service, stamp: _Stamp
         if previous is None and desired == STOPPED:
             continue  # never ran: nothing to stop
         data = {
-            **deployment_document(deployment),
             "deployment_id": deployment_id,
+            "service": deployment.service,
+            "tag": deployment.tag,
+            "endpoints": [str(e) for e in deployment.endpoints],
+            "labels": dict(deployment.labels),
             "desired": desired,
         }
         events.append(stamp.event(DEPLOYMENT_SCALE, service, data, deployment_id))

@@ -34,6 +34,9 @@ T = TypeVar("T")
 PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
+# How an attempt's outcome is shown (`hooks deliveries`, the metrics) by the state
+# it left its delivery in.
+OUTCOMES = {DELIVERED: "delivered", PENDING: "retrying", FAILED: "failed"}
 # A delivery waiting for the one before it in its queue is due at this time (never).
 BLOCKED = 1e18
 # Finished deliveries, their events and attempts are kept this long.
@@ -332,7 +335,7 @@ def record_attempt(
     db: Db, claimed: Claim, outcome: Outcome, state: str, replica: str, now: float
 ) -> None:
     """Keep what one try answered (also for ``hooks test``, which has no delivery row)."""
-    shown = {DELIVERED: "delivered", PENDING: "retrying", FAILED: "failed"}[state]
+    shown = OUTCOMES[state]
     db.run(
         "INSERT INTO attempts (hook, event_seq, event_id, event_type, attempt, at, outcome, "
         "status, response, replica) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
