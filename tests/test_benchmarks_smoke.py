@@ -211,3 +211,23 @@ def test_rollout_abort_benchmark_runs(tmp_path: Path) -> None:
     assert results["interval_s"] == 1 and run["weights_after"] == {"blue": 100, "green": 0}
     # Every error the clients saw was one of green's answers.
     assert run["errors"] <= run["requests_to_green"] <= run["requests_in_window"]
+
+
+def test_outbox_benchmark_runs(tmp_path: Path) -> None:
+    """The outbox's cost per commit and per claim, at a tiny size: the backlog is built
+    (every delivery left waiting) and no claim finds anything due once heads back off."""
+    results = _run(
+        "outbox.py",
+        "--services",
+        "20",
+        "--changes",
+        "10",
+        "--backlog",
+        "300",
+        out=tmp_path / "o.json",
+    )
+    assert isinstance(results, dict)
+    assert results["backlog"]["pending"] >= 300
+    assert results["three_hooks"]["claimed"] > 0
+    for phase in ("no_hook", "three_hooks", "three_hooks_backlog"):
+        assert {"p50_ms", "p99_ms", "idle_claim_ms"} <= set(results[phase])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -227,3 +228,49 @@ def test_a_problem_list_is_bounded() -> None:
     with pytest.raises(InvalidRequest, match="and 480 more") as refused:
         state_from_json(text)
     assert len(str(refused.value)) < 5000
+
+
+def _with_hooks(*hooks: dict[str, Any]) -> str:
+    return _edited(lambda d: d.update(hooks=list(hooks)))
+
+
+_HOOK = {
+    "name": "chat",
+    "url": "https://hooks.example/xds",
+    "command": [],
+    "events": ["traffic.*"],
+    "timeout_s": 5.0,
+    "created_at": "2026-01-01T00:00:00Z",
+    "created_by": "alice",
+    "signed": True,
+    "secret": "k1",
+}
+
+
+def test_hooks_travel_with_their_secret_only_when_asked() -> None:
+    dump = state_from_json(_with_hooks(_HOOK))
+    assert dump.hooks is not None and dump.hooks[0].secret == "k1"
+    assert "k1" not in state_to_json(dump)
+    assert json.loads(state_to_json(dump))["hooks"][0]["signed"] is True
+    assert json.loads(state_to_json(dump, include_secrets=True))["hooks"][0]["secret"] == "k1"
+    # A document from before hooks existed says nothing of them: an import keeps the store's.
+    assert state_from_json(json.dumps(_exported())).hooks is None
+
+
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        ({**_HOOK, "url": "ftp://x"}, "$.hooks[0]: --url 'ftp://x' must be http or https"),
+        ({**_HOOK, "events": ["traffic.chnged"]}, "$.hooks[0]: event pattern 'traffic.chnged'"),
+        ({**_HOOK, "signed": False}, "$.hooks[0]: has a secret but says signed: false"),
+        ({**_HOOK, "timeout_s": 0.0, "url": "", "command": []}, "$.hooks[0]: a hook needs"),
+    ],
+)
+def test_bad_hooks_are_refused_with_their_place(hook: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequest, match=re.escape(message)):
+        state_from_json(_with_hooks(hook))
+
+
+def test_two_hooks_with_one_name_are_refused() -> None:
+    with pytest.raises(InvalidRequest, match=re.escape("$.hooks: two hooks with one name")):
+        state_from_json(_with_hooks(_HOOK, _HOOK))
