@@ -8,12 +8,12 @@ import asyncio
 import dataclasses
 import itertools
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.stores import Opener, opener
 from xds_server.errors import InvalidRequest, PreconditionFailed
 from xds_server.model import operations as ops
 from xds_server.model.hooks import OMITTED_SECRET, new_hook
@@ -21,22 +21,17 @@ from xds_server.model.names import parse_endpoint
 from xds_server.store import outbox
 from xds_server.store.base import Store
 from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Outcome
-from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SqliteStore
 
 _ids = itertools.count(1)
 CTX = ops.Context(
     actor="alice", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(_ids):024d}"
 )
-Opener = Callable[[], Awaitable[Store]]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    if request.param == "sqlite":
-        return lambda: SqliteStore.open(tmp_path / "state.db")
-    url = request.getfixturevalue("postgres").database()
-    return lambda: PostgresStore.open(url)
+    return opener(request, tmp_path)
 
 
 def _hook(name: str, events: tuple[str, ...] = ("*",), **kwargs: Any) -> Any:

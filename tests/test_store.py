@@ -8,13 +8,13 @@ import dataclasses
 import itertools
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.support.stores import Opener, opener
 from xds_server.errors import (
     InvalidRequest,
     PreconditionFailed,
@@ -49,16 +49,9 @@ def _set(tags: list[tuple[str, int]], mirror: str = "", **kwargs: Any) -> Any:
     )
 
 
-Opener = Callable[[], Awaitable[Store]]
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    """Opens the same store (a file, or a fresh database) each time it is called."""
-    if request.param == "sqlite":
-        return lambda: SqliteStore.open(tmp_path / "state.db")
-    url = request.getfixturevalue("postgres").database()
-    return lambda: PostgresStore.open(url)
+    return opener(request, tmp_path)
 
 
 async def _populated(opener: Opener) -> Store:

@@ -18,11 +18,11 @@ from xds_server.model.state import (
     Deployment,
     DeploymentState,
     HistoryEntry,
-    Routing,
     Service,
     TrafficPolicy,
     World,
 )
+from xds_server.model.world_document import routing_to_document
 
 TRAFFIC_CHANGED = "traffic.changed"
 DEPLOYMENT_APPLIED = "deployment.applied"
@@ -107,15 +107,6 @@ def _policy(policy: TrafficPolicy) -> dict[str, Any]:
     return {
         "weights": dict(policy.weights),
         "mirrors": {mirror.tag: mirror.percent for mirror in policy.mirrors},
-    }
-
-
-def _routing(routing: Routing) -> dict[str, Any]:
-    return {
-        "override_header": routing.override_header,
-        "sticky_header": routing.sticky_header,
-        "shadow_header": routing.shadow_header,
-        "mirror_host_suffix": routing.mirror_host_suffix,
     }
 
 
@@ -257,7 +248,7 @@ def _service_events(before: World, after: World, service: Service, stamp: _Stamp
 
 
 def _settings(service: Service) -> dict[str, Any]:
-    return {"domains": list(service.domains), "routing": _routing(service.routing)}
+    return {"domains": list(service.domains), "routing": routing_to_document(service.routing)}
 
 
 def nack_event(node: str, type_url: str, version: str, error: str, time: str) -> Event:
