@@ -39,7 +39,7 @@ from bench.world import world_document  # noqa: E402
 from xds_server.model import operations as ops  # noqa: E402
 from xds_server.model.hooks import new_hook  # noqa: E402
 from xds_server.store.base import Store  # noqa: E402
-from xds_server.store.outbox import PENDING, Outcome  # noqa: E402
+from xds_server.store.outbox import Outcome  # noqa: E402
 from xds_server.store.postgres import PostgresStore  # noqa: E402
 from xds_server.store.sqlite import SqliteStore  # noqa: E402
 from xds_server.store.state_document import state_from_json  # noqa: E402
@@ -90,24 +90,17 @@ async def _claims(store: Store) -> dict[str, float]:
     busy, claimed = 0.0, 0
     while True:
         started = time.perf_counter()
-        claims = await store.outbox.claim("bench", time.time(), 64, 10.0, {}, 64)
+        claims = await store.outbox.claim("bench", 64, 10.0, {}, 64)
         busy += time.perf_counter() - started
         if not claims:
             break
         claimed += len(claims)
         for claim in claims:
-            await store.outbox.finish(
-                claim,
-                Outcome(False, "ConnectError"),
-                PENDING,
-                time.time() + 3600,
-                "bench",
-                time.time(),
-            )
+            await store.outbox.finish(claim, Outcome(False, "ConnectError"), 3600.0, "bench")
     idle = []
     for _ in range(20):
         started = time.perf_counter()
-        assert await store.outbox.claim("bench", time.time(), 64, 10.0, {}, 64) == []
+        assert await store.outbox.claim("bench", 64, 10.0, {}, 64) == []
         idle.append(time.perf_counter() - started)
     return {
         "claimed": claimed,

@@ -212,6 +212,8 @@ def test_hook_rules() -> None:
         _hook(url="", command=("true",), secret="k")
     with pytest.raises(InvalidRequest, match="at most 300s"):
         _hook(timeout_s=301)
+    with pytest.raises(InvalidRequest, match="NUL"):
+        _hook(url="", command=("sh", "-c", "x\x00y"))
     hooks = with_hook((), _hook())
     with pytest.raises(PreconditionFailed, match="exists already"):
         with_hook(hooks, _hook())

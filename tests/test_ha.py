@@ -589,14 +589,15 @@ def test_each_event_is_delivered_once_by_one_replica(
         assert {a["replica"] for a in _attempts(first)} <= set(names)
 
         # Slow answers, 20 more changes; kill -9 whichever replica is delivering.
-        receiver.delay = 0.3
+        receiver.delay = 1.0  # 20 deliveries take 20 s: longer than the 20 commits
         for green in range(51, 71):
             through = (first, second)[green % 2]
             _ok(through, "traffic", "set", "--tags", f"blue={100 - green},green={green}")
-        wait_until(lambda: len(receiver.delivered()) >= 55, timeout=30)
+        wait_until(lambda: len(receiver.delivered()) >= 56, timeout=30)
         victim = names[_attempts(first)[0]["replica"]]
         survivor = second if victim is first else first
         victim.stop()
+        assert len(receiver.delivered()) < 70, "killed mid-stream"
         wait_until(lambda: len({d.event["id"] for d in receiver.delivered()}) >= 72, timeout=60)
         seen: list[int] = []
         for d in receiver.delivered():

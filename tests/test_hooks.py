@@ -15,10 +15,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.processes import ServerProcess
 from tests.support.receiver import Receiver
+from xds_server.hooks.send import send
+from xds_server.model.hooks import Hook
+from xds_server.store.outbox import Outcome
 from xds_server.testing import ScriptedAdsClient
 from xds_server.xds.resources import CLUSTER
 
@@ -402,7 +406,10 @@ def test_hooks_test_and_list_and_remove(
     failed = server.xdsctl("hooks", "test", "rx")
     assert failed.returncode == 1 and "NOT delivered (ConnectError)" in failed.stdout
 
-    _ok(server.xdsctl("hooks", "remove", "rx"))
+    _ok(server.xdsctl("apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80"))
+    removed = server.xdsctl("hooks", "remove", "rx")
+    _ok(removed)
+    assert "hook rx removed; 1 undelivered events dropped" in removed.stdout
     assert server.xdsctl("hooks", "list", "-o", "json").json() == []
     assert server.xdsctl("hooks", "add", "x", "--exec", "").returncode == 2
 
@@ -463,3 +470,57 @@ def test_a_nack_is_an_event(server: ServerProcess, receiver: Receiver, tmp_path:
     assert event["data"]["node"] == "nacker" and event["data"]["type"] == CLUSTER
     assert "no such thing (scripted)" in event["data"]["error"]
     assert event["revision"] is None and event["actor"] == "nacker"
+
+
+def _exec_hook(command: list[str], timeout_s: float = 2.0) -> Hook:
+    return Hook(
+        name="x",
+        events=("*",),
+        timeout_s=timeout_s,
+        created_at="t",
+        created_by="t",
+        command=tuple(command),
+    )
+
+
+def _send(hook: Hook) -> tuple[Outcome, float]:
+    async def attempt() -> Outcome:
+        async with httpx.AsyncClient() as client:
+            return await send(hook, "e1", "hook.test", b'{"type": "hook.test"}', client)
+
+    started = time.monotonic()
+    outcome = asyncio.run(attempt())
+    return outcome, time.monotonic() - started
+
+
+def test_an_exec_attempt_ends_with_the_command_whatever_it_leaves(tmp_path: Path) -> None:
+    """A child left in the group is killed once the command exits; one that left the
+    group (setsid) and holds the output does not hold the attempt; the output is kept."""
+    left = tmp_path / "left.pid"
+    command = f"sleep 300 & echo $! > {left}; setsid sleep 300 & echo started; exit 0"
+    outcome, took = _send(_exec_hook(["sh", "-c", command]))
+    assert outcome == Outcome(True, "exit 0", "started\n") and took < 2.0
+    pid = int(left.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(pid):
+        assert time.monotonic() < deadline, "the child left in the group still runs"
+        time.sleep(0.05)
+
+    # At the timeout, promptly, even with a detached child holding the output file.
+    outcome, took = _send(_exec_hook(["sh", "-c", "setsid sleep 300 & sleep 100"], 1.0))
+    assert outcome.status == "timeout after 1s (process group killed)" and took < 3.0
+
+
+def test_an_attempt_never_raises_and_secrets_stay_out_of_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcome, _took = _send(_exec_hook(["bad\x00name"]))
+    assert not outcome.delivered and outcome.status == "ValueError"
+    outcome, _took = _send(_exec_hook(["/nonexistent/hook"]))
+    assert outcome.status == "not started" and "No such file" in outcome.response
+    monkeypatch.setenv("PGPASSWORD", "pg-secret")
+    monkeypatch.setenv("XDSCTL_TOKEN", "xdst_secret")
+    monkeypatch.setenv("KUBECONFIG", "/etc/kube/config")
+    shown = 'echo "[$PGPASSWORD][$XDSCTL_TOKEN][$KUBECONFIG][$XDS_EVENT][$XDS_DELIVERY]"'
+    outcome, _took = _send(_exec_hook(["sh", "-c", shown]))
+    assert outcome == Outcome(True, "exit 0", "[][][/etc/kube/config][hook.test][e1]\n")

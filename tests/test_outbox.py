@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from xds_server.errors import InvalidRequest, PreconditionFailed
 from xds_server.model import operations as ops
 from xds_server.model.hooks import OMITTED_SECRET, new_hook
 from xds_server.model.names import parse_endpoint
+from xds_server.model.state import World
 from xds_server.store import outbox
 from xds_server.store.base import Store
 from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Outcome
@@ -57,8 +59,20 @@ def _set(service: str, tags: list[tuple[str, int]]) -> Any:
     return lambda world, _h: ops.set_traffic(world, CTX, service=service, weights=tags)
 
 
-async def _claim_all(store: Store, replica: str = "r1", now: float = 1e12) -> list[Any]:
-    return await store.outbox.claim(replica, now, 100, 10.0, {}, 100)
+class Clock:
+    """The outbox's clock, moved by the test (leases, retries, the 24 h limit)."""
+
+    def __init__(self, store: Store) -> None:
+        self.now = time.time()
+        store.outbox.clock = lambda _db: self.now
+
+
+async def _claim_all(store: Store, replica: str = "r1") -> list[Any]:
+    return await store.outbox.claim(replica, 100, 10.0, {}, 100)
+
+
+async def _ok(store: Store, claimed: Any, replica: str = "r1") -> str:
+    return await store.outbox.finish(claimed, Outcome(True, "200"), 0.0, replica)
 
 
 def test_events_commit_with_their_change_and_only_then(open_store: Opener) -> None:
@@ -83,6 +97,7 @@ def test_queues_keep_commit_order_per_hook_and_service(open_store: Opener) -> No
 
     async def run() -> None:
         store = await open_store()
+        clock = Clock(store)
         try:
             await store.edit_hooks(
                 lambda hooks: (*hooks, _hook("a", ("traffic.*",)), _hook("b", ("traffic.*",)))
@@ -100,10 +115,12 @@ def test_queues_keep_commit_order_per_hook_and_service(open_store: Opener) -> No
             # Claimed: leased, so nobody (this replica or another) gets them again.
             assert await _claim_all(store, "r2") == []
             shop_a = next(c for c in heads if c.hook.name == "a" and b'"shop"' in c.body)
-            await store.outbox.finish(shop_a, Outcome(False, "500"), PENDING, 1e12 + 60, "r1", 1e12)
+            failed_at = clock.now
+            state = await store.outbox.finish(shop_a, Outcome(False, "500"), 60.0, "r1")
+            assert state == PENDING
             for claimed in heads:
                 if claimed is not shop_a:
-                    await store.outbox.finish(claimed, Outcome(True, "200"), DELIVERED, 0, "r1", 1)
+                    assert await _ok(store, claimed) == DELIVERED
             later = await _claim_all(store, "r2")
             # a/shop waits for its head's retry; the three others move to their next event.
             assert sorted((c.hook.name, b'"shop"' in c.body) for c in later) == [
@@ -112,13 +129,14 @@ def test_queues_keep_commit_order_per_hook_and_service(open_store: Opener) -> No
                 ("b", True),
             ]
             # Past its retry time (the others' leases ran out too: they come again).
+            clock.now += 61
             retried = [
                 c
-                for c in await _claim_all(store, "r2", now=1e12 + 61)
+                for c in await _claim_all(store, "r2")
                 if c.hook.name == "a" and b'"shop"' in c.body
             ]
             assert [(c.event_id, c.attempt) for c in retried] == [(shop_a.event_id, 2)]
-            assert retried[0].first_failure == 1e12
+            assert retried[0].first_failure == failed_at
         finally:
             await store.close()
 
@@ -133,17 +151,20 @@ def test_a_lease_that_runs_out_is_claimed_again_and_the_stale_finish_is_ignored(
         try:
             await store.edit_hooks(lambda hooks: (*hooks, _hook("a", ("deployment.applied",))))
             await store.transact(_apply("shop"))
-            t = time.time() + 1
-            first = await store.outbox.claim("r1", t, 10, 10.0, {}, 4)
+            clock = Clock(store)
+            first = await store.outbox.claim("r1", 10, 10.0, {}, 4)
             assert len(first) == 1
-            assert await store.outbox.claim("r2", t + 5, 10, 10.0, {}, 4) == []
-            # r1 died: its lease (timeout 1 s + 10 s) runs out at t + 11.
-            second = await store.outbox.claim("r2", t + 12, 10, 10.0, {}, 4)
+            clock.now += 5
+            assert await store.outbox.claim("r2", 10, 10.0, {}, 4) == []
+            # r1 died: its lease (timeout 1 s + 10 s) runs out.
+            clock.now += 7
+            second = await store.outbox.claim("r2", 10, 10.0, {}, 4)
             assert [c.event_id for c in second] == [first[0].event_id]
-            await store.outbox.finish(first[0], Outcome(True, "200"), DELIVERED, 0, "r1", t + 13)
+            await _ok(store, first[0])
             # r1's late finish changed nothing: the delivery is r2's, still leased.
-            assert await store.outbox.claim("r3", t + 14, 10, 10.0, {}, 4) == []
-            await store.outbox.finish(second[0], Outcome(True, "200"), DELIVERED, 0, "r2", t + 15)
+            clock.now += 1
+            assert await store.outbox.claim("r3", 10, 10.0, {}, 4) == []
+            await _ok(store, second[0], "r2")
             assert (await store.outbox.queues()) == {}
             attempts = await store.outbox.attempts("a", 10)
             assert [a.replica for a in attempts] == ["r2", "r1"]
@@ -160,9 +181,10 @@ def test_room_per_hook_bounds_a_claim(open_store: Opener) -> None:
             await store.edit_hooks(lambda hooks: (*hooks, _hook("a", ("deployment.applied",))))
             for service in ("s1", "s2", "s3", "s4"):
                 await store.transact(_apply(service))
-            claims = await store.outbox.claim("r1", 1e12, 10, 10.0, {"a": 1}, 4)
+            claims = await store.outbox.claim("r1", 10, 10.0, {"a": 1}, 4)
             assert len(claims) == 1
-            assert len(await store.outbox.claim("r1", 1e12, 10, 10.0, {}, 2)) == 2
+            assert len(await store.outbox.claim("r1", 10, 10.0, {}, 2)) == 2
+            assert await store.outbox.claim("r1", 10, 10.0, {"a": 0}, 4) == []
         finally:
             await store.close()
 
@@ -178,8 +200,15 @@ def test_failed_deliveries_and_scale_confirmations(open_store: Opener) -> None:
             world = await store.load()
             blue = next(iter(world.deployments))
             assert await store.outbox.scale_confirmations([blue]) == {blue: "pending"}
+            clock = Clock(store)
             claimed = (await _claim_all(store))[0]
-            await store.outbox.finish(claimed, Outcome(False, "exit 1"), FAILED, 0, "r1", 5)
+            failed = Outcome(False, "exit 1")
+            assert await store.outbox.finish(claimed, failed, 5.0, "r1") == PENDING
+            # Failing for 24 h: given up, and the next of its queue goes on.
+            clock.now += 24 * 3600
+            again = (await _claim_all(store))[0]
+            assert again.event_id == claimed.event_id and again.attempt == 2
+            assert await store.outbox.finish(again, failed, 5.0, "r1") == FAILED
             assert await store.outbox.scale_confirmations([blue]) == {blue: "failed"}
             assert (await store.outbox.queues())["scaler"].failed == 1
             await store.edit_hooks(lambda hooks: ())
@@ -204,11 +233,12 @@ def test_prune_keeps_what_is_pending_and_each_deployments_last_scale_event(
             delivered = 0
             while claims := await _claim_all(store):
                 for claimed in claims:
-                    await store.outbox.finish(claimed, Outcome(True, "200"), DELIVERED, 0, "r1", 1)
+                    await _ok(store, claimed)
                     delivered += 1
             assert delivered == 4  # service, deployment, traffic, scale
             await store.transact(_apply("shop", deployment_tag="green"))
-            await store.outbox.prune(1e12)  # everything is older than the horizon
+            Clock(store).now += 8 * 24 * 3600  # everything is older than the horizon
+            await store.outbox.prune()
             # Kept: blue's last scale event (and its confirmation), green's pending ones.
             assert await store.outbox.scale_confirmations([blue]) == {blue: "confirmed"}
             remaining = await _claim_all(store)
@@ -248,14 +278,80 @@ def test_the_attempts_kept_per_hook_are_bounded(tmp_path: Path) -> None:
         try:
             await store.edit_hooks(lambda hooks: (*hooks, _hook("a")))
             claimed = outbox.Claim(_hook("a"), 0, "", "e", "hook.test", b"{}", 1, None, "")
-            for i in range(outbox.MAX_ATTEMPTS_KEPT + 30):
-                await store.outbox.record_attempt(
-                    claimed, Outcome(True, "200"), DELIVERED, "r1", 1e12 + i
-                )
-            await store.outbox.prune(1e12 + 1000)
+            clock = Clock(store)
+            start = clock.now
+            for _ in range(outbox.MAX_ATTEMPTS_KEPT + 30):
+                clock.now += 1
+                await store.outbox.record_attempt(claimed, Outcome(True, "200"), DELIVERED, "r1")
+            await store.outbox.prune()
             kept = await store.outbox.attempts("a", 10_000)
             assert len(kept) == outbox.MAX_ATTEMPTS_KEPT
-            assert kept[0].at == 1e12 + outbox.MAX_ATTEMPTS_KEPT + 29
+            assert kept[0].at == start + outbox.MAX_ATTEMPTS_KEPT + 30
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_busy_hook_takes_no_other_hooks_turn(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(
+                lambda hooks: (*hooks, _hook("a", ("deployment.applied",)), _hook("b", ("*",)))
+            )
+            for i in range(10):
+                await store.transact(_apply(f"s{i}"))
+            # a has no room (4 in flight); b gets its turn whatever a has due.
+            claims = await store.outbox.claim("r1", 2, 10.0, {"a": 0}, 4)
+            assert [c.hook.name for c in claims] == ["b", "b"]
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_a_hook_changed_by_an_import_keeps_its_queue(open_store: Opener) -> None:
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("a", ("deployment.applied",))))
+            await store.transact(_apply("shop"))
+            dump = await store.export()
+            assert dump.hooks is not None
+            slower = dataclasses.replace(dump.hooks[0], timeout_s=30.0)
+            await store.import_state(dataclasses.replace(dump, hooks=(slower,)), replace=True)
+            (claimed,) = [
+                c for c in await _claim_all(store) if c.event_type == "deployment.applied"
+            ]
+            assert claimed.hook.timeout_s == 30.0
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def test_an_import_tells_the_stores_hooks_what_it_changed(open_store: Opener) -> None:
+    """Replacing a state that held `shop` with one that does not: shop's deployment stops
+    and goes, then shop; the document's own hooks hear nothing of the import."""
+
+    async def run() -> None:
+        store = await open_store()
+        try:
+            await store.transact(_apply("shop"))
+            await store.edit_hooks(lambda hooks: (*hooks, _hook("held")))
+            empty = dataclasses.replace(await store.export(), world=World(), history=(), hooks=None)
+            await store.import_state(empty, replace=True, actor="alice")
+            types = []
+            while claims := await _claim_all(store):
+                types += [(c.event_type, json.loads(c.body)["actor"]) for c in claims]
+                for claimed in claims:
+                    await _ok(store, claimed)
+            assert types == [
+                ("deployment.scale", "alice"),
+                ("deployment.deleted", "alice"),
+                ("service.changed", "alice"),
+            ]
         finally:
             await store.close()
 

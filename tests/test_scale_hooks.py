@@ -60,27 +60,33 @@ def _run(tools: Path, args: list[str], event: str) -> tuple[int, list[str]]:
 
 
 def test_kubectl(tools: Path) -> None:
-    labels = {"k8s-deployment": "shop-v2", "k8s-namespace": "shop", "replicas": "3"}
-    assert _run(tools, ["kubectl"], _event("running", labels)) == (
+    labels = {"k8s-deployment": "shop-v2", "replicas": "3"}
+    assert _run(tools, ["kubectl", "--namespace", "shop"], _event("running", labels)) == (
         0,
         ["kubectl --namespace shop scale deployment shop-v2 --replicas 3"],
     )
-    assert _run(tools, ["kubectl", "--context", "prod"], _event("stopped", labels)) == (
+    kubectl = ["kubectl", "--context", "prod", "--namespace", "shop"]
+    assert _run(tools, kubectl, _event("stopped", labels)) == (
         0,
         ["kubectl --context prod --namespace shop scale deployment shop-v2 --replicas 0"],
     )
     # Not one of its deployments (no label): left alone, and delivered.
-    assert _run(tools, ["kubectl"], _event("stopped", {})) == (0, [])
+    assert _run(tools, ["kubectl", "--namespace", "shop"], _event("stopped", {})) == (0, [])
+    # The namespace is the admin's to fix, not a label's.
+    code, calls = _run(tools, ["kubectl"], _event("running", labels))
+    assert code != 0 and calls == []
 
 
 def test_systemd_and_compose(tools: Path) -> None:
-    assert _run(tools, ["systemd"], _event("running", {})) == (
+    systemd = ["systemd", "--template", "upstream"]
+    assert _run(tools, systemd, _event("running", {})) == (
         0,
         ["systemctl start upstream@shop-green.service"],
     )
-    assert _run(tools, ["systemd", "--user"], _event("stopped", {"unit": "web@2.service"})) == (
+    labels = {"unit-instance": "green-2"}
+    assert _run(tools, [*systemd, "--user"], _event("stopped", labels)) == (
         0,
-        ["systemctl --user stop web@2.service"],
+        ["systemctl --user stop upstream@green-2.service"],
     )
     compose = ["compose", "--project-directory", "/srv/shop"]
     assert _run(tools, compose, _event("running", {})) == (
@@ -94,6 +100,7 @@ def test_systemd_and_compose(tools: Path) -> None:
 
 
 def test_other_events_and_bad_use(tools: Path) -> None:
-    assert _run(tools, ["systemd"], _event("running", {}, kind="traffic.changed")) == (0, [])
+    systemd = ["systemd", "--template", "upstream"]
+    assert _run(tools, systemd, _event("running", {}, kind="traffic.changed")) == (0, [])
     code, calls = _run(tools, ["helm"], _event("running", {}))
     assert code != 0 and calls == []

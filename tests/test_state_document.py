@@ -274,3 +274,12 @@ def test_bad_hooks_are_refused_with_their_place(hook: dict[str, Any], message: s
 def test_two_hooks_with_one_name_are_refused() -> None:
     with pytest.raises(InvalidRequest, match=re.escape("$.hooks: two hooks with one name")):
         state_from_json(_with_hooks(_HOOK, _HOOK))
+
+
+def test_a_bad_hook_entry_never_echoes_its_values() -> None:
+    """A misspelled key beside the secret: refused, without showing what was there."""
+    hook = {**_HOOK, "Secret": "supersecretvalue123"}
+    with pytest.raises(InvalidRequest) as refused:
+        state_from_json(_with_hooks(hook))
+    assert "$.hooks[0].Secret" in str(refused.value)
+    assert "supersecretvalue123" not in str(refused.value)

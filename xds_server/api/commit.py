@@ -110,7 +110,7 @@ class CommitPath:
         """Commit a whole state document (validated by the caller)."""
 
         async def write(retry: WriteRequest | None) -> Committed[None]:
-            await self._store.import_state(dump, replace, call.credential, retry)
+            await self._store.import_state(dump, replace, call.credential, retry, actor=call.actor)
             return Committed(None, [audit.state_imported(dump, replace)])
 
         return await self._run(call, write, reply)

@@ -93,6 +93,8 @@ class HookRpcs:
 
     async def remove(self, request: pb.RemoveHookRequest, call: Call) -> pb.Hook:
         removed: list[Hook] = []
+        # What it had waiting, to say what the removal drops (read just before it).
+        queue = (await self._store.outbox.queues()).get(request.name)
 
         def edit(hooks: tuple[Hook, ...]) -> tuple[Hook, ...]:
             removed[:] = [find_hook(hooks, request.name)]
@@ -102,7 +104,7 @@ class HookRpcs:
             call,
             audit.hooks_changed(f"hooks remove {request.name}", request.name),
             edit,
-            lambda _hooks: hook_to_pb(removed[0]),
+            lambda _hooks: hook_to_pb(removed[0], queue),
         )
 
     async def test(self, request: pb.TestHookRequest, call: Call) -> pb.HookAttempt:

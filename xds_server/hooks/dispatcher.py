@@ -26,7 +26,7 @@ import structlog
 from xds_server.errors import XdsServerError
 from xds_server.hooks.send import send
 from xds_server.model.events import Event, hook_test_event, nack_event
-from xds_server.model.hooks import Hook, gives_up, retry_after
+from xds_server.model.hooks import Hook, retry_after
 from xds_server.store.base import iso_time
 from xds_server.store.outbox import (
     DELIVERED,
@@ -100,6 +100,8 @@ class Dispatcher:
                     await self._round()
                 except XdsServerError as error:  # the store is down: the next round retries
                     log.warning("hooks.claim_failed", error=str(error))
+                except Exception:  # a bug: logged loudly, and the loop goes on
+                    log.exception("hooks.round_failed")
                 try:
                     async with asyncio.timeout(POLL_SECONDS):
                         await self._wake.wait()
@@ -111,16 +113,14 @@ class Dispatcher:
             await self._client.aclose()
 
     async def _round(self) -> None:
-        now = self._clock()
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_SECONDS
-            await self._outbox.prune(now)
+        if self._clock() >= self._next_prune:
+            self._next_prune = self._clock() + PRUNE_SECONDS
+            await self._outbox.prune()
         room = IN_FLIGHT - len(self._tasks)
         if room <= 0:
             return
         claims = await self._outbox.claim(
             self._replica,
-            now,
             room,
             LEASE_MARGIN_SECONDS,
             {hook: PER_HOOK - n for hook, n in self._in_flight.items()},
@@ -138,13 +138,14 @@ class Dispatcher:
             outcome = await send(
                 hook, claimed.event_id, claimed.event_type, claimed.body, self._client
             )
-            now = self._clock()
-            if outcome.delivered:
-                state, next_at = DELIVERED, now
-            elif gives_up(claimed.first_failure or now, now):
-                state, next_at = FAILED, now
-            else:
-                state, next_at = PENDING, now + retry_after(claimed.attempt, self._jitter())
+            retry_in = retry_after(claimed.attempt, self._jitter())
+            try:
+                state = await self._outbox.finish(claimed, outcome, retry_in, self._replica)
+            except XdsServerError as error:
+                # Not recorded: the lease runs out and the delivery is made again (at
+                # least once; receivers dedupe by X-Xds-Delivery).
+                log.warning("hooks.finish_failed", hook=hook.name, error=str(error))
+                return
             report = log.info if outcome.delivered else log.warning
             report(
                 "hooks.attempt",
@@ -152,20 +153,11 @@ class Dispatcher:
                 type=claimed.event_type,
                 delivery=claimed.event_id,
                 attempt=claimed.attempt,
-                outcome=state,
+                outcome=OUTCOMES[state],
                 status=outcome.status,
-                retry_in=round(next_at - now, 1) if state == PENDING else None,
+                retry_in=round(retry_in, 1) if state == PENDING else None,
             )
             self._on_attempt(hook.name, OUTCOMES[state])
-            try:
-                await self._outbox.finish(claimed, outcome, state, next_at, self._replica, now)
-            except XdsServerError as error:
-                # Not recorded: the lease runs out and the delivery is made again (at
-                # least once; receivers dedupe by X-Xds-Delivery).
-                log.warning("hooks.finish_failed", hook=hook.name, error=str(error))
-        except Exception:
-            # A bug here must not pass silently: the lease runs out, and it is retried.
-            log.exception("hooks.delivery_crashed", hook=hook.name, delivery=claimed.event_id)
         finally:
             self._in_flight[hook.name] -= 1
             if not self._in_flight[hook.name]:
@@ -175,12 +167,11 @@ class Dispatcher:
     async def test(self, hook: Hook, actor: str) -> TestResult:
         """Send ``hook`` a ``hook.test`` event now, record the attempt, and say how it went."""
         event_id = str(uuid.uuid4())
-        now = self._clock()
-        event = hook_test_event(hook.name, actor, iso_time(now))
+        event = hook_test_event(hook.name, actor, iso_time(self._clock()))
         claimed = _one_off(hook, event, event_id)
         outcome = await send(hook, event_id, event.type, claimed.body, self._client)
         state = DELIVERED if outcome.delivered else FAILED
-        await self._outbox.record_attempt(claimed, outcome, state, self._replica, self._clock())
+        await self._outbox.record_attempt(claimed, outcome, state, self._replica)
         return TestResult(event_id, outcome)
 
     def note_nack(self, node: str, type_url: str, version: str, error: str) -> None:
@@ -193,13 +184,13 @@ class Dispatcher:
             return
         self._nacks[key] = now
         event = nack_event(node, type_url, version, error, iso_time(now))
-        task = asyncio.get_running_loop().create_task(self._record(event, now))
+        task = asyncio.get_running_loop().create_task(self._record(event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _record(self, event: Event, now: float) -> None:
+    async def _record(self, event: Event) -> None:
         try:
-            await self._outbox.record([event], now)
+            await self._outbox.record([event])
         except XdsServerError as error:
             log.warning("hooks.event_lost", type=event.type, error=str(error))
             return

@@ -11,7 +11,11 @@ import contextlib
 import hashlib
 import hmac
 import os
+import re
 import signal
+import subprocess
+import tempfile
+from typing import BinaryIO
 
 import httpx
 
@@ -19,9 +23,10 @@ from xds_server import __version__
 from xds_server.model.hooks import Hook
 from xds_server.store.outbox import RESPONSE_EXCERPT, Outcome
 
-# After a command exits, its output is read this much longer (a child it left
-# running may hold the pipe open: its output is not waited for).
-OUTPUT_GRACE_SECONDS = 0.5
+# After the kill, how long to wait for the command to be gone (it always is: SIGKILL).
+KILL_WAIT_SECONDS = 5.0
+# Environment variables an exec hook does not inherit: they look like secrets.
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|PGPASS|CREDENTIAL", re.IGNORECASE)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -46,10 +51,14 @@ def webhook_headers(hook: Hook, event_id: str, event_type: str, body: bytes) -> 
 async def send(
     hook: Hook, event_id: str, event_type: str, body: bytes, client: httpx.AsyncClient
 ) -> Outcome:
-    """Deliver ``body`` (the event's JSON) once; never raises."""
-    if hook.url:
-        return await _post(hook, event_id, event_type, body, client)
-    return await _run(hook, event_id, event_type, body)
+    """Deliver ``body`` (the event's JSON) once; never raises: whatever goes wrong is a
+    failed outcome, retried like a refusal."""
+    try:
+        if hook.url:
+            return await _post(hook, event_id, event_type, body, client)
+        return await _run(hook, event_id, event_type, body)
+    except Exception as error:  # an attempt must end as an outcome, or its queue stalls
+        return Outcome(False, type(error).__name__, str(error)[:RESPONSE_EXCERPT])
 
 
 async def _post(
@@ -73,47 +82,61 @@ async def _post(
     )
 
 
-async def _tail(stream: asyncio.StreamReader) -> bytes:
-    """What a command prints, to its end; only the last part is kept."""
-    kept = b""
-    while chunk := await stream.read(4096):
-        kept = (kept + chunk)[-RESPONSE_EXCERPT * 4 :]
-    return kept
+def hook_environment(event_type: str, event_id: str) -> dict[str, str]:
+    """The server's environment without what looks like a secret (a database password, a
+    token), plus the event's type and id: what an exec hook runs with."""
+    kept = {k: v for k, v in os.environ.items() if not _SECRET_NAME.search(k)}
+    return {**kept, "XDS_EVENT": event_type, "XDS_DELIVERY": event_id}
 
 
 async def _run(hook: Hook, event_id: str, event_type: str, body: bytes) -> Outcome:
     """Run the command in its own process group with the event on stdin; exit 0 is
-    delivered; at the timeout the whole group is killed."""
-    environment = {**os.environ, "XDS_EVENT": event_type, "XDS_DELIVERY": event_id}
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *hook.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            env=environment,
-        )
-    except OSError as error:
-        return Outcome(False, "not started", f"{hook.command[0]}: {error.strerror or error}")
-    assert process.stdin is not None and process.stdout is not None
-    output = asyncio.ensure_future(_tail(process.stdout))
-    try:
-        async with asyncio.timeout(hook.timeout_s):
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                process.stdin.write(body)
-                await process.stdin.drain()
-                process.stdin.close()
-            code = await process.wait()
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
-        output.cancel()
-        return Outcome(False, f"timeout after {hook.timeout_s:g}s (process group killed)")
-    text = ""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(OUTPUT_GRACE_SECONDS):
-            text = (await output).decode(errors="replace")
-    output.cancel()
-    return Outcome(code == 0, f"exit {code}", text[-RESPONSE_EXCERPT:])
+    delivered. At the timeout, or once it exits, or if this attempt is cancelled, the
+    whole group is killed: nothing it left in the group outlives the attempt.
+
+    stdin and the output are files, not pipes: asyncio waits for a process's pipes to
+    close before it reports the exit, and a child holding them would hold the attempt.
+    """
+    with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as output:
+        stdin.write(body)
+        stdin.seek(0)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *hook.command,
+                stdin=stdin,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=hook_environment(event_type, event_id),
+            )
+        except OSError as error:
+            return Outcome(False, "not started", f"{hook.command[0]}: {error.strerror or error}")
+        try:
+            async with asyncio.timeout(hook.timeout_s):
+                code = await process.wait()
+        except TimeoutError:
+            return Outcome(
+                False,
+                f"timeout after {hook.timeout_s:g}s (process group killed)",
+                _tail(output),
+            )
+        finally:
+            _end_group(process.pid)
+            if process.returncode is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(KILL_WAIT_SECONDS):
+                        await process.wait()
+        return Outcome(code == 0, f"exit {code}", _tail(output))
+
+
+def _end_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _tail(output: BinaryIO) -> str:
+    """The end of what the command printed."""
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(0, size - RESPONSE_EXCERPT * 4))
+    return output.read().decode(errors="replace")[-RESPONSE_EXCERPT:]

@@ -186,10 +186,38 @@ def change_events(
     events: list[Event] = []
     for name in sorted(set(services)):
         service = after.services.get(name)
-        if service is None:
-            continue
-        events.extend(_service_events(before, after, service, stamp))
+        if service is not None:
+            events.extend(_service_events(before, after, service, stamp))
+        elif name in before.services:  # only an import removes a service
+            events.extend(_removed_service_events(before, before.services[name], stamp))
     return events
+
+
+def _removed_service_events(before: World, service: Service, stamp: _Stamp) -> list[Event]:
+    """A service an import replaced away: its deployments stop and go, then it does."""
+    events = []
+    deployments = before.deployments_of(service.name)
+    for deployment in deployments:
+        if desired_state(deployment) == RUNNING:
+            data = {**_scale_data(deployment), "desired": STOPPED}
+            events.append(stamp.event(DEPLOYMENT_SCALE, service, data, deployment.id))
+    for deployment in deployments:
+        data = {"deployment": deployment_document(deployment)}
+        events.append(stamp.event(DEPLOYMENT_DELETED, service, data, deployment.id))
+    data = {"created": False, "removed": True, "before": _settings(service), "after": None}
+    events.append(stamp.event(SERVICE_CHANGED, service, data))
+    return events
+
+
+def _scale_data(deployment: Deployment) -> dict[str, Any]:
+    """What an orchestrator needs to scale a deployment (its desired state apart)."""
+    return {
+        "deployment_id": deployment.id,
+        "service": deployment.service,
+        "tag": deployment.tag,
+        "endpoints": [str(e) for e in deployment.endpoints],
+        "labels": dict(deployment.labels),
+    }
 
 
 def _service_events(before: World, after: World, service: Service, stamp: _Stamp) -> list[Event]:
@@ -200,6 +228,7 @@ def _service_events(before: World, after: World, service: Service, stamp: _Stamp
     if old is None or (old.domains, old.routing) != (service.domains, service.routing):
         data: dict[str, Any] = {
             "created": old is None,
+            "removed": False,
             "before": None if old is None else _settings(old),
             "after": _settings(service),
         }
@@ -231,14 +260,7 @@ def _service_events(before: World, after: World, service: Service, stamp: _Stamp
             continue
         if previous is None and desired == STOPPED:
             continue  # never ran: nothing to stop
-        data = {
-            "deployment_id": deployment_id,
-            "service": deployment.service,
-            "tag": deployment.tag,
-            "endpoints": [str(e) for e in deployment.endpoints],
-            "labels": dict(deployment.labels),
-            "desired": desired,
-        }
+        data = {**_scale_data(deployment), "desired": desired}
         events.append(stamp.event(DEPLOYMENT_SCALE, service, data, deployment_id))
     for deployment_id, deployment in old_deployments.items():
         if deployment_id not in new_deployments:

@@ -138,6 +138,10 @@ def new_hook(
 ) -> Hook:
     """A hook from what ``hooks add`` sent, every field checked."""
     command = tuple(command)
+    if any("\x00" in part for part in (url, *command)):
+        raise InvalidRequest(
+            "a hook's --url and --exec must not contain NUL characters: remove them"
+        )
     if url and command:
         raise InvalidRequest("--url and --exec exclude each other: give one")
     if not url and not command:

@@ -140,11 +140,15 @@ def world_from_document(document: Any) -> World:
     return world_from_parsed(parsed, "$")
 
 
-def shape_problems(error: ValidationError, root: str = "$") -> list[str]:
-    """pydantic's findings as ``PATH: what is wrong (got VALUE)``."""
+def shape_problems(
+    error: ValidationError, root: str = "$", unshown: tuple[str, ...] = ()
+) -> list[str]:
+    """pydantic's findings as ``PATH: what is wrong (got VALUE)``; the value is left out
+    under the top-level keys ``unshown`` (where a value may be a secret)."""
     found = []
     for item in error.errors():
-        shown = "" if item["type"] == "missing" else f" (got {_shown(item['input'])})"
+        hidden = item["type"] == "missing" or (item["loc"] and item["loc"][0] in unshown)
+        shown = "" if hidden else f" (got {_shown(item['input'])})"
         found.append(f"{json_path(root, item['loc'])}: {item['msg']}{shown}")
     return found
 

@@ -251,8 +251,10 @@ class Store(Protocol):
         replace: bool,
         credential: str | None = None,
         request: WriteRequest | None = None,
+        actor: str = "",
     ) -> None:
-        """Write ``dump`` as the whole state in one transaction.
+        """Write ``dump`` as the whole state in one transaction, with the events of what
+        it changed.
 
         Refused (``PreconditionFailed``) when the store holds any service,
         unless ``replace``; then the old state is deleted in the same transaction.

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,11 +26,25 @@ from typing import Any, TypeVar
 
 from xds_server.errors import PreconditionFailed
 from xds_server.model.events import DEPLOYMENT_SCALE, Event
-from xds_server.model.hooks import OMITTED_SECRET, Hook
+from xds_server.model.hooks import OMITTED_SECRET, Hook, gives_up
 from xds_server.store.base import Row
 from xds_server.store.rows import Db, _decoded
 
 T = TypeVar("T")
+# The time a transaction runs at, in seconds since the epoch. Leases and due times are
+# compared across replicas, so on PostgreSQL it is the database's clock, not a host's.
+Clock = Callable[[Db], float]
+
+
+def host_clock(_db: Db) -> float:
+    """A store only one process uses (a state file): this host's clock."""
+    return time.time()
+
+
+def database_clock(db: Db) -> float:
+    """PostgreSQL's clock: one for every replica, whatever their hosts' clocks say."""
+    return float(db.all("SELECT EXTRACT(EPOCH FROM clock_timestamp()) AS now")[0]["now"])
+
 
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -97,7 +112,7 @@ class HookQueue:
 # --- written in a change's transaction ------------------------------------------------
 
 
-def write_events(db: Db, events: Sequence[Event], now: float, row_lock: str = "") -> list[str]:
+def write_events(db: Db, events: Sequence[Event], clock: Clock, row_lock: str = "") -> list[str]:
     """Append ``events`` (in order) with a delivery per hook that wants each; their ids.
 
     A delivery is due at once when it heads its (hook, service) queue, else ``BLOCKED``
@@ -112,6 +127,7 @@ def write_events(db: Db, events: Sequence[Event], now: float, row_lock: str = ""
         db.all("UPDATE event_sequence SET seq = seq + ? RETURNING seq", (len(events),))[0]["seq"]
     )
     hooks = tuple(_hook(row) for row in db.all(f"SELECT * FROM hooks ORDER BY name{row_lock}"))
+    now = clock(db)
     ids = [str(uuid.uuid4()) for _ in events]
     first = last - len(events) + 1
     db.run_many(
@@ -182,16 +198,20 @@ def load_hooks(db: Db) -> tuple[Hook, ...]:
 
 
 def write_hooks(db: Db, before: Iterable[Hook], after: Iterable[Hook]) -> None:
-    """Bring the hooks table from ``before`` to ``after``; a removed hook's deliveries
-    and attempts go with it (nothing will deliver them)."""
+    """Bring the hooks table from ``before`` to ``after``. A hook changed in place (an
+    import) keeps its queue; a removed hook's deliveries and attempts go with it
+    (nothing would deliver them)."""
     old, new = {h.name: h for h in before}, {h.name: h for h in after}
-    gone = [(name,) for name, hook in old.items() if new.get(name) != hook]
+    removed = [(name,) for name in old if name not in new]
     for table in ("hooks", "deliveries", "attempts"):
         column = "name" if table == "hooks" else "hook"
-        db.run_many(f"DELETE FROM {table} WHERE {column} = ?", gone)
+        db.run_many(f"DELETE FROM {table} WHERE {column} = ?", removed)
     db.run_many(
         "INSERT INTO hooks (name, url, command, secret, events, timeout_s, created_at, "
-        "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+        "url = excluded.url, command = excluded.command, secret = excluded.secret, "
+        "events = excluded.events, timeout_s = excluded.timeout_s, "
+        "created_at = excluded.created_at, created_by = excluded.created_by",
         [
             (
                 h.name,
@@ -234,7 +254,7 @@ def with_secrets_kept(imported: Iterable[Hook], held: Iterable[Hook]) -> tuple[H
 def claim(
     db: Db,
     replica: str,
-    now: float,
+    clock: Clock,
     limit: int,
     lock_clause: str,
     lease_margin_s: float,
@@ -243,20 +263,23 @@ def claim(
 ) -> list[Claim]:
     """Lease up to ``limit`` due deliveries: each heads its (hook, service) queue (the
     others are ``BLOCKED``), is past its retry time, and leased by nobody (or the lease
-    ran out). At most ``room[hook]`` (default ``per_hook``) for each hook: what this
-    replica has room for beside the deliveries it has in flight."""
-    candidates = db.all(
-        "SELECT d.hook, d.event_seq, d.service, d.attempts, d.first_failure FROM deliveries d "
-        "WHERE d.state = 'pending' AND d.next_at <= ? AND d.lease_until <= ? "
-        f"ORDER BY d.event_seq LIMIT ?{lock_clause}",
-        (now, now, limit * 4),
-    )
-    taken: dict[str, int] = {}
+    ran out). At most ``room[hook]`` (default ``per_hook``) for each hook, asked hook by
+    hook: one hook with many due can take no other hook's turn."""
+    now = clock(db)
     rows: list[Row] = []
-    for row in candidates:
-        if taken.get(row["hook"], 0) < room.get(row["hook"], per_hook) and len(rows) < limit:
-            taken[row["hook"]] = taken.get(row["hook"], 0) + 1
-            rows.append(row)
+    for name in (row["name"] for row in db.all("SELECT name FROM hooks ORDER BY name")):
+        wanted = min(room.get(name, per_hook), limit - len(rows))
+        if wanted <= 0:
+            continue
+        rows.extend(
+            db.all(
+                "SELECT d.hook, d.event_seq, d.service, d.attempts, d.first_failure "
+                "FROM deliveries d WHERE d.hook = ? AND d.state = 'pending' "
+                "AND d.next_at <= ? AND d.lease_until <= ? "
+                f"ORDER BY d.event_seq LIMIT ?{lock_clause}",
+                (name, now, now, wanted),
+            )
+        )
     if not rows:
         return []
     hooks = {h.name: h for h in load_hooks(db)}
@@ -295,18 +318,25 @@ def finish(
     db: Db,
     claimed: Claim,
     outcome: Outcome,
-    state: str,
-    next_at: float,
+    retry_in: float,
     replica: str,
-    now: float,
+    clock: Clock,
     row_lock: str = "",
-) -> None:
-    """Record an attempt and move its delivery on: ``state`` (delivered, pending again
-    at ``next_at``, or failed for good), unblocking the next of its queue once it is no
+) -> str:
+    """Record an attempt and move its delivery on; the state it left it in: delivered,
+    pending again ``retry_in`` seconds from now, or failed for good once it has failed
+    for ``GIVE_UP_AFTER_SECONDS``. The next of its queue is unblocked once it is no
     longer pending. A claim whose lease another replica took over only records its
     attempt: the delivery is that replica's now."""
-    first_failure = None if outcome.delivered else (claimed.first_failure or now)
     db.all(f"SELECT name FROM hooks WHERE name = ?{row_lock}", (claimed.hook.name,))
+    now = clock(db)
+    first_failure = None if outcome.delivered else (claimed.first_failure or now)
+    if outcome.delivered:
+        state, next_at = DELIVERED, now
+    elif gives_up(first_failure or now, now):
+        state, next_at = FAILED, now
+    else:
+        state, next_at = PENDING, now + retry_in
     db.run(
         "UPDATE deliveries SET state = ?, attempts = ?, next_at = ?, first_failure = ?, "
         "lease_until = 0 WHERE hook = ? AND event_seq = ? AND claim = ?",
@@ -329,6 +359,7 @@ def finish(
         (now, claimed.hook.name, claimed.service, BLOCKED, claimed.hook.name, claimed.service),
     )
     record_attempt(db, claimed, outcome, state, replica, now)
+    return state
 
 
 def record_attempt(
@@ -445,7 +476,10 @@ def prune(db: Db, now: float) -> None:
             "SELECT at FROM attempts WHERE hook = ? ORDER BY at DESC LIMIT 1 OFFSET ?",
             (row["hook"], MAX_ATTEMPTS_KEPT - 1),
         )
-        db.run("DELETE FROM attempts WHERE hook = ? AND at < ?", (row["hook"], keep_after[0]["at"]))
+        if keep_after:  # (the hook may have gone since the count)
+            db.run(
+                "DELETE FROM attempts WHERE hook = ? AND at < ?", (row["hook"], keep_after[0]["at"])
+            )
 
 
 class Outbox:
@@ -460,9 +494,11 @@ class Outbox:
         write: Callable[[Callable[[Db], Any]], Awaitable[Any]],
         lock_clause: str = "",
         row_lock: str = "",
+        clock: Clock = host_clock,
     ) -> None:
         self._read = read
         self._write = write
+        self.clock = clock
         # PostgreSQL's ``FOR UPDATE OF d SKIP LOCKED``: replicas claiming at once skip
         # each other's rows instead of waiting on them. SQLite has one writer.
         self._lock_clause = lock_clause
@@ -473,15 +509,16 @@ class Outbox:
         result: tuple[Hook, ...] = await self._read(load_hooks)
         return result
 
-    async def record(self, events: Sequence[Event], now: float) -> list[str]:
+    async def record(self, events: Sequence[Event]) -> list[str]:
         """Append events no change carries (an Envoy's NACK)."""
-        ids: list[str] = await self._write(lambda db: write_events(db, events, now, self.row_lock))
+        ids: list[str] = await self._write(
+            lambda db: write_events(db, events, self.clock, self.row_lock)
+        )
         return ids
 
     async def claim(
         self,
         replica: str,
-        now: float,
         limit: int,
         lease_margin_s: float,
         room: Mapping[str, int],
@@ -489,22 +526,24 @@ class Outbox:
     ) -> list[Claim]:
         claims: list[Claim] = await self._write(
             lambda db: claim(
-                db, replica, now, limit, self._lock_clause, lease_margin_s, room, per_hook
+                db, replica, self.clock, limit, self._lock_clause, lease_margin_s, room, per_hook
             )
         )
         return claims
 
-    async def finish(
-        self, claimed: Claim, outcome: Outcome, state: str, next_at: float, replica: str, now: float
-    ) -> None:
-        await self._write(
-            lambda db: finish(db, claimed, outcome, state, next_at, replica, now, self.row_lock)
+    async def finish(self, claimed: Claim, outcome: Outcome, retry_in: float, replica: str) -> str:
+        """Record the attempt; the state it left the delivery in."""
+        state: str = await self._write(
+            lambda db: finish(db, claimed, outcome, retry_in, replica, self.clock, self.row_lock)
         )
+        return state
 
     async def record_attempt(
-        self, claimed: Claim, outcome: Outcome, state: str, replica: str, now: float
+        self, claimed: Claim, outcome: Outcome, state: str, replica: str
     ) -> None:
-        await self._write(lambda db: record_attempt(db, claimed, outcome, state, replica, now))
+        await self._write(
+            lambda db: record_attempt(db, claimed, outcome, state, replica, self.clock(db))
+        )
 
     async def attempts(self, hook: str, limit: int) -> list[Attempt]:
         found: list[Attempt] = await self._read(lambda db: attempts(db, hook, limit))
@@ -526,5 +565,5 @@ class Outbox:
             lambda db: db.run("UPDATE deliveries SET lease_until = 0 WHERE state = 'pending'")
         )
 
-    async def prune(self, now: float) -> None:
-        await self._write(lambda db: prune(db, now))
+    async def prune(self) -> None:
+        await self._write(lambda db: prune(db, self.clock(db)))

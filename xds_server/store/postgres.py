@@ -33,7 +33,7 @@ from xds_server.redaction import redact_url_passwords as _redact
 from xds_server.store import rows, schema
 from xds_server.store.base import BoardStorage, Row, StoreError, StoreHealth
 from xds_server.store.committed import CommittedWorld
-from xds_server.store.outbox import Outbox
+from xds_server.store.outbox import Outbox, database_clock
 from xds_server.store.schema import SCHEMA_VERSION
 from xds_server.store.sql_store import SqlStore
 
@@ -98,6 +98,7 @@ class PostgresStore(SqlStore):
             self._write,
             lock_clause=" FOR UPDATE OF d SKIP LOCKED",
             row_lock=" FOR UPDATE",
+            clock=database_clock,
         )
 
     @classmethod

@@ -202,7 +202,7 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (hook, event_seq)
     );
     CREATE INDEX deliveries_queue ON deliveries (hook, service, state, event_seq);
-    CREATE INDEX deliveries_due ON deliveries (state, next_at);
+    CREATE INDEX deliveries_due ON deliveries (hook, state, next_at);
     CREATE TABLE attempts (
         hook       TEXT NOT NULL,
         event_seq  BIGINT NOT NULL,

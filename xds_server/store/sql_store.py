@@ -238,12 +238,7 @@ class SqlStore:
             # The model keeps every rule by construction; this is the last line.
             refuse_broken(result.world, services, PreconditionFailed)
             rows.write_change(db, diff, result.history)
-            # The outbox, in the same transaction: an event exists iff its change does.
-            moment = time.time()
-            events = change_events(
-                before, result.world, services, result.history, actor, iso_time(moment)
-            )
-            outbox.write_events(db, events, moment, self.outbox.row_lock)
+            self._write_events(db, before, result.world, services, result.history, actor)
             return _Written(result, result.world, services)
 
         return await self._write_change(work, credential, request)
@@ -254,18 +249,38 @@ class SqlStore:
         replace: bool,
         credential: str | None = None,
         request: WriteRequest | None = None,
+        actor: str = "",
     ) -> None:
         # Checked here too (state_from_json did): a store writes no broken world.
         refuse_broken(dump.world, None, PreconditionFailed)
 
-        def work(db: rows.Db, _before: World | None) -> _Written[None]:
+        def work(db: rows.Db, before: World | None) -> _Written[None]:
+            assert before is not None
             rows.restore(db, dump, replace)
+            # What the import changed, told to the hooks the store held: the document's
+            # own hooks start with what comes after it (a move of engines replays nothing).
+            services = {*before.services, *dump.world.services}
+            self._write_events(db, before, dump.world, services, (), actor)
             if dump.hooks is not None:
                 held = outbox.load_hooks(db)
                 outbox.write_hooks(db, held, outbox.with_secrets_kept(dump.hooks, held))
             return _Written(None, dump.world, None, tokens=True)
 
-        await self._write_change(work, credential, request, needs_world=False)
+        await self._write_change(work, credential, request)
+
+    def _write_events(
+        self,
+        db: rows.Db,
+        before: World,
+        after: World,
+        services: Iterable[str],
+        history: Iterable[HistoryEntry],
+        actor: str,
+    ) -> None:
+        """The outbox, in the change's own transaction: an event exists iff its change does."""
+        moment = time.time()
+        events = change_events(before, after, services, history, actor, iso_time(moment))
+        outbox.write_events(db, events, self.outbox.clock, self.outbox.row_lock)
 
     async def edit_tokens(
         self,

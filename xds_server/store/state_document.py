@@ -195,7 +195,8 @@ def state_from_json(text: str) -> StateDump:
     try:
         parsed = StateDocument.model_validate_json(text)
     except ValidationError as error:
-        raise _refused(shape_problems(error)) from error
+        # A hook's value may be its secret: never echoed (the reply, the log).
+        raise _refused(shape_problems(error, unshown=("hooks",))) from error
     try:
         world = world_from_parsed(parsed.world, "$.world")
     except InvalidRequest as error:
