@@ -107,10 +107,17 @@ def test_bootstrap_streams_stats_unless_told_not_to() -> None:
     assert len(plain["static_resources"]["clusters"]) == 1
 
 
+@pytest.mark.parametrize(("given", "seconds"), [("5s", 5), ("7", 7), ("2m", 120)])
+def test_bootstrap_keepalive_takes_a_duration(given: str, seconds: int) -> None:
+    document = run_xdsctl("bootstrap", "--keepalive-interval", given).stdout
+    assert f"interval: {seconds}s" in document
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--keepalive-interval", "0"], "--keepalive-interval must be at least 1s"),
+        (["--keepalive-interval", "1.5s"], "'1.5s' must be whole seconds, e.g. 5s"),
         (["--xds", "nowhere"], "endpoint 'nowhere' has no port"),
         (["--node-id", ""], "--node-id must not be empty"),
         (["--xds", "10.0.0.1:18000,10.0.0.1:18000"], "--xds lists a replica twice"),

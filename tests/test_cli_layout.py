@@ -5,7 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CLIENT_COMMANDS = ("apply", "deployments", "services", "state", "status", "tokens", "traffic")
+CLIENT_COMMANDS = (
+    "apply",
+    "deployments",
+    "hooks",
+    "services",
+    "state",
+    "status",
+    "tokens",
+    "traffic",
+)
 # What only `xdsctl serve` (and the demo that runs it) needs.
 SERVER_STACK = (
     "xds_server.server",

@@ -141,7 +141,7 @@ def test_traffic_metrics_per_tag_and_no_data_apart_from_zero(b: Book) -> None:
     json.loads(render.traffic_metrics(reply, "json", compact=True))
     assert yaml.safe_load(render.traffic_metrics(reply, "yaml"))["service"] == "default"
     table = render.traffic_metrics(reply, "table")
-    assert "90.00%" not in table and "10.00%" in table and "1 Envoys reporting" in table
+    assert "90.00%" not in table and "10.00%" in table and "1 Envoy reporting" in table
 
 
 def test_a_silent_envoy_makes_the_window_incomplete(b: Book) -> None:

@@ -78,7 +78,7 @@ def test_error_rates_and_rates_per_tag(stack: Stack) -> None:
 
     table = stack.xdsctl("metrics").stdout
     assert table.splitlines()[0].split()[:3] == ["TAG", "DEPLOYMENT", "WEIGHT"]
-    assert "1 Envoys reporting over the last 30s" in table
+    assert "1 Envoy reporting over the last 30s" in table
     assert stack.server is not None
     watched = subprocess.Popen(
         [*XDSCTL, "--server", stack.server.address, "metrics", "--watch", "-o", "json"],

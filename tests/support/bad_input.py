@@ -23,6 +23,12 @@ BAD_INPUT = [
         1,
         "no deployment of service default holds tag purple",
     ),
+    (
+        "traffic set --tags blue=90,gren=10",
+        1,
+        "holds tag gren (tags held: blue, green): did you mean green? tag one first",
+    ),
+    ("traffic get --service shpo", 1, "did you mean shop? create it with"),
     ("traffic set --tags blue", 2, "--tags 'blue' is malformed"),
     ("traffic set --tags blue=90,,green=10", 2, "is malformed at ''"),
     ("traffic set --tags Blue=100", 1, "tag 'Blue' is not valid: use a lowercase DNS label"),
@@ -40,9 +46,10 @@ BAD_INPUT = [
     ("traffic set --tags blue=100,green=0 --mirror green=0", 2, "must be above 0"),
     ("traffic set --tags blue=100,green=0 --mirror green=5.125", 2, "at most two decimals"),
     ("traffic set --tags blue=100,green=0 --mirror green", 2, "--mirror 'green' is malformed"),
+    # A revision conflict has its own exit code: re-reading and retrying is safe.
     (
         "traffic set --tags blue=90,green=10 --if-revision 1",
-        1,
+        6,
         "service default is at revision 2, not 1",
     ),
     (
@@ -64,7 +71,7 @@ BAD_INPUT = [
     ("apply --endpoint 10.0.0.1:70000", 2, "the port must be from 1 to 65535"),
     ("apply --endpoint ::1:80", 2, "put an IPv6 address in brackets, e.g. [::1]:80"),
     ("apply --endpoint bad_host:80", 2, "is not an IP address or a DNS name"),
-    ("apply", 2, "give at least one --endpoint HOST:PORT"),
+    ("apply", 2, "the following arguments are required: --endpoint"),
     ("apply --endpoint 10.0.0.1:80 --endpoint 10.0.0.1:80", 1, "is listed twice"),
     (
         "apply --deployment-tag blue --bluegreen --endpoint 10.0.0.1:80",
@@ -140,4 +147,9 @@ BAD_INPUT = [
     ("hooks remove tkaen", 1, "no hook named tkaen: did you mean taken?"),
     ("hooks test nope", 1, "no hook named nope"),
     ("hooks deliveries taken --limit 0", 2, "argument --limit"),
+    (
+        "--server http://127.0.0.1:18001 traffic get",
+        2,
+        "is a URL: give HOST:PORT, e.g. --server 127.0.0.1:18001",
+    ),
 ]

@@ -60,7 +60,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=Message)
 RpcContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-MAX_WAIT_SECONDS = 3600.0
+# A --wait of a huge fleet through a slow rollout: hours, not days.
+MAX_WAIT_SECONDS = 6 * 3600.0
 # A watched view is read again this often; only a change is sent.
 WATCH_POLL_SECONDS = 0.25
 
@@ -492,7 +493,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     ) -> pb.WaitForSyncResponse:
         if not 0 < request.timeout_seconds <= MAX_WAIT_SECONDS:
             raise InvalidRequest(
-                f"--timeout must be above 0 and at most {MAX_WAIT_SECONDS:.0f}s "
+                f"--timeout must be above 0 and at most {MAX_WAIT_SECONDS / 3600:.0f}h "
                 f"(got {request.timeout_seconds:g}s)"
             )
         if request.min_envoys < 0:

@@ -31,7 +31,8 @@ from xds_server.v1 import operator_pb2_grpc
 
 Reply = TypeVar("Reply")
 
-DEFAULT_SERVER = "127.0.0.1:18001"
+DEFAULT_PORT = 18001
+DEFAULT_SERVER = f"127.0.0.1:{DEFAULT_PORT}"
 CALL_TIMEOUT_SECONDS = 15.0
 REACH_TIMEOUT_SECONDS = 5.0
 
@@ -41,6 +42,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_NOT_CONFIRMED = 4
 EXIT_DENIED = 5
+# An --if-revision that no longer holds: someone changed the service; re-read and retry.
+EXIT_CONFLICT = 6
 EXIT_OUTCOME_UNKNOWN = 7
 # Above the server's default limit: state export can be large.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -232,6 +235,8 @@ class OperatorClient:
             )
         if code in _DENIED:
             return CliError(details or code.name.lower(), EXIT_DENIED)
+        if code is grpc.StatusCode.ABORTED:
+            return CliError(details or code.name.lower(), EXIT_CONFLICT)
         return CliError(details or code.name.lower(), EXIT_REFUSED)
 
     def close(self) -> None:

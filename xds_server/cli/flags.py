@@ -9,6 +9,7 @@ are ``HOST:PORT``. Each type raises ``argparse.ArgumentTypeError``, which
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
 import sys
 from collections.abc import Callable
@@ -21,13 +22,14 @@ from xds_server.redaction import one_line
 EXIT_USAGE = 2
 # Far above any real count, and exact in a double and in protobuf's int64.
 MAX_COUNT = 2**53
-MAX_DURATION_SECONDS = 3600.0
+MAX_DURATION_SECONDS = 24 * 3600.0
 
 _WHOLE = re.compile(r"[0-9]+")
 # int() of thousands of digits is slow (and refused past 4300); far above any bound.
 _MAX_DIGITS = 17
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
-_DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|s|m)?")
+_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ms|h|m|s)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,9 +37,24 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         print(
-            f"{self.prog}: error: {one_line(message)} (see `{self.prog} --help`)", file=sys.stderr
+            f"{self.prog}: error: {one_line(message)}{_did_you_mean(message)} "
+            f"(see `{self.prog} --help`)",
+            file=sys.stderr,
         )
         raise SystemExit(EXIT_USAGE)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
+
+
+def _did_you_mean(message: str) -> str:
+    """For an unknown command or choice, the closest one (Python 3.11's argparse has none)."""
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    near = difflib.get_close_matches(found.group(1), choices, n=1)
+    return f": did you mean {near[0]}?" if near else ""
 
 
 def _shown(text: str) -> str:
@@ -77,18 +94,43 @@ def positive(kind: type[int] | type[float], high: float = 1e9) -> Callable[[str]
     return parse
 
 
-def parse_duration(text: str) -> float:
-    """``30s``, ``500ms``, ``2m`` or plain seconds, above 0 and at most 1h."""
-    match = _DURATION.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(
-            f"{_shown(text)} is not a duration: write e.g. 30s, 500ms or 2m"
-        )
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    seconds = value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-    if not 0 < seconds <= MAX_DURATION_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text!r} must be above 0 and at most 1h")
-    return seconds
+def duration(high: float = MAX_DURATION_SECONDS, whole: bool = False) -> Callable[[str], float]:
+    """A flag type: a duration in one syntax everywhere: ``500ms``, ``2s``, ``1.5m``,
+    ``1h30m``, or plain seconds; above 0 (0 too for ``whole``) and at most ``high``.
+    ``whole``: in whole seconds (what Envoy's keepalive fields hold)."""
+
+    def parse(text: str) -> float:
+        cleaned = text.strip()
+        parts = _DURATION_PART.findall(cleaned)
+        plain = _DECIMAL.fullmatch(cleaned)
+        if not plain and (not parts or "".join(n + u for n, u in parts) != cleaned):
+            raise argparse.ArgumentTypeError(
+                f"{_shown(text)} is not a duration: write e.g. 500ms, 30s, 2m or 1h30m"
+            )
+        seconds = float(cleaned) if plain else sum(float(n) * _UNITS[u] for n, u in parts)
+        low_ok = seconds >= 0 if whole else seconds > 0
+        if not low_ok or seconds > high:
+            above = "0 or more" if whole else "above 0"
+            raise argparse.ArgumentTypeError(
+                f"{_shown(text)} must be {above} and at most {_duration_text(high)}"
+            )
+        if whole and seconds != int(seconds):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} must be whole seconds, e.g. 5s")
+        return seconds
+
+    return parse
+
+
+def _duration_text(seconds: float) -> str:
+    """``1h``, ``5m``, ``30s``: a bound as the operator would write it."""
+    for unit, size in (("h", 3600.0), ("m", 60.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+# The one duration flag type most flags take (a per-flag bound is the server's).
+parse_duration = duration()
 
 
 def address(text: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
-from xds_server.cli.client import DEFAULT_SERVER, EXIT_USAGE, Credentials
+from xds_server.cli.client import DEFAULT_PORT, DEFAULT_SERVER, EXIT_USAGE, Credentials
 from xds_server.cli.flags import address, parse_duration, whole_number
 from xds_server.cli.result import Handler
 from xds_server.cli.secret_files import read_secret, warn_if_shared
@@ -69,7 +69,8 @@ def command(
 ) -> argparse.ArgumentParser:
     """A client command run by ``handler``, with the connection options, ``-o`` when it
     has ``outputs`` (the first is the default) and ``--service`` unless told otherwise."""
-    parser = commands.add_parser(name, help=help_text, description=help_text)
+    # ``help`` is %-formatted by argparse (a literal % is %%); the description is not.
+    parser = commands.add_parser(name, help=help_text, description=help_text.replace("%%", "%"))
     parser.set_defaults(handler=handler)
     connection_options(parser)
     if outputs:
@@ -156,7 +157,7 @@ def endpoint_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--endpoint",
         action="append",
-        default=[],
+        required=True,
         metavar="HOST:PORT",
         help="where the deployment listens (repeatable): 10.0.0.5:8080, [::1]:8080, app:8080",
     )
@@ -174,9 +175,7 @@ def parsed(parse: Callable[[str], Parsed], text: str) -> Parsed:
 
 
 def endpoints(args: argparse.Namespace) -> list[pb.Endpoint]:
-    """The ``--endpoint`` values, at least one, as the API takes them."""
-    if not args.endpoint:
-        raise CliError("give at least one --endpoint HOST:PORT", EXIT_USAGE)
+    """The ``--endpoint`` values (argparse requires one) as the API takes them."""
     given = [parsed(parse_endpoint, text) for text in args.endpoint]
     return [pb.Endpoint(host=e.host, port=e.port) for e in given]
 
@@ -193,8 +192,19 @@ def _option(args: argparse.Namespace, flag: str) -> str | None:
 
 
 def server(args: argparse.Namespace) -> str:
-    """The server's address (--server, XDSCTL_SERVER): HOST:PORT, refused otherwise."""
+    """The server's address (--server, XDSCTL_SERVER): HOST:PORT, or HOST for the
+    default API port; a URL is refused with the fix."""
     given = _option(args, "--server") or DEFAULT_SERVER
+    _scheme, separator, rest = given.partition("://")
+    if separator:
+        raise CliError(
+            f"--server / XDSCTL_SERVER {given[:60]!r} is a URL: give HOST:PORT, e.g. "
+            f"--server {rest.split('/')[0] or DEFAULT_SERVER} (for TLS, add --ca FILE)",
+            EXIT_USAGE,
+        )
+    bracketed = given.startswith("[")
+    if ("]:" not in given) if bracketed else (":" not in given):
+        given = f"{given}:{DEFAULT_PORT}"  # a host alone: the API's default port
     try:
         return address(given)
     except argparse.ArgumentTypeError as error:

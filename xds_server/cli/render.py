@@ -46,6 +46,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 Envoy``, ``3 Envoys``: a count with its noun in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _line_or_structured(output: str, line: str, data: Any) -> str:
     """``line`` for ``-o text``, else ``data`` as YAML or JSON."""
     return line if output == "text" else structured(data, output)
@@ -286,7 +291,7 @@ def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
     in_sync = sum(n.in_sync for n in connected)
     if not connected:
         return "no Envoy is connected"
-    return f"{in_sync}/{len(connected)} Envoys in sync with the current config"
+    return f"{in_sync}/{counted(len(connected), 'Envoy')} in sync with the current config"
 
 
 def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> str:
@@ -443,7 +448,7 @@ def _coverage(reply: pb.TrafficMetrics) -> str:
     window = f"over the last {reply.window_seconds:g}s"
     if reply.envoys_reporting == 0:
         return f"no Envoy reported traffic for service {reply.service} {window}: no data"
-    line = f"{reply.envoys_reporting} Envoys reporting {window}"
+    line = f"{counted(reply.envoys_reporting, 'Envoy')} reporting {window}"
     if reply.missing_intervals:
         line += (
             f"; incomplete: {reply.missing_intervals} Envoy-seconds without a flush "

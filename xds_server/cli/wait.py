@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, OperatorClient
+from xds_server.cli.render import counted
 from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
 
@@ -31,9 +32,14 @@ def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: 
         if reply.envoys == 0:
             print("no Envoy is connected: nothing to wait for", file=sys.stderr)
         else:
-            print(f"on all {reply.envoys} Envoys after {reply.seconds:.2f}s", file=sys.stderr)
+            every = "the" if reply.envoys == 1 else "all"
+            on = f"{every} {counted(reply.envoys, 'Envoy')}"
+            print(f"on {on} after {reply.seconds:.2f}s", file=sys.stderr)
         return
     lagging = ", ".join(f"{n.node_id} ({n.reason})" for n in reply.lagging)
     if not lagging:
-        lagging = f"only {reply.envoys} Envoys connected, --min-envoys asks for {args.min_envoys}"
+        lagging = (
+            f"only {counted(reply.envoys, 'Envoy')} connected, --min-envoys asks for "
+            f"{args.min_envoys}"
+        )
     raise CliError(f"{committed}, not yet on: {lagging}", EXIT_NOT_CONFIRMED)

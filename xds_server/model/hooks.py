@@ -7,7 +7,6 @@ command run with the event on its stdin. It subscribes to event patterns: a type
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 import urllib.parse
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 
 from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
 from xds_server.model.events import EVENT_TYPES
+from xds_server.model.names import did_you_mean
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_TIMEOUT_SECONDS = 300.0
@@ -76,8 +76,7 @@ def parse_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
         if not pattern:
             continue
         if not any(fnmatch.fnmatchcase(t, pattern) for t in EVENT_TYPES):
-            near = difflib.get_close_matches(pattern, EVENT_TYPES, n=1)
-            hint = f"did you mean {near[0]}? " if near else ""
+            hint = did_you_mean(pattern, EVENT_TYPES)
             families = sorted({t.split(".")[0] + ".*" for t in EVENT_TYPES})
             raise InvalidRequest(
                 f"event pattern {pattern!r} matches no event type: {hint}use a type "
@@ -193,8 +192,7 @@ def find_hook(hooks: Iterable[Hook], name: str) -> Hook:
         if hook.name == name:
             return hook
     names = [h.name for h in hooks]
-    near = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean {near[0]}? " if near else ""
+    hint = did_you_mean(name, names)
     raise NotFound(
         f"no hook named {name}: {hint}`xdsctl hooks list` shows "
         f"{'the ' + str(len(names)) + ' there are' if names else 'none yet'}"

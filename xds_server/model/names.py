@@ -8,6 +8,7 @@ problem and the fix.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Iterable
@@ -286,3 +287,10 @@ def validate_header_name(flag: str, name: str) -> str:
             "them from external requests; pick another name such as x-deployment-tag"
         )
     return name
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``did you mean green? `` for a near miss among ``known`` (a mistyped tag, service,
+    hook or event), else ""; put before the rest of the fix."""
+    near = difflib.get_close_matches(word, list(known), n=1)
+    return f"did you mean {near[0]}? " if near else ""

@@ -21,6 +21,7 @@ from typing import Generic, Protocol, TypeVar
 from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
 from xds_server.model import rollout as ro
 from xds_server.model.names import (
+    did_you_mean,
     validate_dns_label,
     validate_domain,
     validate_endpoints,
@@ -183,6 +184,7 @@ def get_service(world: World, name: str) -> Service:
         known = ", ".join(sorted(world.services)) or "none yet"
         raise NotFound(
             f"service {name!r} does not exist (services: {known}): "
+            f"{did_you_mean(name, world.services)}"
             f"create it with `xdsctl apply --service {name} --endpoint HOST:PORT`"
         )
     return service

@@ -8,7 +8,12 @@ from collections.abc import Iterable
 
 from xds_server.errors import InvalidRequest, PreconditionFailed, RevisionConflict
 from xds_server.ids import is_deployment_id
-from xds_server.model.names import MAX_WEIGHT, validate_dns_label, validate_header_name
+from xds_server.model.names import (
+    MAX_WEIGHT,
+    did_you_mean,
+    validate_dns_label,
+    validate_header_name,
+)
 from xds_server.model.state import Picture, Routing, Service, TrafficPolicy, World
 
 
@@ -73,7 +78,8 @@ def validate_policy(policy: TrafficPolicy, held_tags: Iterable[str], service: st
         if tag not in held:
             problems.append(
                 f"no deployment of service {service} holds tag {tag} "
-                f"(tags held: {', '.join(held) or 'none'}): tag one first with "
+                f"(tags held: {', '.join(held) or 'none'}): {did_you_mean(tag, held)}"
+                "tag one first with "
                 f"`xdsctl apply --service {service} --deployment-tag {tag} --endpoint HOST:PORT`"
             )
     total = sum(weight for _, weight in policy.weights if type(weight) is int)

@@ -8,7 +8,7 @@ import sys
 from xds_server.bootstrap import BootstrapOptions, bootstrap
 from xds_server.cli import render
 from xds_server.cli.client import EXIT_OK, EXIT_USAGE
-from xds_server.cli.flags import whole_number
+from xds_server.cli.flags import duration
 from xds_server.cli.options import Commands
 from xds_server.errors import CliError, InvalidRequest
 from xds_server.xds import keepalive
@@ -22,7 +22,9 @@ def print_bootstrap(args: argparse.Namespace) -> int:
         xds=args.xds,
         admin=args.admin,
         delta=args.delta,
-        keepalive_interval_s=args.keepalive_interval,
+        keepalive_interval_s=(
+            None if args.keepalive_interval is None else int(args.keepalive_interval)
+        ),
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         ca=args.ca,
@@ -78,9 +80,9 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keepalive-interval",
-        type=whole_number(0, 3600),  # 0 reaches the bootstrap's own "at least 1s"
+        type=duration(3600, whole=True),  # 0 reaches the bootstrap's own "at least 1s"
         default=None,
-        metavar="SECONDS",
+        metavar="DURATION",
         help=f"HTTP/2 keepalive to the control plane (default {keepalive.PING_INTERVAL_S}; "
         f"{keepalive.FAILOVER_PING_INTERVAL_S} with several replicas, timeout "
         f"{keepalive.FAILOVER_PING_TIMEOUT_S})",

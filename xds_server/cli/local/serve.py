@@ -125,6 +125,11 @@ def _tls_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _number(value: float) -> str:
+    """A default as people read it: 16777216, not 1.67772e+07; 0.5 stays 0.5."""
+    return f"{value:,.0f}".replace(",", "") if value == int(value) else f"{value:g}"
+
+
 def _limit_options(parser: argparse.ArgumentParser, defaults: ServeConfig) -> None:
     """One flag per limit in ``LIMIT_SETTINGS``, defaulting to ServeConfig's (docs/security.md)."""
     for name, what in LIMIT_SETTINGS.items():
@@ -134,5 +139,5 @@ def _limit_options(parser: argparse.ArgumentParser, defaults: ServeConfig) -> No
             type=positive(type(default)),
             default=default,
             metavar="N",
-            help=f"{what} (default {default:g})",
+            help=f"{what} (default {_number(default)})",
         )
