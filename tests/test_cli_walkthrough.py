@@ -32,7 +32,8 @@ class TestWalkthrough:
         """apply, set, bluegreen, canary, mirror, promote twice, bluegreen again, scale down."""
         blue = _apply(server, "--deployment-tag", "blue", "--endpoint", "10.0.0.5:8080")
         assert (blue["tag"], blue["weight"], blue["revision"]) == ("blue", 100, 1)
-        assert server.xdsctl("traffic", "set", "--tags", "blue=100").returncode == 0
+        same = server.xdsctl("traffic", "set", "--tags", "blue=100")
+        assert same.returncode == 0 and "unchanged (revision 1)" in same.stderr
         assert _traffic(server) == [(blue["deployment_id"], "blue", 100)]
 
         green = _apply(server, "--bluegreen", "--endpoint", "10.0.0.9:8080", "--label", "v=2")
@@ -45,7 +46,7 @@ class TestWalkthrough:
                 {"deployment_id": blue["deployment_id"], "tag": "blue", "weight": 90},
                 {"deployment_id": green["deployment_id"], "tag": "green", "weight": 10},
             ],
-            "revision": 4,
+            "revision": 3,  # apply, apply, set (asking for blue=100 again made none)
         }
         # The documented shape, key order included.
         assert got.stdout.startswith("tags:\n- deployment_id: ")
@@ -88,7 +89,7 @@ class TestWalkthrough:
         }
 
         history = server.xdsctl("traffic", "history", "-o", "json").json()
-        assert [e["revision"] for e in history] == list(range(9, 0, -1))
+        assert [e["revision"] for e in history] == list(range(8, 0, -1))
         assert history[0]["command"] == "traffic set --service default --tags green=100"
         assert history[0]["before"]["weights"] == {"blue": 100, "green": 0}
         assert history[0]["after"]["bindings"]["green"] == third["deployment_id"]
@@ -228,3 +229,17 @@ class TestAuditLog:
         moved = next(e for e in changes if e["method"] == "SetEndpoints")
         assert (moved["before"], moved["after"]) == (["10.0.0.5:80"], ["10.0.0.7:80"])
         assert [e["revision"] for e in changes if "revision" in e] == [1, 2, 3]
+
+
+def test_asking_again_is_unchanged(server: ServerProcess) -> None:
+    """The same `traffic set` twice: the second answers "unchanged (revision N)", exit 0,
+    and makes no revision (history is as it was)."""
+    applied = server.xdsctl("apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80")
+    assert applied.returncode == 0, applied.stderr
+    first = server.xdsctl("traffic", "set", "--tags", "blue=100")
+    assert first.returncode == 0 and "unchanged (revision 1)" in first.stderr
+    history = server.xdsctl("traffic", "history", "-o", "json").json()
+    again = server.xdsctl("traffic", "set", "--tags", "blue=100", "-o", "json")
+    assert again.returncode == 0 and "unchanged (revision 1)" in again.stderr
+    assert again.json()["revision"] == 1
+    assert server.xdsctl("traffic", "history", "-o", "json").json() == history

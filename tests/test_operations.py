@@ -124,8 +124,9 @@ class TestWalkthrough:
         """The issue's walkthrough, step by step, through the pure model."""
         blue = h.apply("10.0.0.5:8080", deployment_tag="blue")
         assert (blue.deployment.tag, blue.weight) == ("blue", 100)
-        h.set("blue=100")
-        assert h.weights() == {"blue": 100}
+        # What the first apply set already: unchanged, no revision, no history.
+        assert h.set("blue=100").unchanged
+        assert h.weights() == {"blue": 100} and h.revision() == 1
 
         green = h.apply("10.0.0.9:8080", bluegreen=True)
         assert (green.deployment.tag, green.weight) == ("green", 0)
@@ -162,7 +163,21 @@ class TestWalkthrough:
         assert h.state(blue.deployment.id) is DeploymentState.SCALED_DOWN
         assert h.world.deployments[blue.deployment.id].tag == "blue"  # keeps its tag
         assert h.state(third.deployment.id) is DeploymentState.ACTIVE
-        assert h.revision() == 9
+        assert h.revision() == 8
+
+
+class TestUnchanged:
+    def test_asking_for_what_the_service_has_makes_no_revision(self, h: Harness) -> None:
+        blue_green(h)
+        h.set("blue=90,green=10", mirror="green=5")
+        revision = h.revision()
+        history = len(h.entries)
+        for again in ("blue=90,green=10", "green=10,blue=90"):  # the order typed aside
+            result = h.set(again, mirror="green=5")
+            assert result.unchanged and result.traffic.revision == revision
+        assert h.revision() == revision and len(h.entries) == history
+        assert not h.set("blue=90,green=10").unchanged  # the mirror goes: a change
+        assert not h.set("blue=90,green=10", sticky_header="x-user").unchanged
 
 
 class TestApply:

@@ -92,7 +92,9 @@ def _domains_of(world: World, service: str) -> list[str] | None:
 
 def _traffic_reply(change: ops.Change[ops.TrafficResult]) -> pb.TrafficChange:
     return pb.TrafficChange(
-        traffic=convert.traffic_to_pb(change.result.traffic), warnings=change.result.warnings
+        traffic=convert.traffic_to_pb(change.result.traffic),
+        warnings=change.result.warnings,
+        unchanged=change.result.unchanged,
     )
 
 

@@ -74,6 +74,8 @@ def _run(args: argparse.Namespace, client: OperatorClient) -> None:
     result = args.handler(args, client)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for note in result.notes:
+        print(note, file=sys.stderr)
     sys.stdout.write(result.text)
     sys.stdout.flush()
     if getattr(args, "wait", False):

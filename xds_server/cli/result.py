@@ -21,6 +21,8 @@ class Result:
     text: str
     revision: int | None = None
     warnings: Sequence[str] = ()
+    # What stderr says besides the warnings ("unchanged (revision 4)").
+    notes: Sequence[str] = ()
 
 
 Handler = Callable[[argparse.Namespace, OperatorClient], Result]

@@ -115,6 +115,8 @@ class Traffic:
 class TrafficResult:
     traffic: Traffic
     warnings: tuple[str, ...] = ()
+    # Asked for what the service had already: no revision was made.
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,27 @@ def _commit_picture(
         reason=reason,
     )
     return world.replace(services=[updated], deployments=settled), entry
+
+
+def same_picture(before: Picture, after: Picture) -> bool:
+    """Whether ``after`` routes exactly as ``before``: the tags' order as typed aside
+    (it routes nothing: clusters are listed by tag name), so asking again for what a
+    service has makes no revision."""
+    return (
+        dict(before.policy.weights) == dict(after.policy.weights)
+        and set(before.policy.mirrors) == set(after.policy.mirrors)
+        and (before.bindings, before.routing) == (after.bindings, after.routing)
+    )
+
+
+def _unchanged(
+    world: World, service: str, after: Picture, aborted: tuple[HistoryEntry, ...]
+) -> Change[TrafficResult] | None:
+    """The answer to a change that asks for what the service has (and aborted no
+    rollout): no revision, no history; None when it does change something."""
+    if aborted or not same_picture(world.picture_of(service), after):
+        return None
+    return Change(world, (), TrafficResult(traffic_of(world, service), unchanged=True), service)
 
 
 def _with_binding(
@@ -408,6 +431,8 @@ def set_traffic(
     validate_policy(policy, (tag for tag, _ in bindings), service)
     routing = RoutingChange(sticky_header=sticky_header).applied_to(svc.routing)
     after = Picture(policy=policy, bindings=bindings, routing=routing)
+    if unchanged := _unchanged(world, service, after, aborted):
+        return unchanged
     world, entry = _commit_picture(world, svc, after, ctx)
     dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
     warnings = [f"scaled down: {', '.join(dropped)} (left out of --tags)"] if dropped else []
@@ -543,6 +568,8 @@ def rollback(
     # With --force, "the latest change" is the one before the abort just made.
     picture, what = _rollback_picture(history, svc, to_revision, skip=len(aborted))
     picture = _restorable(world, svc, picture, what)
+    if unchanged := _unchanged(world, service, picture, aborted):
+        return unchanged
     world, entry = _commit_picture(world, svc, picture, ctx)
     result = TrafficResult(traffic_of(world, service), _aborted_warning(aborted))
     return Change(world, (*aborted, entry), result, service)

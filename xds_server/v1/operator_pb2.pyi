@@ -183,12 +183,14 @@ class Traffic(_message.Message):
     def __init__(self, service: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[TagTraffic, _Mapping]]] = ..., mirror: _Optional[_Iterable[_Union[MirrorTraffic, _Mapping]]] = ..., revision: _Optional[int] = ..., routing: _Optional[_Union[Routing, _Mapping]] = ...) -> None: ...
 
 class TrafficChange(_message.Message):
-    __slots__ = ("traffic", "warnings")
+    __slots__ = ("traffic", "warnings", "unchanged")
     TRAFFIC_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     traffic: Traffic
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, traffic: _Optional[_Union[Traffic, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    unchanged: bool
+    def __init__(self, traffic: _Optional[_Union[Traffic, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., unchanged: _Optional[bool] = ...) -> None: ...
 
 class Binding(_message.Message):
     __slots__ = ("tag", "deployment_id")

@@ -25,11 +25,15 @@ from xds_server.v1 import operator_pb2 as pb
 
 
 def _changed(args: argparse.Namespace, reply: pb.TrafficChange) -> Result:
-    """What every traffic write prints: the new policy, at the revision it committed."""
+    """What every traffic write prints: the new policy, at the revision it committed
+    (on stderr, "unchanged" when it asked for what the service had)."""
+    revision = reply.traffic.revision
+    notes = (f"unchanged (revision {revision}): no revision made, nothing pushed",)
     return Result(
         render.traffic(reply.traffic, args.output),
-        reply.traffic.revision,
+        revision,
         tuple(reply.warnings),
+        notes if reply.unchanged else (),
     )
 
 
