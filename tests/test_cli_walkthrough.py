@@ -243,3 +243,11 @@ def test_asking_again_is_unchanged(server: ServerProcess) -> None:
     assert again.returncode == 0 and "unchanged (revision 1)" in again.stderr
     assert again.json()["revision"] == 1
     assert server.xdsctl("traffic", "history", "-o", "json").json() == history
+
+
+def test_version_names_both_sides(server: ServerProcess) -> None:
+    from xds_server import __version__
+
+    shown = server.xdsctl("version", "-o", "json")
+    assert shown.returncode == 0 and shown.json() == {"client": __version__, "server": __version__}
+    assert server.xdsctl("version").stdout == f"client: {__version__}\nserver: {__version__}\n"

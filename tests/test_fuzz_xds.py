@@ -395,6 +395,7 @@ class Fleet:
             pb.ApplyRequest(
                 deployment_tag="green",
                 endpoints=[pb.Endpoint(host=f"10.1.{self.rounds % 250}.2", port=80)],
+                in_place=True,
             ),
             timeout=10,
         )

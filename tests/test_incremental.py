@@ -82,6 +82,7 @@ def _step_change(world: World, history: _History, ctx: ops.Context, step: tuple)
             endpoints=[parse_endpoint("10.0.0.1:80")],
             deployment_tag=rest[1] if kind == "apply" else None,
             bluegreen=kind == "bluegreen",
+            in_place=True,  # releases onto a tag with traffic are among the steps
         )
     if kind == "canary":
         service, share, mirrored = rest
@@ -200,7 +201,11 @@ def test_a_change_translates_only_its_service() -> None:
     assert after.routes.version != before.routes.version
 
     applied = ops.apply_deployment(
-        change.world, _context(), service="s8", endpoints=[parse_endpoint("10.9.9.9:80")]
+        change.world,
+        _context(),
+        service="s8",
+        endpoints=[parse_endpoint("10.9.9.9:80")],
+        in_place=True,
     )
     builder.build(applied.world, {applied.touched})
     assert (counts.services, counts.deployments) == (52, 101)
@@ -292,7 +297,11 @@ def test_a_replica_that_missed_notices_catches_up_exactly(postgres: Any) -> None
                 if i < 10:
                     await writer.transact(
                         lambda w, _h, s=service: ops.apply_deployment(
-                            w, ctx, service=s, endpoints=[parse_endpoint("10.0.0.1:80")]
+                            w,
+                            ctx,
+                            service=s,
+                            endpoints=[parse_endpoint("10.0.0.1:80")],
+                            in_place=True,
                         )
                     )
                 else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Any
 
 import pytest
@@ -189,9 +190,11 @@ class TestApply:
             (None, {"deployment_tag": "canary"}, "canary", 100),  # first gets 100%
             ("blue=100", {"bluegreen": True}, "green", 0),
             ("green=100,blue=0", {"bluegreen": True}, "blue", 0),
-            ("blue=90,green=10", {"bluegreen": True}, "green", 10),  # takes canary's 10
-            ("blue=100", {}, "blue", 100),  # in-place on serving
-            ("blue=10,green=90", {}, "green", 90),
+            # Onto a tag that carries traffic: only --in-place (see the test below).
+            ("blue=90,green=10", {"bluegreen": True, "in_place": True}, "green", 10),
+            ("blue=100", {"in_place": True}, "blue", 100),  # in-place on serving
+            ("blue=10,green=90", {"in_place": True}, "green", 90),
+            ("blue=100", {"bluegreen": True, "in_place": True}, "green", 0),  # moves nothing
             ("blue=100", {"deployment_tag": "canary"}, "canary", 0),  # joins at 0
         ],
     )
@@ -211,7 +214,7 @@ class TestApply:
     def test_in_place_release_moves_the_tag_and_warns(self, h: Harness) -> None:
         """Applying onto a tag that carries traffic hands it over and says so."""
         old = h.apply(deployment_tag="blue").deployment.id
-        result = h.apply(deployment_tag="blue")
+        result = h.apply(deployment_tag="blue", in_place=True)
         assert result.replaced_deployment_id == old
         assert h.holder("blue") == result.deployment.id
         assert h.state(old) is DeploymentState.SCALED_DOWN
@@ -222,9 +225,33 @@ class TestApply:
         """--bluegreen onto a tag at 10% takes those 10% at once, with a warning."""
         blue_green(h)
         h.set("blue=90,green=10")
-        result = h.apply(bluegreen=True)
+        result = h.apply(bluegreen=True, in_place=True)
         assert result.weight == 10
         assert any("in-place release" in w for w in result.warnings)
+
+    @pytest.mark.parametrize(
+        ("policy", "kwargs", "message"),
+        [
+            ("blue=100", {}, "tag blue carries 100% of service default's traffic"),
+            ("blue=100", {"deployment_tag": "blue"}, "release beside it with --bluegreen"),
+            (
+                "blue=90,green=10",
+                {"bluegreen": True},
+                "--bluegreen picks green, the other colour, which carries 10% (a canary)",
+            ),
+        ],
+    )
+    def test_an_apply_that_would_move_traffic_needs_in_place(
+        self, h: Harness, policy: str, kwargs: dict[str, Any], message: str
+    ) -> None:
+        """Refused with the fix, nothing changed: a new build takes no traffic unasked."""
+        blue_green(h)
+        h.set(policy)
+        before = h.world
+        with pytest.raises(PreconditionFailed, match=re.escape(message)) as refused:
+            h.apply(**kwargs)
+        assert "or pass --in-place to replace deployment" in str(refused.value)
+        assert h.world is before
 
     def test_joining_at_zero_has_no_in_place_warning(self, h: Harness) -> None:
         """A tag without traffic is not an in-place release."""
@@ -455,7 +482,7 @@ class TestRollback:
     def test_undoes_an_in_place_release(self, h: Harness) -> None:
         """Rollback rebinds the tag to the old deployment and scales it back up."""
         old = h.apply(deployment_tag="blue").deployment.id
-        new = h.apply(deployment_tag="blue").deployment.id
+        new = h.apply(deployment_tag="blue", in_place=True).deployment.id
         h.rollback()
         assert h.holder("blue") == old
         assert h.state(old) is DeploymentState.ACTIVE

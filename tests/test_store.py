@@ -227,7 +227,7 @@ class TestStore:
 
         async def run() -> World:
             store = await _populated(open_store)
-            await store.transact(_apply(deployment_tag="blue"))
+            await store.transact(_apply(deployment_tag="blue", in_place=True))
             await store.transact(lambda w, h: ops.rollback(w, h, CTX, service="default"))
             world = await store.load()
             await store.close()

@@ -43,8 +43,9 @@ class Operator:
         )
 
     def apply(self, port: int, *, tag: str = "", bluegreen: bool = False) -> str:
+        # in_place: these releases move traffic on purpose (what the xDS side must carry).
         request = pb.ApplyRequest(
-            service="default", endpoints=[pb.Endpoint(host="127.0.0.1", port=port)]
+            service="default", endpoints=[pb.Endpoint(host="127.0.0.1", port=port)], in_place=True
         )
         if tag:
             request.deployment_tag = tag

@@ -29,6 +29,8 @@ def describe_apply(request: pb.ApplyRequest) -> str:
         words += ["--deployment-tag", request.deployment_tag]
     if request.bluegreen:
         words.append("--bluegreen")
+    if request.in_place:
+        words.append("--in-place")
     words += _endpoints(list(request.endpoints))
     words += [w for label in request.labels for w in ("--label", f"{label.key}={label.value}")]
     return " ".join(words + _guard(request))

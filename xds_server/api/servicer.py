@@ -18,6 +18,7 @@ import grpc
 import structlog
 from google.protobuf.message import Message
 
+from xds_server import __version__
 from xds_server.api import audit, convert
 from xds_server.api.call import Call, now
 from xds_server.api.commit import CommitPath
@@ -214,6 +215,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
                 ),
                 bluegreen=request.bluegreen,
                 if_revision=convert.if_revision(request),
+                in_place=request.in_place,
             ),
             lambda change: convert.apply_to_pb(change.result),
         )
@@ -479,6 +481,11 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
         world = await self._world()
         services = sorted(world.services.values(), key=lambda s: s.name)
         return pb.ListServicesResponse(services=[convert.service_to_pb(s) for s in services])
+
+    async def GetVersion(
+        self, request: pb.GetVersionRequest, context: RpcContext
+    ) -> pb.VersionInfo:
+        return pb.VersionInfo(version=__version__)
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: RpcContext

@@ -65,6 +65,7 @@ METHOD_RULES: dict[str, MethodRule] = {
     _OPERATOR + "GetDeployment": MethodRule(Role.VIEWER, "deployments get"),
     _OPERATOR + "ListServices": MethodRule(Role.VIEWER, "services list"),
     _OPERATOR + "GetStatus": MethodRule(Role.VIEWER, "status"),
+    _OPERATOR + "GetVersion": MethodRule(Role.VIEWER, "version"),
     _OPERATOR + "GetTrafficMetrics": MethodRule(Role.VIEWER, "metrics"),
     _OPERATOR + "GetRollout": MethodRule(Role.VIEWER, "rollout status"),
     _OPERATOR + "ListRollouts": MethodRule(Role.VIEWER, "rollout list"),

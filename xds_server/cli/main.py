@@ -13,9 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 
+import argcomplete
+
+from xds_server import __version__
 from xds_server.cli.client import EXIT_OK, OperatorClient
 from xds_server.cli.commands import (
     apply,
+    completion,
     deployments,
     hooks,
     metrics,
@@ -25,6 +29,7 @@ from xds_server.cli.commands import (
     status,
     tokens,
     traffic,
+    version,
 )
 from xds_server.cli.flags import OneLineParser
 from xds_server.cli.local import bootstrap, demo, serve
@@ -48,6 +53,8 @@ _COMMAND_MODULES = (
     state,
     tokens,
     hooks,
+    version,
+    completion,
 )
 
 
@@ -56,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="xdsctl",
         description="Blue-green, canary and mirrored releases on Envoy, from the command line.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"xdsctl {__version__}", help="the client's version"
     )
     connection_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -84,7 +94,11 @@ def _run(args: argparse.Namespace, client: OperatorClient) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xdsctl`` with ``argv`` (default: the process's) and return its exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Answers the shell's completion requests (`xdsctl completion`) and exits; a no-op
+    # otherwise (it acts only when the shell's completion script sets _ARGCOMPLETE).
+    argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     if getattr(args, "local", None) is not None:
         try:
             return int(args.local(args))

@@ -326,12 +326,14 @@ def apply_deployment(
     deployment_tag: str | None = None,
     bluegreen: bool = False,
     if_revision: int | None = None,
+    in_place: bool = False,
 ) -> Change[ApplyResult]:
     """Register a deployment and bind it to a tag (``xdsctl apply``).
 
     The first deployment of a service without traffic gets 100%. A tag the
-    policy does not list joins it at weight 0; a tag that carries traffic
-    hands that traffic to the new deployment at once (an in-place release).
+    policy does not list joins it at weight 0. A tag that carries traffic would
+    hand that traffic to the new deployment at once (an in-place release): refused
+    unless ``in_place``, since it sends real traffic to a build nothing has judged.
     """
     if deployment_tag is not None and bluegreen:
         raise InvalidRequest("--deployment-tag and --bluegreen exclude each other: give one")
@@ -349,6 +351,7 @@ def apply_deployment(
     world = world.replace(services=[svc], deployments=[deployment])
     before = world.picture_of(service)
     replaced = before.holder_of(tag)
+    _refuse_moving_traffic(svc, tag, replaced, deployment_tag, bluegreen, in_place)
     policy = svc.policy
     if not policy.weights:
         policy = TrafficPolicy(weights=((tag, 100),))
@@ -368,6 +371,32 @@ def apply_deployment(
         warnings=_apply_warnings(world, world.deployments[deployment.id], weight, replaced),
     )
     return Change(world=world, history=(entry,), result=result, touched=service)
+
+
+def _refuse_moving_traffic(
+    svc: Service,
+    tag: str,
+    replaced: str | None,
+    deployment_tag: str | None,
+    bluegreen: bool,
+    in_place: bool,
+) -> None:
+    """An apply onto a tag that carries traffic moves that traffic to an unproven build
+    at once: only with ``in_place``, and the refusal says how to release beside it."""
+    weight = svc.policy.weight_of(tag) or 0
+    if replaced is None or weight == 0 or in_place:
+        return
+    how = "--bluegreen" if deployment_tag is not None else f"--deployment-tag TAG (not {tag})"
+    if bluegreen:
+        why = f"--bluegreen picks {tag}, the other colour, which carries {weight}% (a canary)"
+        beside = "finish or undo the canary first (`xdsctl traffic promote` or `traffic set`)"
+    else:
+        why = f"tag {tag} carries {weight}% of service {svc.name}'s traffic"
+        beside = f"release beside it with {how} and move traffic with `xdsctl traffic set`"
+    raise PreconditionFailed(
+        f"{why}: this apply would hand it to the new deployment at once, untested; "
+        f"{beside}, or pass --in-place to replace deployment {replaced} now"
+    )
 
 
 def _refuse_rollout_tag(svc: Service, tag: str) -> None:

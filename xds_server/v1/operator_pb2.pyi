@@ -61,20 +61,22 @@ class Deployment(_message.Message):
     def __init__(self, id: _Optional[str] = ..., service: _Optional[str] = ..., created_at: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., tag: _Optional[str] = ..., state: _Optional[str] = ..., desired: _Optional[str] = ..., scale: _Optional[str] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("service", "endpoints", "labels", "deployment_tag", "bluegreen", "if_revision")
+    __slots__ = ("service", "endpoints", "labels", "deployment_tag", "bluegreen", "if_revision", "in_place")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_TAG_FIELD_NUMBER: _ClassVar[int]
     BLUEGREEN_FIELD_NUMBER: _ClassVar[int]
     IF_REVISION_FIELD_NUMBER: _ClassVar[int]
+    IN_PLACE_FIELD_NUMBER: _ClassVar[int]
     service: str
     endpoints: _containers.RepeatedCompositeFieldContainer[Endpoint]
     labels: _containers.RepeatedCompositeFieldContainer[Label]
     deployment_tag: str
     bluegreen: bool
     if_revision: int
-    def __init__(self, service: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., deployment_tag: _Optional[str] = ..., bluegreen: _Optional[bool] = ..., if_revision: _Optional[int] = ...) -> None: ...
+    in_place: bool
+    def __init__(self, service: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[Endpoint, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., deployment_tag: _Optional[str] = ..., bluegreen: _Optional[bool] = ..., if_revision: _Optional[int] = ..., in_place: _Optional[bool] = ...) -> None: ...
 
 class ApplyResponse(_message.Message):
     __slots__ = ("deployment", "weight", "replaced_deployment_id", "revision", "warnings")
@@ -791,3 +793,13 @@ class ListHookDeliveriesResponse(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     attempts: _containers.RepeatedCompositeFieldContainer[HookAttempt]
     def __init__(self, attempts: _Optional[_Iterable[_Union[HookAttempt, _Mapping]]] = ...) -> None: ...
+
+class GetVersionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VersionInfo(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    def __init__(self, version: _Optional[str] = ...) -> None: ...

@@ -134,6 +134,11 @@ class OperatorStub:
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.FromString,
                 _registered_method=True)
+        self.GetVersion = channel.unary_unary(
+                '/xds_server.v1.Operator/GetVersion',
+                request_serializer=xds__server_dot_v1_dot_operator__pb2.GetVersionRequest.SerializeToString,
+                response_deserializer=xds__server_dot_v1_dot_operator__pb2.VersionInfo.FromString,
+                _registered_method=True)
         self.WaitForSync = channel.unary_unary(
                 '/xds_server.v1.Operator/WaitForSync',
                 request_serializer=xds__server_dot_v1_dot_operator__pb2.WaitForSyncRequest.SerializeToString,
@@ -327,6 +332,13 @@ class OperatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetVersion(self, request, context):
+        """The server's version (`xdsctl version`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WaitForSync(self, request, context):
         """Waits until every connected Envoy holds the current config (--wait).
         """
@@ -503,6 +515,11 @@ def add_OperatorServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.FromString,
                     response_serializer=xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.SerializeToString,
+            ),
+            'GetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVersion,
+                    request_deserializer=xds__server_dot_v1_dot_operator__pb2.GetVersionRequest.FromString,
+                    response_serializer=xds__server_dot_v1_dot_operator__pb2.VersionInfo.SerializeToString,
             ),
             'WaitForSync': grpc.unary_unary_rpc_method_handler(
                     servicer.WaitForSync,
@@ -1100,6 +1117,33 @@ class Operator:
             '/xds_server.v1.Operator/GetStatus',
             xds__server_dot_v1_dot_operator__pb2.GetStatusRequest.SerializeToString,
             xds__server_dot_v1_dot_operator__pb2.GetStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xds_server.v1.Operator/GetVersion',
+            xds__server_dot_v1_dot_operator__pb2.GetVersionRequest.SerializeToString,
+            xds__server_dot_v1_dot_operator__pb2.VersionInfo.FromString,
             options,
             channel_credentials,
             insecure,

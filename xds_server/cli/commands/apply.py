@@ -28,6 +28,7 @@ def apply(args: argparse.Namespace, client: OperatorClient) -> Result:
         service=args.service,
         endpoints=endpoints(args),
         labels=[pb.Label(key=k, value=v) for k, v in labels],
+        in_place=args.in_place,
         **guard(args),
     )
     if args.deployment_tag is not None:
@@ -55,6 +56,12 @@ def register(commands: Commands) -> None:
     choice.add_argument("--deployment-tag", metavar="TAG", help="bind the deployment to TAG")
     choice.add_argument(
         "--bluegreen", action="store_true", help="bind it to the colour opposite to the serving tag"
+    )
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="allow an apply onto a tag that carries traffic: it moves to the new "
+        "deployment at once (refused without this)",
     )
     if_revision(parser)
     wait_options(parser)
