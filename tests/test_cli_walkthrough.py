@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
-from tests.support.processes import ServerProcess, free_port, run_xdsctl
+from tests.support.processes import XDSCTL, ServerProcess, free_port, run_xdsctl
 
 
 def _traffic(server: ServerProcess) -> list[tuple[str, str, int]]:
@@ -251,3 +255,75 @@ def test_version_names_both_sides(server: ServerProcess) -> None:
     shown = server.xdsctl("version", "-o", "json")
     assert shown.returncode == 0 and shown.json() == {"client": __version__, "server": __version__}
     assert server.xdsctl("version").stdout == f"client: {__version__}\nserver: {__version__}\n"
+
+
+def test_status_fail_unsynced_with_no_envoy(server: ServerProcess) -> None:
+    """No Envoy connected is not "in sync": --fail-unsynced exits 4 and says why."""
+    assert server.xdsctl("status").returncode == 0
+    unsynced = server.xdsctl("status", "--fail-unsynced")
+    assert unsynced.returncode == 4 and "--fail-unsynced: no Envoy is connected" in unsynced.stderr
+    assert "no Envoy is connected" in unsynced.stdout  # the table is printed first
+
+
+def _typed(leader: int, follower: int, args: tuple[str, ...], address: str, answer: str) -> Any:
+    """Run xdsctl with a terminal (a pty) for stdin, and type ``answer``."""
+    process = subprocess.Popen(
+        [*XDSCTL, *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDSCTL_SERVER": address},
+    )
+    os.write(leader, answer.encode())
+    stdout, stderr = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def test_deployments_delete_names_what_it_makes_unrestorable(server: ServerProcess) -> None:
+    blue = server.xdsctl(
+        "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80", "-o", "json"
+    )
+    old = blue.json()["deployment_id"]
+    assert server.xdsctl("apply", "--bluegreen", "--endpoint", "10.0.0.9:80").returncode == 0
+    assert server.xdsctl("traffic", "promote").returncode == 0
+    assert server.xdsctl("traffic", "set", "--tags", "green=100").returncode == 0  # blue down
+
+    code, stderr = _typed_delete(server, old, "n\n")
+    assert code == 1 and f"not deleted: deployment {old} is kept" in stderr
+    assert "revisions 1, 2, 3 of service default route to it" in stderr
+    assert old in server.xdsctl("deployments", "list").stdout
+
+    code, stderr = _typed_delete(server, old, "y\n")
+    assert code == 0, stderr
+    assert old not in server.xdsctl("deployments", "list").stdout
+
+
+def _typed_delete(server: ServerProcess, deployment: str, answer: str) -> tuple[int, str]:
+    leader, follower = pty.openpty()
+    try:
+        done = _typed(
+            leader, follower, ("deployments", "delete", deployment), server.address, answer
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return done.returncode, done.stderr
+
+
+def test_deployments_delete_without_a_terminal_or_with_yes_asks_nothing(
+    server: ServerProcess,
+) -> None:
+    first = server.xdsctl(
+        "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80", "-o", "json"
+    )
+    assert (
+        server.xdsctl(
+            "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.6:80", "--in-place"
+        ).returncode
+        == 0
+    )
+    old = first.json()["deployment_id"]
+    deleted = server.xdsctl("deployments", "delete", old, "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "revision 1 of service default routes to it" in deleted.stderr

@@ -92,8 +92,8 @@ def test_status_and_disconnect(fleet: Stack) -> None:
     assert table.splitlines()[0].split() == ["NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC"]
     assert table.rstrip().endswith("3/3 Envoys in sync with the current config")
     assert "\nstore: available\n" in table  # a single SQLite file: always reachable
+    assert fleet.xdsctl("status", "--fail-unsynced").returncode == 0
 
-    fleet.envoys[1].stop()
     gone = wait_until(
         lambda: [n for n in _status(fleet)["nodes"] if not n["connected"]],
         what="envoy-1 disconnected",
@@ -138,6 +138,8 @@ def test_wait_names_the_node_that_lags(fleet: Stack, behaviour: str, reason: str
         assert result.returncode == 4, result.stderr
         assert "committed as revision 3, not yet on: " in result.stderr
         assert f"{behaviour}-node ({reason}" in result.stderr
+        unsynced = fleet.server.xdsctl("status", "--fail-unsynced")
+        assert unsynced.returncode == 4 and f"not in sync: {behaviour}-node" in unsynced.stderr
         if behaviour == "silent":  # at the timeout the real Envoys have long had it
             assert "envoy-0" not in result.stderr
         # A NACK ends the wait at once, naming whoever lags at that moment.

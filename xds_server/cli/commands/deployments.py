@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from xds_server.cli import render
-from xds_server.cli.client import OperatorClient
+from xds_server.cli.client import EXIT_REFUSED, OperatorClient
 from xds_server.cli.options import (
     Commands,
     command,
@@ -15,6 +16,7 @@ from xds_server.cli.options import (
     wait_options,
 )
 from xds_server.cli.result import Handler, Result
+from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
 
 
@@ -39,7 +41,33 @@ def set_endpoints(args: argparse.Namespace, client: OperatorClient) -> Result:
 
 
 def delete_deployment(args: argparse.Namespace, client: OperatorClient) -> Result:
-    """Forget a scaled-down deployment for good."""
+    """Forget a scaled-down deployment for good: say which revisions it takes with it
+    (a rollback to them is refused from then on) and, on a terminal, ask first."""
+    deployment = client.call("GetDeployment", pb.GetDeploymentRequest(id=args.id))
+    history = client.call("ListHistory", pb.ListHistoryRequest(service=deployment.service))
+    # Revisions whose picture routes to it (its tag listed, weight 0 too): a rollback
+    # to one of them is refused once it is gone.
+    bound = sorted(
+        entry.revision
+        for entry in history.entries
+        if any(
+            b.deployment_id == args.id and b.tag in {w.tag for w in entry.after.weights}
+            for b in entry.after.bindings
+        )
+    )
+    several = len(bound) > 1
+    lost = (
+        f"revision{'s' if several else ''} {', '.join(map(str, bound))} of service "
+        f"{deployment.service} route{'' if several else 's'} to it and can no longer be "
+        "restored by `traffic rollback --to-revision`"
+        if bound
+        else "no revision of its service routes to it"
+    )
+    print(f"deleting deployment {args.id}: {lost}", file=sys.stderr)
+    if not args.yes and sys.stdin.isatty():
+        answer = input(f"delete deployment {args.id}? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            raise CliError(f"not deleted: deployment {args.id} is kept", EXIT_REFUSED)
     request = pb.DeleteDeploymentRequest(id=args.id)
     return Result(render.deployment(client.call("DeleteDeployment", request), args.output))
 
@@ -59,7 +87,10 @@ def register(commands: Commands) -> None:
     )
     endpoint_option(set_parser)
     wait_options(set_parser)
-    _by_id(deployments, "delete", delete_deployment, "forget a scaled-down deployment")
+    deleting = _by_id(deployments, "delete", delete_deployment, "forget a scaled-down deployment")
+    deleting.add_argument(
+        "-y", "--yes", action="store_true", help="do not ask on a terminal (scripts never are)"
+    )
 
 
 def _by_id(
