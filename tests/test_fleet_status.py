@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
+import re
+import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +22,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.processes import XDSCTL
 from tests.support.stack import Stack, wait_until
 from xds_server.testing import ScriptedAdsClient
 from xds_server.xds.resources import CLUSTER
@@ -239,3 +244,38 @@ def test_metrics_health_and_reflection(fleet: Stack) -> None:
         assert "xds_server.v1.Operator" in database.get_services()
         method = database.FindFileContainingSymbol("xds_server.v1.Operator")
         assert "SetTraffic" in [m.name for m in method.service[0].method]
+
+
+def test_wait_shows_progress_on_a_terminal(fleet: Stack) -> None:
+    """With stderr a terminal, --wait redraws "N/M Envoys in sync, T s" while it waits
+    (here for a node that never ACKs), then names who lags."""
+    assert fleet.server is not None
+    lagger = BackgroundClient(fleet.server.xds_address, "silent-node", "silent")
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*XDSCTL, "traffic", "set", "--tags", "blue=60,green=40", "--wait", "--timeout", "2s"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            env={**os.environ, "XDSCTL_SERVER": fleet.server.address},
+            timeout=30,
+            check=False,
+        )
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other side is closed: all read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        lagger.close()
+    assert done.returncode == 4
+    text = shown.decode(errors="replace")
+    assert re.search(r"\r\x1b\[K3/4 Envoys in sync, [0-9.]+ s", text), text
+    assert "not yet on: silent-node" in text

@@ -4,11 +4,45 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, OperatorClient
-from xds_server.cli.render import counted
+from xds_server.cli.render import counted, sync_summary
 from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
+
+T = TypeVar("T")
+
+
+PROGRESS_EVERY_SECONDS = 0.25
+
+
+def _with_progress(client: OperatorClient, wait: Callable[[], T]) -> T:
+    """Run ``wait`` while a terminal sees how far the fleet is (``3/5 Envoys in sync,
+    2.1 s``), redrawn on one line and cleared at the end."""
+    done = threading.Event()
+    started = time.monotonic()
+
+    def report() -> None:
+        while not done.wait(PROGRESS_EVERY_SECONDS):
+            try:
+                nodes = client.call("GetStatus", pb.GetStatusRequest(), timeout=2).nodes
+            except CliError:
+                continue  # the wait itself says what went wrong
+            line = f"{sync_summary(nodes).split(' with ')[0]}, {time.monotonic() - started:.1f} s"
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    try:
+        return wait()
+    finally:
+        done.set()
+        reporter.join(timeout=3)
+        print("\r\x1b[K", end="", file=sys.stderr, flush=True)
 
 
 def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: int | None) -> None:
@@ -21,7 +55,13 @@ def wait_for_envoys(args: argparse.Namespace, client: OperatorClient, revision: 
     committed = f"committed as revision {revision}" if revision else "committed"
     try:
         # The call itself may take the whole timeout: give gRPC a little more.
-        reply = client.call("WaitForSync", request, timeout=args.timeout + 10)
+        def wait() -> pb.WaitForSyncResponse:
+            reply: pb.WaitForSyncResponse = client.call(
+                "WaitForSync", request, timeout=args.timeout + 10
+            )
+            return reply
+
+        reply = _with_progress(client, wait) if sys.stderr.isatty() else wait()
     except CliError as error:
         if error.exit_code != EXIT_UNREACHABLE:
             raise
