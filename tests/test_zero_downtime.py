@@ -298,6 +298,7 @@ def test_operator_mistakes_never_reach_envoy(stack: Stack) -> None:
     ids = {"blue": operator.traffic().tags[0].deployment_id}
     stack.xdsctl("apply", "--service", "shop", "--endpoint", stack.upstream("shop").endpoint)
     stack.xdsctl("services", "set", "shop", "--domain", "shop.example.com")
+    stack.xdsctl("hooks", "add", "taken", "--url", "http://127.0.0.1:9/hook")
     try:
         wait_until(lambda: converged(envoy, operator), what="convergence")
         time.sleep(0.5)
