@@ -327,3 +327,38 @@ def test_deployments_delete_without_a_terminal_or_with_yes_asks_nothing(
     deleted = server.xdsctl("deployments", "delete", old, "--yes")
     assert deleted.returncode == 0, deleted.stderr
     assert "revision 1 of service default routes to it" in deleted.stderr
+
+
+def test_dry_run_checks_and_stores_nothing(server: ServerProcess, tmp_path: Path) -> None:
+    """Every write with --dry-run: the server's answer, exit 0 (1 when it would be
+    refused), and nothing stored: history, deployments, hooks and tokens as before."""
+    _apply(server, "--deployment-tag", "blue", "--endpoint", "10.0.0.5:80")
+    _apply(server, "--bluegreen", "--endpoint", "10.0.0.9:80")
+    before = server.snapshot()
+    tried = server.xdsctl("traffic", "set", "--tags", "blue=90,green=10", "--dry-run", "-o", "json")
+    assert tried.returncode == 0, tried.stderr
+    assert [t["weight"] for t in tried.json()["tags"]] == [90, 10]
+    assert "would change default: blue=100,green=0 -> blue=90,green=10 (revision 2 -> 3)" in (
+        tried.stderr
+    )
+    assert "dry run: the server checked this and would do it; nothing was stored" in tried.stderr
+    refused = server.xdsctl("traffic", "set", "--tags", "blue=90,green=20", "--dry-run")
+    assert refused.returncode == 1 and "weights must add up to 100" in refused.stderr
+    secret = tmp_path / "s"
+    secret.write_text("k")
+    secret.chmod(0o600)
+    for args in (
+        ("apply", "--bluegreen", "--endpoint", "10.0.0.10:80", "--in-place"),
+        ("traffic", "promote"),
+        ("traffic", "rollback"),
+        ("services", "set", "default", "--domain", "app.example.com"),
+        ("hooks", "add", "chat", "--url", "http://127.0.0.1:9/x", "--secret-file", str(secret)),
+        ("tokens", "create", "--name", "ci", "--role", "viewer"),
+        ("rollout", "start", "--to", "green", "--steps", "10,100", "--interval", "1m"),
+    ):
+        result = server.xdsctl(*args, "--dry-run")
+        assert result.returncode == 0, (args, result.stderr)
+        assert "nothing was stored or pushed" in result.stderr, args
+        assert "xdst_" not in result.stdout  # no token is made up
+    assert server.snapshot() == before
+    assert server.xdsctl("tokens", "list", "-o", "json").json() == []

@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
-from xds_server.api.metadata import ACTOR_METADATA_KEY
+from xds_server.api.metadata import ACTOR_METADATA_KEY, DRY_RUN_METADATA_KEY
 from xds_server.auth.identity import current_identity
 
 
@@ -54,6 +54,11 @@ class Call:
             credential=identity.credential if identity is not None else None,
             identity=identity.name if identity is not None else "",
         )
+
+    @property
+    def dry_run(self) -> bool:
+        """Check and answer the write, store and push nothing (``--dry-run``)."""
+        return DRY_RUN_METADATA_KEY in dict(self.context.invocation_metadata() or ())
 
     @property
     def method(self) -> str:

@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import structlog
 from google.protobuf.message import Message
 
 from xds_server.api import audit
 from xds_server.api.audit import AuditRecord
 from xds_server.api.call import Call
+from xds_server.api.metadata import DRY_RUN_METADATA_KEY
 from xds_server.api.retry import first_reply, retry_key
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import Replayed
@@ -33,6 +35,9 @@ from xds_server.store.base import (
     TokenEdit,
     WriteRequest,
 )
+from xds_server.store.rows import import_refused
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Result = TypeVar("Result")
@@ -86,7 +91,10 @@ class CommitPath:
             )
             return Committed(committed, audited(before[-1], committed))
 
-        return await self._run(call, write, reply)
+        async def preview() -> ops.Change[T]:
+            return await self._store.preview(change)
+
+        return await self._run(call, write, reply, preview=preview)
 
     async def change_world_itself(
         self, method: str, actor: str, change: ChangeFunction[T], audited: WorldAudit[T]
@@ -113,7 +121,14 @@ class CommitPath:
             await self._store.import_state(dump, replace, call.credential, retry, actor=call.actor)
             return Committed(None, [audit.state_imported(dump, replace)])
 
-        return await self._run(call, write, reply)
+        async def preview() -> None:
+            # The document was validated whole by the caller; what a store adds is the
+            # refusal over existing state.
+            held = sorted((await self._store.load()).services)
+            if held and not replace:
+                raise import_refused(held)
+
+        return await self._run(call, write, reply, preview=preview)
 
     async def edit_tokens(
         self,
@@ -135,7 +150,13 @@ class CommitPath:
             tokens = await self._store.edit_tokens(edit, call.credential, retry)
             return Committed(tokens, [audit.tokens_changed(command, token)])
 
-        return await self._run(call, write, reply, remembered, replayed)
+        async def preview() -> tuple[TokenRecord, ...]:
+            return edit(await self._store.tokens())
+
+        # A dry run shows only what a repeat would: never a secret that will not exist.
+        return await self._run(
+            call, write, reply, remembered, replayed, preview=preview, previewed=remembered
+        )
 
     async def edit_hooks(
         self,
@@ -150,7 +171,10 @@ class CommitPath:
             hooks = await self._store.edit_hooks(edit, call.credential, retry)
             return Committed(hooks, [record])
 
-        return await self._run(call, write, reply)
+        async def preview() -> tuple[Hook, ...]:
+            return edit(await self._store.outbox.hooks())
+
+        return await self._run(call, write, reply, preview=preview)
 
     async def _run(
         self,
@@ -159,9 +183,20 @@ class CommitPath:
         reply: Callable[[Result], ReplyT],
         remembered: Callable[[ReplyT], Message] = _unchanged,
         replayed: Callable[[ReplyT], ReplyT] = _unchanged,
+        preview: Callable[[], Awaitable[Result]] | None = None,
+        previewed: Callable[[ReplyT], Message] = _unchanged,
     ) -> ReplyT:
         """Commit, audit, publish, reply; ``reply`` also runs inside the store's
-        transaction, so a request id's reply is remembered with its change."""
+        transaction, so a request id's reply is remembered with its change.
+
+        A dry run (``call.dry_run``) runs ``preview`` instead: the same checks on the
+        current state, answered (through ``previewed``) as the write would be, with
+        nothing stored, audited or pushed."""
+        if call.dry_run and preview is not None:
+            answer = previewed(reply(await preview()))
+            call.context.set_trailing_metadata(((DRY_RUN_METADATA_KEY, "1"),))
+            log.info("operator.dry_run", method=call.method, actor=call.actor)
+            return answer  # type: ignore[return-value]
         retry = retry_key(call, lambda result: remembered(reply(result)))
         try:
             committed = await write(retry)

@@ -11,6 +11,9 @@ ACTOR_METADATA_KEY = "x-xdsctl-actor"
 REQUEST_ID_METADATA_KEY = "x-request-id"
 # Trailing metadata of a write answered from memory: its request id was applied before.
 REPLAYED_METADATA_KEY = "x-xds-replayed"
+# A write sent with this (any value) is checked and answered, never stored or pushed;
+# the answer carries it back in its trailing metadata.
+DRY_RUN_METADATA_KEY = "x-xds-dry-run"
 MAX_REQUEST_ID = 128
 REQUEST_ID_CHARACTERS = "A-Za-z0-9._:-"
 

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from xds_server.api.metadata import (
     ACTOR_METADATA_KEY,
+    DRY_RUN_METADATA_KEY,
     MAX_REQUEST_ID,
     REPLAYED_METADATA_KEY,
     REQUEST_ID_METADATA_KEY,
@@ -137,8 +138,12 @@ class OperatorClient:
     have been committed (exit 7).
     """
 
-    def __init__(self, server: str, credentials: Credentials | None = None) -> None:
+    def __init__(
+        self, server: str, credentials: Credentials | None = None, dry_run: bool = False
+    ) -> None:
         credentials = credentials or Credentials()
+        # --dry-run: every write is checked and answered by the server, never applied.
+        self.dry_run = dry_run
         self._server = server
         self._channel = credentials.channel(server)
         self.stub = operator_pb2_grpc.OperatorStub(self._channel)
@@ -164,7 +169,9 @@ class OperatorClient:
         writes = rule_for(_OPERATOR + method).writes
         metadata = self._metadata
         call_id: str | None = None
-        if writes:
+        if writes and self.dry_run:
+            metadata = (*metadata, (DRY_RUN_METADATA_KEY, "1"))
+        elif writes:
             self._reach()
             number = next(self._writes)
             call_id = self.request_id if number == 1 else f"{self.request_id}.{number}"
@@ -182,7 +189,15 @@ class OperatorClient:
                     file=sys.stderr,
                 )
             raise
-        replayed = dict(call.trailing_metadata() or ()).get(REPLAYED_METADATA_KEY)
+        trailing = dict(call.trailing_metadata() or ())
+        if writes and self.dry_run and DRY_RUN_METADATA_KEY not in trailing:
+            raise CliError(
+                f"the xds_server at {self._server} did not take {method} as a dry run (an "
+                "older version?): it may have been applied; check with `xdsctl traffic "
+                "history` and `deployments list`",
+                EXIT_OUTCOME_UNKNOWN,
+            )
+        replayed = trailing.get(REPLAYED_METADATA_KEY)
         if replayed is not None:
             print(
                 f"xdsctl: note: request {replayed} was applied by an earlier run; "

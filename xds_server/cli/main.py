@@ -88,7 +88,12 @@ def _run(args: argparse.Namespace, client: OperatorClient) -> None:
         print(note, file=sys.stderr)
     sys.stdout.write(result.text)
     sys.stdout.flush()
-    if getattr(args, "wait", False):
+    if client.dry_run:
+        print(
+            "dry run: the server checked this and would do it; nothing was stored or pushed",
+            file=sys.stderr,
+        )
+    elif getattr(args, "wait", False):
         wait_for_envoys(args, client, result.revision)
 
 
@@ -105,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CliError as error:
             return _failed(error)
     try:
-        client = OperatorClient(server(args), credentials(args))
+        client = OperatorClient(
+            server(args), credentials(args), dry_run=getattr(args, "dry_run", False)
+        )
     except CliError as error:
         return _failed(error)
     try:

@@ -90,8 +90,20 @@ def command(
     return parser
 
 
+def dry_run_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--dry-run`` to a command that writes."""
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="let the server check the change and say what it would do; store and push "
+        "nothing (exit 0, or 1 if it would be refused)",
+    )
+
+
 def wait_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--wait``, ``--timeout`` and ``--min-envoys`` to a command that writes."""
+    """Add ``--wait``, ``--timeout`` and ``--min-envoys`` (and ``--dry-run``) to a command
+    that writes."""
+    dry_run_option(parser)
     parser.add_argument(
         "--wait",
         action="store_true",

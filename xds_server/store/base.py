@@ -220,6 +220,10 @@ class Store(Protocol):
         ``actor``: who the change's events name when it makes no history entry.
         """
 
+    async def preview(self, change: ChangeFunction[T]) -> Change[T]:
+        """What ``transact`` would commit, checked the same way, without writing: for
+        ``--dry-run``."""
+
     async def tokens(self) -> tuple[TokenRecord, ...]:
         """Every token record, by name."""
 

@@ -381,15 +381,20 @@ def dump(db: Db) -> StateDump:
     )
 
 
+def import_refused(held: Sequence[str]) -> PreconditionFailed:
+    """Why an import without --replace is refused by a store that holds ``held``."""
+    names = ", ".join(held[:20])
+    return PreconditionFailed(
+        f"the store already holds services ({names}{', ...' if len(held) > 20 else ''}): "
+        "import only into an empty store, or pass --replace to overwrite everything"
+    )
+
+
 def restore(db: Db, state: StateDump, replace: bool) -> None:
     """Make ``state`` the whole state (call inside one write transaction)."""
-    held = db.all("SELECT name FROM services ORDER BY name")
+    held = [row["name"] for row in db.all("SELECT name FROM services ORDER BY name")]
     if held and not replace:
-        names = ", ".join(row["name"] for row in held[:20])
-        raise PreconditionFailed(
-            f"the store already holds services ({names}{', ...' if len(held) > 20 else ''}): "
-            "import only into an empty store, or pass --replace to overwrite everything"
-        )
+        raise import_refused(held)
     for table in ("history", "domains", "deployments", "services"):
         db.run(f"DELETE FROM {table}")
     write_diff(db, world_diff(World(), state.world))

@@ -21,7 +21,7 @@ from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import PreconditionFailed, StateError, UnreadableRow
 from xds_server.model.events import change_events
 from xds_server.model.hooks import Hook
-from xds_server.model.invariants import summary, world_diff, world_problems
+from xds_server.model.invariants import WorldDiff, summary, world_diff, world_problems
 from xds_server.model.operations import Change
 from xds_server.model.state import HistoryEntry, World
 from xds_server.store import codec, outbox, rows
@@ -52,6 +52,19 @@ def refuse_broken(world: World, services: Iterable[str] | None, error: type[Exce
         raise error(
             f"the state would break these rules, so nothing was written: {summary(problems)}"
         )
+
+
+def _checked(before: World, result: Change[T]) -> tuple[WorldDiff, frozenset[str]]:
+    """A change's diff and the services it touched, refused if its world breaks a rule.
+
+    What the change says it touched bounds the diff and the check; a change that does
+    not say (a test's own) is compared whole. The model keeps every rule by
+    construction; this is the last line."""
+    touched = [result.touched] if result.touched else None
+    diff = world_diff(before, result.world, touched)
+    services = frozenset(touched or ()) | diff.touched_services
+    refuse_broken(result.world, services, PreconditionFailed)
+    return diff, services
 
 
 @dataclass(frozen=True)
@@ -230,18 +243,26 @@ class SqlStore:
         def work(db: rows.Db, before: World | None) -> _Written[Change[T]]:
             assert before is not None
             result = change(before, rows.DbHistory(db))
-            # What the change says it touched bounds the diff and the check; a change
-            # that does not say (a test's own) is compared whole.
-            touched = [result.touched] if result.touched else None
-            diff = world_diff(before, result.world, touched)
-            services = frozenset(touched or ()) | diff.touched_services
-            # The model keeps every rule by construction; this is the last line.
-            refuse_broken(result.world, services, PreconditionFailed)
+            diff, services = _checked(before, result)
             rows.write_change(db, diff, result.history)
             self._write_events(db, before, result.world, services, result.history, actor)
             return _Written(result, result.world, services)
 
         return await self._write_change(work, credential, request)
+
+    async def preview(self, change: ChangeFunction[T]) -> Change[T]:
+        def run(db: rows.Db) -> Change[T]:
+            before = self._current(db, rows.sequence(db))
+            result = change(before, rows.DbHistory(db))
+            touched = [result.touched] if result.touched else None
+            services = (
+                frozenset(touched or ())
+                | world_diff(before, result.world, touched).touched_services
+            )
+            refuse_broken(result.world, services, PreconditionFailed)
+            return result
+
+        return await self._read(self._readable(run))
 
     async def import_state(
         self,

@@ -10,6 +10,7 @@ from xds_server.cli.client import EXIT_REFUSED, OperatorClient
 from xds_server.cli.options import (
     Commands,
     command,
+    dry_run_option,
     endpoint_option,
     endpoints,
     group,
@@ -88,6 +89,7 @@ def register(commands: Commands) -> None:
     endpoint_option(set_parser)
     wait_options(set_parser)
     deleting = _by_id(deployments, "delete", delete_deployment, "forget a scaled-down deployment")
+    dry_run_option(deleting)
     deleting.add_argument(
         "-y", "--yes", action="store_true", help="do not ask on a terminal (scripts never are)"
     )

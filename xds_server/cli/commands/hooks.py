@@ -11,7 +11,7 @@ from typing import Any
 from xds_server.cli import render
 from xds_server.cli.client import EXIT_REFUSED, EXIT_USAGE, OperatorClient
 from xds_server.cli.flags import parse_duration, whole_number
-from xds_server.cli.options import Commands, command, group
+from xds_server.cli.options import Commands, command, dry_run_option, group
 from xds_server.cli.result import Result
 from xds_server.cli.secret_files import read_secret
 from xds_server.errors import CliError
@@ -180,6 +180,7 @@ def register(commands: Commands) -> None:
         service=False,
     )
     adding.add_argument("name", help="the hook's name, e.g. chat-release")
+    dry_run_option(adding)
     target = adding.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", metavar="URL", help="POST each event's JSON here (http/https)")
     target.add_argument(
@@ -219,6 +220,8 @@ def register(commands: Commands) -> None:
     ):
         parser = command(hooks, name, handler, help_text, ("text", "yaml", "json"), service=False)
         parser.add_argument("name", help="the hook's name")
+        if name == "remove":
+            dry_run_option(parser)
     listing = command(
         hooks,
         "deliveries",

@@ -8,7 +8,7 @@ import time
 from xds_server.cli import render
 from xds_server.cli.client import OperatorClient
 from xds_server.cli.flags import parse_duration, whole_number
-from xds_server.cli.options import Commands, command, group
+from xds_server.cli.options import Commands, command, dry_run_option, group
 from xds_server.cli.result import Handler, Result
 from xds_server.cli.watching import watch_option, watched
 from xds_server.v1 import operator_pb2 as pb
@@ -80,17 +80,20 @@ def register(commands: Commands) -> None:
         ("pause", "hold the rollout at its step (manual traffic changes are allowed then)"),
         ("resume", "go on from the step it was paused at, its weights set again"),
     ):
-        command(rollout, action, _change(action), help_text, OUTPUTS)
+        dry_run_option(command(rollout, action, _change(action), help_text, OUTPUTS))
     parser = command(
         rollout, "abort", _change("abort"), "all traffic back to the stable tag, at once", OUTPUTS
     )
+    dry_run_option(parser)
     parser.add_argument("--reason", metavar="TEXT", help="why, for the history entry")
     parser = command(rollout, "promote", _change("promote"), "pass the manual gate", OUTPUTS)
+    dry_run_option(parser)
     parser.add_argument("--full", action="store_true", help="skip every remaining step to 100%%")
 
 
 def _register_start(rollout: Commands) -> None:
     parser = command(rollout, "start", start, "start a rollout to --to", OUTPUTS)
+    dry_run_option(parser)
     parser.add_argument("--to", required=True, metavar="TAG", help="the tag to roll out")
     parser.add_argument(
         "--steps",

@@ -6,7 +6,15 @@ import argparse
 
 from xds_server.cli import render
 from xds_server.cli.client import EXIT_USAGE, OperatorClient
-from xds_server.cli.options import Commands, command, group, guard, header_switch, if_revision
+from xds_server.cli.options import (
+    Commands,
+    command,
+    dry_run_option,
+    group,
+    guard,
+    header_switch,
+    if_revision,
+)
 from xds_server.cli.result import Result
 from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
@@ -50,6 +58,7 @@ def register(commands: Commands) -> None:
         service=False,
     )
     parser.add_argument("name")
+    dry_run_option(parser)
     parser.add_argument(
         "--domain",
         action="append",

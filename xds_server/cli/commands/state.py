@@ -8,7 +8,7 @@ from pathlib import Path
 
 from xds_server.cli import render
 from xds_server.cli.client import EXIT_USAGE, OperatorClient
-from xds_server.cli.options import Commands, command, group
+from xds_server.cli.options import Commands, command, dry_run_option, group
 from xds_server.cli.result import Result
 from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
@@ -60,6 +60,7 @@ def register(commands: Commands) -> None:
         service=False,
     )
     parser.add_argument("file", metavar="FILE", help="the exported JSON ('-': stdin)")
+    dry_run_option(parser)
     parser.add_argument(
         "--replace",
         action="store_true",

@@ -9,7 +9,7 @@ from pathlib import Path
 from xds_server.auth.roles import Role
 from xds_server.cli import render
 from xds_server.cli.client import OperatorClient
-from xds_server.cli.options import Commands, command, group
+from xds_server.cli.options import Commands, command, dry_run_option, group
 from xds_server.cli.result import Result
 from xds_server.cli.secret_files import warn_if_stdout_shared, write_secret
 from xds_server.v1 import operator_pb2 as pb
@@ -19,6 +19,8 @@ def create(args: argparse.Namespace, client: OperatorClient) -> Result:
     """Create a token; it goes to ``--output-file`` (mode 0600) or, this once, to stdout."""
     request = pb.CreateTokenRequest(name=args.name, role=args.role)
     reply = client.call("CreateToken", request)
+    if client.dry_run:  # no token exists, so none is shown
+        return Result(f"token {reply.info.name} ({reply.info.role}) would be created\n")
     if args.output_file is not None:
         write_secret(args.output_file, reply.token)
         print(
@@ -60,6 +62,7 @@ def register(commands: Commands) -> None:
         service=False,
     )
     parser.add_argument("--name", required=True, help="what the token is for, e.g. ci-bot")
+    dry_run_option(parser)
     parser.add_argument(
         "--output-file",
         type=Path,
@@ -89,3 +92,4 @@ def register(commands: Commands) -> None:
         service=False,
     )
     revoke_parser.add_argument("name")
+    dry_run_option(revoke_parser)

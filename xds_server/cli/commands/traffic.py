@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from google.protobuf.message import Message
+
 from xds_server.cli import render
 from xds_server.cli.client import OperatorClient
 from xds_server.cli.flags import whole_number
@@ -24,17 +26,36 @@ from xds_server.model.names import parse_mirrors, parse_weights
 from xds_server.v1 import operator_pb2 as pb
 
 
-def _changed(args: argparse.Namespace, reply: pb.TrafficChange) -> Result:
-    """What every traffic write prints: the new policy, at the revision it committed
-    (on stderr, "unchanged" when it asked for what the service had)."""
-    revision = reply.traffic.revision
-    notes = (f"unchanged (revision {revision}): no revision made, nothing pushed",)
-    return Result(
-        render.traffic(reply.traffic, args.output),
-        revision,
-        tuple(reply.warnings),
-        notes if reply.unchanged else (),
+def _changed(
+    args: argparse.Namespace, client: OperatorClient, method: str, request: Message
+) -> Result:
+    """Send a traffic write and print the new policy, at the revision it committed (on
+    stderr, "unchanged" when it asked for what the service had; with --dry-run, what
+    would change, before and after)."""
+    before = (
+        client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
+        if client.dry_run
+        else None
     )
+    reply: pb.TrafficChange = client.call(method, request)
+    revision = reply.traffic.revision
+    notes = []
+    if reply.unchanged:
+        notes.append(f"unchanged (revision {revision}): no revision made, nothing pushed")
+    elif before is not None:
+        notes.append(
+            f"would change {args.service}: {_weights(before)} -> {_weights(reply.traffic)} "
+            f"(revision {before.revision} -> {revision})"
+        )
+    return Result(
+        render.traffic(reply.traffic, args.output), revision, tuple(reply.warnings), notes
+    )
+
+
+def _weights(traffic: pb.Traffic) -> str:
+    weights = ",".join(f"{t.tag}={t.weight}" for t in traffic.tags) or "no tags"
+    mirrors = ",".join(f"{m.tag}={m.percent}" for m in traffic.mirror)
+    return f"{weights}" + (f" mirror {mirrors}" if mirrors else "")
 
 
 def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -50,7 +71,7 @@ def set_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
     )
     if args.sticky_header is not None:
         request.sticky_header = args.sticky_header
-    return _changed(args, client.call("SetTraffic", request))
+    return _changed(args, client, "SetTraffic", request)
 
 
 def get_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -70,7 +91,7 @@ def promote(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.PromoteTrafficRequest(
         service=args.service, to_tag=args.to or "", force=args.force, **guard(args)
     )
-    return _changed(args, client.call("PromoteTraffic", request))
+    return _changed(args, client, "PromoteTraffic", request)
 
 
 def rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
@@ -78,7 +99,7 @@ def rollback(args: argparse.Namespace, client: OperatorClient) -> Result:
     request = pb.RollbackTrafficRequest(service=args.service, force=args.force, **guard(args))
     if args.to_revision is not None:
         request.to_revision = args.to_revision
-    return _changed(args, client.call("RollbackTraffic", request))
+    return _changed(args, client, "RollbackTraffic", request)
 
 
 def history(args: argparse.Namespace, client: OperatorClient) -> Result:
