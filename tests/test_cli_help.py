@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import XDSCTL, free_port, run_xdsctl
+from tests.support.processes import XDSCTL, ServerProcess, free_port, run_xdsctl
 from xds_server import __version__
 from xds_server.cli import main as cli
 
@@ -31,8 +31,8 @@ def test_help_pages_read_as_written() -> None:
     for prog, page in pages.items():
         assert "%%" not in page, prog
         assert not re.search(r"\d\.\d+e\+\d\d", page), prog
-    assert "--endpoint HOST:PORT" in pages["xdsctl apply"].split("options:")[0]
-    assert "[--endpoint" not in pages["xdsctl apply"].split("options:")[0]
+    usage = " ".join(pages["xdsctl apply"].split("options:")[0].split())
+    assert "--endpoint HOST:PORT" in usage and "[--endpoint" not in usage
     assert "send 100% to the other tag" in pages["xdsctl traffic promote"]
 
 
@@ -87,3 +87,55 @@ def test_version_without_a_server() -> None:
     assert plain.returncode == 0 and plain.stdout == f"xdsctl {__version__}\n"
     alone = run_xdsctl("version", "-o", "json", env={"XDSCTL_SERVER": f"127.0.0.1:{free_port()}"})
     assert alone.returncode == 3 and alone.json() == {"client": __version__, "server": None}
+
+
+def test_contexts_and_their_precedence(tmp_path: Path, server: ServerProcess) -> None:
+    """set-context, use-context, get-contexts; then flag > environment > context."""
+    server_address = server.address
+    env = {"XDG_CONFIG_HOME": str(tmp_path), "XDSCTL_SERVER": ""}
+    token = tmp_path / "token"
+    made = server.xdsctl(
+        "tokens", "create", "--name", "admin", "--role", "admin", "--output-file", str(token)
+    )
+    assert made.returncode == 0, made.stderr
+    added = run_xdsctl(
+        "config",
+        "set-context",
+        "local",
+        "--server",
+        server_address,
+        "--token-file",
+        str(token),
+        env=env,
+    )
+    assert added.returncode == 0 and "context local (current) set in" in added.stdout
+    config = tmp_path / "xdsctl" / "config.yaml"
+    assert (config.stat().st_mode & 0o777) == 0o600 and "xdst_" not in config.read_text()
+    nowhere = f"127.0.0.1:{free_port()}"
+    far = ("config", "set-context", "far", "--server", nowhere, "--token-file", str(token))
+    assert run_xdsctl(*far, env=env).returncode == 0
+    listed = run_xdsctl("config", "get-contexts", "-o", "json", env=env).json()
+    assert listed["current"] == "local" and set(listed["contexts"]) == {"local", "far"}
+
+    # The current context reaches the server, with its token file.
+    assert run_xdsctl("version", env=env).returncode == 0
+    assert run_xdsctl("tokens", "list", env=env).returncode == 0
+    # A token in the environment wins over the context's file.
+    bogus = {**env, "XDSCTL_TOKEN": "xdst_" + "B" * 43}
+    assert run_xdsctl("tokens", "list", env=bogus).returncode == 5
+    # XDSCTL_CONTEXT, then --context, win over the current one; --server over all.
+    assert run_xdsctl("version", env={**env, "XDSCTL_CONTEXT": "far"}).returncode == 3
+    assert run_xdsctl("--context", "far", "version", env=env).returncode == 3
+    reached = run_xdsctl("--context", "far", "--server", server_address, "version", env=env)
+    assert reached.returncode == 0
+    assert run_xdsctl("version", env={**env, "XDSCTL_SERVER": nowhere}).returncode == 3
+    assert run_xdsctl("config", "use-context", "far", env=env).returncode == 0
+    assert run_xdsctl("version", env=env).returncode == 3
+
+    unknown = run_xdsctl("--context", "lcoal", "version", env=env)
+    assert unknown.returncode == 2 and "no context named lcoal" in unknown.stderr
+    assert "did you mean local?" in unknown.stderr
+    assert run_xdsctl("config", "use-context", "nope", env=env).returncode == 2
+    config.write_text("contexts: [1, 2]\n")
+    broken = run_xdsctl("version", env=env)
+    assert broken.returncode == 2 and "is not an xdsctl config" in broken.stderr

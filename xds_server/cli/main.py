@@ -20,6 +20,7 @@ from xds_server.cli.client import EXIT_OK, OperatorClient
 from xds_server.cli.commands import (
     apply,
     completion,
+    config,
     deployments,
     hooks,
     metrics,
@@ -54,6 +55,7 @@ _COMMAND_MODULES = (
     tokens,
     hooks,
     version,
+    config,
     completion,
 )
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
+from xds_server.cli import contexts
 from xds_server.cli.client import DEFAULT_PORT, DEFAULT_SERVER, EXIT_USAGE, Credentials
 from xds_server.cli.flags import address, parse_duration, whole_number
 from xds_server.cli.result import Handler
@@ -50,6 +51,13 @@ def connection_options(parser: argparse.ArgumentParser) -> None:
     # --server X` both work without the subcommand's default hiding the other.
     for flag, env, what in CONNECTION_OPTIONS:
         parser.add_argument(flag, default=argparse.SUPPRESS, help=f"{what} (env {env})")
+    parser.add_argument(
+        "--context",
+        default=argparse.SUPPRESS,
+        metavar="NAME",
+        help=f"the context to use from `xdsctl config` (env {contexts.CONTEXT_ENV}); "
+        "flags and environment variables win over it",
+    )
 
 
 def group(commands: Commands, name: str, help_text: str) -> Commands:
@@ -197,10 +205,27 @@ def guard(args: argparse.Namespace) -> dict[str, int]:
     return {} if args.if_revision is None else {"if_revision": args.if_revision}
 
 
-def _option(args: argparse.Namespace, flag: str) -> str | None:
+def _given(args: argparse.Namespace, flag: str) -> str | None:
     """A connection option from its flag, else its environment variable."""
     env = next(env for name, env, _ in CONNECTION_OPTIONS if name == flag)
     return getattr(args, flag.lstrip("-").replace("-", "_"), None) or os.environ.get(env) or None
+
+
+def _from_context(args: argparse.Namespace, flag: str) -> str | None:
+    """What the context in force says of a connection option (paths with ``~`` expanded)."""
+    if not hasattr(args, "_context_settings"):
+        chosen = contexts.selected(getattr(args, "context", None))
+        args._context_settings = chosen[1] if chosen else {}
+    value: str | None = args._context_settings.get(flag.lstrip("-"))
+    if value and flag != "--server":
+        value = str(Path(value).expanduser())
+    return value
+
+
+def _option(args: argparse.Namespace, flag: str) -> str | None:
+    """A connection option from its flag, else its environment variable, else the
+    context in force."""
+    return _given(args, flag) or _from_context(args, flag)
 
 
 def server(args: argparse.Namespace) -> str:
@@ -230,7 +255,10 @@ def server(args: argparse.Namespace) -> str:
 def credentials(args: argparse.Namespace) -> Credentials:
     """The token (--token-file, XDSCTL_TOKEN) and TLS files the command line names."""
     token = os.environ.get("XDSCTL_TOKEN")
-    token_file = _option(args, "--token-file")
+    # A token in the environment wins over the context's token file, not over a flag's.
+    token_file = _given(args, "--token-file") or (
+        None if token else _from_context(args, "--token-file")
+    )
     if token_file:
         token = read_secret(Path(token_file), "--token-file")
     paths = {flag: _option(args, flag) for flag in ("--ca", "--cert", "--key")}
