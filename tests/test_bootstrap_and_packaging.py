@@ -163,6 +163,7 @@ def test_demo_runs_and_stops_everything() -> None:
     """`xdsctl demo` serves blue through Envoy, follows a promote, and Ctrl-C stops it all."""
     listen, admin = free_port(), free_port()
     api, xds = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    metrics = f"127.0.0.1:{free_port()}"
     demo = subprocess.Popen(
         [
             *XDSCTL,
@@ -175,6 +176,8 @@ def test_demo_runs_and_stops_everything() -> None:
             api,
             "--xds-listen",
             xds,
+            "--metrics-listen",
+            metrics,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -189,6 +192,9 @@ def test_demo_runs_and_stops_everything() -> None:
             assert line, "".join(lines)
             lines.append(line.rstrip("\n"))
         assert f"  xdsctl --server {api} traffic promote" in lines
+        logs = next(line.split()[1] for line in lines if line.startswith("  logs "))
+        assert any("xdsctl --server" in line and " status " in line for line in lines)
+        assert any(f"http://{metrics}/metrics" in line for line in lines)
 
         def body() -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{listen}/", timeout=2) as response:
@@ -218,6 +224,8 @@ def test_demo_runs_and_stops_everything() -> None:
         wait_until(lambda: body() == "green", what="green after promote")
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
+        assert f"the demo's logs are kept in {logs}" in demo.stdout.read()
+        assert (Path(logs) / "control-plane.log").stat().st_size > 0
         time.sleep(0.2)
         ports = (listen, admin, green_port, int(api.rsplit(":", 1)[1]), int(xds.rsplit(":", 1)[1]))
         for port in ports:
@@ -226,3 +234,27 @@ def test_demo_runs_and_stops_everything() -> None:
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+
+
+def test_demo_ports_from_a_base_or_free_when_taken() -> None:
+    """--port-base N: N to N+4; without it, a taken default is replaced and said so."""
+    from xds_server.demo import demo_options
+
+    based = demo_options(20000)
+    assert (based.xds_listen, based.api_listen) == ("127.0.0.1:20000", "127.0.0.1:20001")
+    assert (based.listen_port, based.admin_port, based.metrics_listen) == (
+        20002,
+        20003,
+        "127.0.0.1:20004",
+    )
+    assert demo_options(20000, admin_port=9999).admin_port == 9999  # a flag wins
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 10000))
+            taken.listen()
+        except OSError:
+            pass  # taken already: the demo must move either way
+        options = demo_options(None)
+    assert options.listen_port != 10000
+    assert f"Envoy on {options.listen_port} (10000 is taken)" in options.moved

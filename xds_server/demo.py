@@ -1,6 +1,7 @@
 """``xdsctl demo``: the control plane, a real Envoy and two upstreams on loopback.
 
-Everything it starts lives in one temporary folder and stops on Ctrl-C.
+Everything it starts writes into one folder, kept (with its logs) after Ctrl-C stops
+it all.
 """
 
 from __future__ import annotations
@@ -45,6 +46,56 @@ class DemoOptions:
     admin_port: int = 9901
     api_listen: str = ServeConfig.api_listen
     xds_listen: str = ServeConfig.xds_listen
+    metrics_listen: str = ServeConfig.metrics_listen
+    # Default ports that were taken, and the free ones used instead: printed.
+    moved: tuple[str, ...] = ()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def demo_options(
+    port_base: int | None,
+    *,
+    listen_port: int | None = None,
+    admin_port: int | None = None,
+    api_listen: str | None = None,
+    xds_listen: str | None = None,
+    metrics_listen: str | None = None,
+) -> DemoOptions:
+    """The demo's ports: what was given, else ``port_base`` + 0..4, else the defaults,
+    a taken default replaced by a free port (and said so)."""
+    defaults = DemoOptions()
+    moved: list[str] = []
+
+    def pick(given: int | None, offset: int, default: int, what: str) -> int:
+        if given is not None:
+            return given
+        if port_base is not None:
+            return port_base + offset
+        if _port_free(default):
+            return default
+        chosen = _free_port()
+        moved.append(f"{what} on {chosen} ({default} is taken)")
+        return chosen
+
+    def default_port(listen: str) -> int:
+        return int(listen.rsplit(":", 1)[1])
+
+    xds = xds_listen or f"127.0.0.1:{pick(None, 0, default_port(defaults.xds_listen), 'xDS')}"
+    api = api_listen or f"127.0.0.1:{pick(None, 1, default_port(defaults.api_listen), 'API')}"
+    listen = pick(listen_port, 2, defaults.listen_port, "Envoy")
+    admin = pick(admin_port, 3, defaults.admin_port, "Envoy admin")
+    metrics = metrics_listen or (
+        f"127.0.0.1:{pick(None, 4, default_port(defaults.metrics_listen), 'metrics')}"
+    )
+    return DemoOptions(listen, admin, api, xds, metrics, tuple(moved))
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -109,6 +160,8 @@ class Demo:
                 o.xds_listen,
                 "--envoy-listen",
                 f"127.0.0.1:{o.listen_port}",
+                "--metrics-listen",
+                o.metrics_listen,
             ],
             "control-plane.log",
         )
@@ -169,8 +222,10 @@ class Demo:
         return "\n".join(
             [
                 "xds_server demo is running:",
-                f"  control plane  API {o.api_listen}, xDS {o.xds_listen}",
-                f"  files          {self.workdir}",
+                *(f"  moved          {line}" for line in o.moved),
+                f"  control plane  API {o.api_listen}, xDS {o.xds_listen}, "
+                f"metrics http://{o.metrics_listen}/metrics",
+                f"  logs           {self.workdir} (kept after Ctrl-C)",
                 f"  envoy          {url} (admin http://127.0.0.1:{o.admin_port})",
                 f"  blue           deployment {ids['blue']}, 100% of traffic",
                 f"  green          deployment {ids['green']}, 0% (running, ready to take over;",
@@ -186,6 +241,9 @@ class Demo:
                 f"  xdsctl{server} deployments list                  # DESIRED, SCALE confirmed",
                 f"  xdsctl{server} traffic set --tags blue=100,green=0   # green starts again",
                 f"  xdsctl{server} hooks deliveries {SCALE_HOOK}",
+                f"  xdsctl{server} status                            # the Envoy, in sync or not",
+                f"  xdsctl{server} traffic history                   # who changed what, and when",
+                f"  curl -s http://{o.metrics_listen}/metrics | grep xds_traffic_weight",
                 "Ctrl-C stops everything.",
             ]
         )
@@ -203,7 +261,6 @@ class Demo:
         for upstream in self.upstreams:
             upstream.close()
         stop_all(self.workdir)  # what the scale hook started
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def run_demo(options: DemoOptions) -> None:
@@ -218,3 +275,4 @@ def run_demo(options: DemoOptions) -> None:
         print("stopping the demo", flush=True)
     finally:
         demo.stop()
+        print(f"the demo's logs are kept in {demo.workdir}", flush=True)
