@@ -92,12 +92,27 @@ class Metrics:
         )
         for mode in ("sotw", "delta"):
             self.connected.labels(mode=mode)
+        # Every type's counters exist at 0 from the start, so the first NACK is an
+        # increase an alert sees (a series born at 1 has no increase to Prometheus).
+        for type_name in SHORT_NAMES.values():
+            for counter in (self.responses, self.acks, self.nacks):
+                self._child(counter, type_name)
         dropped = Gauge(
             "xds_log_lines_dropped",
             "Log lines the log stream refused since start (a full disk under the log file)",
             registry=r,
         )
         dropped.set_function(lambda: LogWriter.dropped)
+
+    def count_out_of_sync(self, count: Callable[[], int]) -> None:
+        """``xds_envoys_out_of_sync``: read from the node registry at each scrape."""
+        gauge = Gauge(
+            "xds_envoys_out_of_sync",
+            "Connected Envoy streams that do not hold the current config yet (a moment "
+            "after every change; for long: a NACK or a node that does not ACK)",
+            registry=self.registry,
+        )
+        gauge.set_function(count)
 
     def on_xds_event(self, event: XdsEvent, kind: str, node: str, seconds: float | None) -> None:
         """The node registry's hook: ``kind`` is a type URL, or a mode for (dis)connects."""

@@ -119,6 +119,7 @@ class ControlPlane:
         self.registry = NodeRegistry(
             grace_seconds=self.config.node_grace_seconds, on_event=self._xds_event
         )
+        self.metrics.count_out_of_sync(lambda: self.registry.out_of_sync)
         self.book = TrafficBook(self.traffic, attribution_from(self._published_world))
         self.metrics.registry.register(TrafficCollector(self._published_world, self.book.totals))
 

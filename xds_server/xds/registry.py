@@ -143,6 +143,11 @@ class NodeRegistry:
         self._nacks_before_snapshot = self._nacks
         self._notify()
 
+    @property
+    def out_of_sync(self) -> int:
+        """How many streams do not hold the current config yet (O(1): /metrics asks)."""
+        return len(self._unsynced)
+
     def set_synced(self, stream: StreamView, synced: bool) -> None:
         """A stream's verdict after it handled an event (see ``StreamReport``)."""
         if synced:
