@@ -123,14 +123,23 @@ class TestWalkthrough:
             "DESIRED",
             "SCALE",
             "ENDPOINTS",
-            "LABELS",
-            "CREATED",
+            "AGE",
         ]
         assert deployment_id in listing.stdout and "app.internal:8080" in listing.stdout
         # Tagged: it should run; no hook subscribes to deployment.scale to confirm it.
-        assert listing.stdout.splitlines()[1].split()[3:6] == ["active", "running", "no-hook"]
+        row = listing.stdout.splitlines()[1].split()
+        assert row[3:6] == ["active", "running", "no-hook"]
+        assert row[7].endswith("s")  # a relative age (seconds old); YAML has the time
+        wide = server.xdsctl("deployments", "list", "-o", "wide").stdout.splitlines()
+        assert wide[0].split()[-2:] == ["LABELS", "CREATED"] and "version=v1" in wide[1]
 
-        got = server.xdsctl("deployments", "get", deployment_id)
+        traffic = server.xdsctl("traffic", "get", "-o", "table").stdout.splitlines()
+        assert traffic[0].split() == ["TAG", "WEIGHT", "MIRROR", "DEPLOYMENT", "ENDPOINTS", "AGE"]
+        assert traffic[1].split()[:5] == ["blue", "100%", "-", deployment_id, "app.internal:8080"]
+        assert traffic[-1] == "revision 1"
+        assert server.xdsctl("traffic", "get").yaml()["tags"][0]["tag"] == "blue"  # still YAML
+
+        got = server.xdsctl("deployments", "get", deployment_id, "-o", "yaml")
         assert got.yaml()["endpoints"] == ["app.internal:8080"]
         assert got.yaml()["labels"] == {"version": "v1"}
 
@@ -142,6 +151,8 @@ class TestWalkthrough:
             "[::1]:9000",
             "--endpoint",
             "10.1.1.1:80",
+            "-o",
+            "yaml",
         )
         assert moved.returncode == 0, moved.stderr
         assert moved.yaml()["endpoints"] == ["[::1]:9000", "10.1.1.1:80"]

@@ -36,6 +36,26 @@ def structured(data: Any, output: str, compact: bool = False) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
+# Every read command takes these, in this order; tables come first (the default),
+# `wide` adds columns.
+READ_OUTPUTS = ("table", "wide", "yaml", "json")
+TABLES = ("table", "wide")
+
+
+def age(stamp: str, now: float | None = None) -> str:
+    """How long ago an RFC 3339 time was, as a table shows it: ``42s``, ``5m``, ``3h``,
+    ``2d`` (YAML and JSON keep the time itself); the time as given if it does not parse."""
+    try:
+        then = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return stamp or "-"
+    seconds = max(0, int((time.time() if now is None else now) - then))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns, two spaces apart, like kubectl's."""
     cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
@@ -63,8 +83,9 @@ def _listing(
     row: Callable[[Item], Sequence[Any]],
     data: Callable[[Item], Any],
 ) -> str:
-    """A list of replies: one table row each for ``-o table``, else a YAML or JSON list."""
-    if output == "table":
+    """A list of replies: one table row each for ``-o table`` (and ``wide``), else a YAML
+    or JSON list."""
+    if output in TABLES:
         return table(headers, [row(item) for item in items])
     return structured([data(item) for item in items], output)
 
@@ -203,7 +224,7 @@ def _node_row(node: pb.NodeStatus) -> tuple[str, ...]:
         node.cluster or "-",
         node.mode or "-",
         node.peer or "-",
-        node.connected_since if node.connected else f"gone {node.disconnected_at}",
+        age(node.connected_since) if node.connected else f"gone {age(node.disconnected_at)}",
         "in sync" if node.in_sync else (node.reason if node.connected else "disconnected"),
     )
 
@@ -217,6 +238,13 @@ def _deployment_row(deployment: pb.Deployment) -> tuple[str, ...]:
         deployment.desired or "-",
         deployment.scale or "-",
         ",".join(endpoint_text(e) for e in deployment.endpoints),
+        age(deployment.created_at),
+    )
+
+
+def _deployment_wide(deployment: pb.Deployment) -> tuple[str, ...]:
+    return (
+        *_deployment_row(deployment),
         ",".join(f"{label.key}={label.value}" for label in deployment.labels) or "-",
         deployment.created_at,
     )
@@ -230,9 +258,9 @@ _DEPLOYMENT_HEADERS = (
     "DESIRED",
     "SCALE",
     "ENDPOINTS",
-    "LABELS",
-    "CREATED",
+    "AGE",
 )
+_DEPLOYMENT_WIDE = (*_DEPLOYMENT_HEADERS, "LABELS", "CREATED")
 
 
 # --- one view per reply --------------------------------------------------------
@@ -267,21 +295,50 @@ def history(entries: Sequence[pb.HistoryEntry], output: str) -> str:
     return _listing(
         entries,
         output,
-        ("REVISION", "TIME", "ACTOR", "COMMAND"),
-        lambda e: (e.revision, e.time, e.actor, e.command),
+        ("REVISION", "AGE", "ACTOR", "COMMAND"),
+        lambda e: (e.revision, age(e.time), e.actor, e.command),
         history_data,
     )
 
 
+def traffic_table(reply: pb.Traffic, held: Sequence[pb.Deployment], wide: bool) -> str:
+    """``traffic get -o table``: each tag's weight, mirror share, deployment, endpoints
+    and age (``wide``: the deployment's labels and desired state too)."""
+    by_id = {d.id: d for d in held}
+    mirrors = {m.tag: m.percent for m in reply.mirror}
+    headers = ["TAG", "WEIGHT", "MIRROR", "DEPLOYMENT", "ENDPOINTS", "AGE"]
+    if wide:
+        headers += ["DESIRED", "LABELS"]
+    rows = []
+    for tag in reply.tags:
+        deployment = by_id.get(tag.deployment_id)
+        row = [
+            tag.tag,
+            f"{tag.weight}%",
+            f"{mirrors[tag.tag]}%" if tag.tag in mirrors else "-",
+            tag.deployment_id,
+            ",".join(endpoint_text(e) for e in deployment.endpoints) if deployment else "-",
+            age(deployment.created_at) if deployment else "-",
+        ]
+        if wide:
+            labels = ",".join(f"{x.key}={x.value}" for x in deployment.labels) if deployment else ""
+            row += [deployment.desired if deployment else "-", labels or "-"]
+        rows.append(row)
+    return table(headers, rows) + f"revision {reply.revision}\n"
+
+
 def deployments(items: Sequence[pb.Deployment], output: str) -> str:
-    """``deployments list``: one row per deployment, or a YAML or JSON list."""
+    """``deployments list``: one row per deployment (``wide``: its labels and creation
+    time too), or a YAML or JSON list."""
+    if output == "wide":
+        return table(_DEPLOYMENT_WIDE, [_deployment_wide(d) for d in items])
     return _listing(items, output, _DEPLOYMENT_HEADERS, _deployment_row, deployment_data)
 
 
 def deployment(item: pb.Deployment, output: str) -> str:
     """One deployment: a one-row table, or YAML or JSON (not a list)."""
-    if output == "table":
-        return table(_DEPLOYMENT_HEADERS, [_deployment_row(item)])
+    if output in TABLES:
+        return deployments([item], output)
     return structured(deployment_data(item), output)
 
 
@@ -298,7 +355,7 @@ def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> s
     """``status``: every Envoy, the store, and the summary line (``compact``: JSON on one
     line)."""
     nodes = reply.nodes
-    if output != "table":
+    if output not in TABLES:
         data = {
             "summary": sync_summary(nodes),
             "store": reply.store,
@@ -411,7 +468,7 @@ def traffic_metrics(reply: pb.TrafficMetrics, output: str, compact: bool = False
     """``metrics``: one row per tag, then what the figures cover; or YAML or JSON
     (``compact``: JSON on one line, for ``--watch``)."""
     data = traffic_metrics_data(reply)
-    if output != "table":
+    if output not in TABLES:
         return structured(data, output, compact)
     rows = [
         (
@@ -509,7 +566,7 @@ def rollout_data(reply: pb.Rollout, now: float) -> dict[str, Any]:
 def rollout(reply: pb.Rollout, output: str, now: float, compact: bool = False) -> str:
     """``rollout status`` (and what every rollout command prints)."""
     data = rollout_data(reply, now)
-    if output != "table":
+    if output not in TABLES:
         return structured(data, output, compact)
     weights = ", ".join(f"{tag}={weight}" for tag, weight in data["weights"].items())
     lines = [
@@ -581,8 +638,8 @@ def tokens(items: Sequence[pb.TokenInfo], output: str) -> str:
     return _listing(
         items,
         output,
-        ("NAME", "ROLE", "CREATED", "CREATED BY"),
-        lambda t: (t.name, t.role, t.created_at, t.created_by),
+        ("NAME", "ROLE", "AGE", "CREATED BY"),
+        lambda t: (t.name, t.role, age(t.created_at), t.created_by),
         token_data,
     )
 

@@ -56,7 +56,7 @@ def use_context(args: argparse.Namespace) -> int:
 
 def get_contexts(args: argparse.Namespace) -> int:
     config = contexts.load()
-    if args.output != "table":
+    if args.output not in render.TABLES:
         data = {"current": config.current, "contexts": config.contexts}
         print(render.structured(data, args.output), end="")
         return 0
@@ -91,5 +91,5 @@ def register(commands: Commands) -> None:
     using.add_argument("name")
     using.set_defaults(local=use_context)
     listing = config.add_parser("get-contexts", help="list the contexts (* is the current)")
-    listing.add_argument("-o", "--output", choices=("table", "yaml", "json"), default="table")
+    listing.add_argument("-o", "--output", choices=render.READ_OUTPUTS, default="table")
     listing.set_defaults(local=get_contexts)

@@ -77,7 +77,7 @@ def register(commands: Commands) -> None:
     """Add ``deployments`` and its subcommands to ``commands``."""
     deployments = group(commands, "deployments", "inspect deployments")
     listing = command(
-        deployments, "list", list_deployments, "list deployments", ("table", "yaml", "json")
+        deployments, "list", list_deployments, "list deployments", render.READ_OUTPUTS
     )
     listing.add_argument(
         "-A", "--all-services", action="store_true", help="list the deployments of every service"
@@ -99,8 +99,6 @@ def _by_id(
     deployments: Commands, name: str, handler: Handler, help_text: str
 ) -> argparse.ArgumentParser:
     """A command on the one deployment its ``id`` argument names."""
-    parser = command(
-        deployments, name, handler, help_text, ("yaml", "json", "table"), service=False
-    )
+    parser = command(deployments, name, handler, help_text, render.READ_OUTPUTS, service=False)
     parser.add_argument("id")
     return parser

@@ -53,7 +53,7 @@ def _one_line(text: str, width: int = 60) -> str:
 
 
 def _hooks_text(hooks: Sequence[pb.Hook], output: str) -> str:
-    if output != "table":
+    if output not in render.TABLES:
         return render.structured([hook_data(h) for h in hooks], output)
     if not hooks:
         return "no hooks: add one with `xdsctl hooks add NAME --url URL`\n"
@@ -148,7 +148,7 @@ def deliveries(args: argparse.Namespace, client: OperatorClient) -> Result:
     """The hook's latest attempts, newest first."""
     request = pb.ListHookDeliveriesRequest(name=args.name, limit=args.limit or 0)
     attempts = client.call("ListHookDeliveries", request).attempts
-    if args.output != "table":
+    if args.output not in render.TABLES:
         return Result(render.structured([attempt_data(a) for a in attempts], args.output))
     if not attempts:
         return Result(f"hook {args.name} has made no delivery attempt yet\n")
@@ -211,7 +211,7 @@ def register(commands: Commands) -> None:
         "list",
         list_hooks,
         "list hooks and their deliveries",
-        ("table", "yaml", "json"),
+        render.READ_OUTPUTS,
         service=False,
     )
     for name, handler, help_text in (
@@ -227,7 +227,7 @@ def register(commands: Commands) -> None:
         "deliveries",
         deliveries,
         "the hook's latest delivery attempts",
-        ("table", "yaml", "json"),
+        render.READ_OUTPUTS,
         service=False,
     )
     listing.add_argument("name", help="the hook's name")

@@ -39,7 +39,7 @@ def register(commands: Commands) -> None:
         "metrics",
         show_metrics,
         "live traffic per tag: requests/s, errors, latency, shadows",
-        ("table", "json", "yaml"),
+        render.READ_OUTPUTS,
     )
     parser.add_argument(
         "--window",

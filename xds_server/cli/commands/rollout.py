@@ -66,7 +66,7 @@ def _change(action: str) -> Handler:
     return run
 
 
-OUTPUTS = ("table", "yaml", "json")
+OUTPUTS = render.READ_OUTPUTS
 
 
 def register(commands: Commands) -> None:

@@ -93,6 +93,4 @@ def register(commands: Commands) -> None:
         help="shadows keep the Host of the request they copy",
     )
     if_revision(parser)
-    command(
-        services, "list", list_services, "list services", ("table", "yaml", "json"), service=False
-    )
+    command(services, "list", list_services, "list services", render.READ_OUTPUTS, service=False)

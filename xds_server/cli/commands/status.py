@@ -36,7 +36,7 @@ def register(commands: Commands) -> None:
         "status",
         status,
         "every Envoy and whether it has the current config",
-        ("table", "yaml", "json"),
+        render.READ_OUTPUTS,
         service=False,
     )
     watch_option(parser)

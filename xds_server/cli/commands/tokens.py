@@ -80,7 +80,7 @@ def register(commands: Commands) -> None:
         "list",
         list_tokens,
         "list tokens (never their secrets)",
-        ("table", "yaml", "json"),
+        render.READ_OUTPUTS,
         service=False,
     )
     revoke_parser = command(

@@ -79,6 +79,10 @@ def get_policy(args: argparse.Namespace, client: OperatorClient) -> Result:
     if args.watch:
         return watched(args, client, "traffic", _drawn)
     reply = client.call("GetTraffic", pb.GetTrafficRequest(service=args.service))
+    if args.output in render.TABLES:
+        request = pb.ListDeploymentsRequest(service=args.service)
+        held = client.call("ListDeployments", request).deployments
+        return Result(render.traffic_table(reply, held, args.output == "wide"))
     return Result(render.traffic(reply, args.output))
 
 
@@ -112,10 +116,12 @@ def register(commands: Commands) -> None:
     """Add ``traffic`` and its subcommands to ``commands``."""
     traffic = group(commands, "traffic", "see and move traffic")
     _register_set(traffic)
-    watch_option(command(traffic, "get", get_policy, "show weights and mirrors", ("yaml", "json")))
+    # The seed's YAML stays the default: scripts read it.
+    get_outputs = ("yaml", *(o for o in render.READ_OUTPUTS if o != "yaml"))
+    watch_option(command(traffic, "get", get_policy, "show weights and mirrors", get_outputs))
     _register_promote(traffic)
     _register_rollback(traffic)
-    parser = command(traffic, "history", history, "list every change", ("table", "yaml", "json"))
+    parser = command(traffic, "history", history, "list every change", render.READ_OUTPUTS)
     parser.add_argument(
         "--limit", type=whole_number(1, 1_000_000), metavar="N", help="show the latest N changes"
     )
