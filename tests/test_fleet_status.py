@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import re
@@ -93,12 +94,18 @@ def test_status_and_disconnect(fleet: Stack) -> None:
     assert [n["node_id"] for n in status["nodes"]] == ["envoy-0", "envoy-1", "envoy-2"]
     assert [n["mode"] for n in status["nodes"]] == ["sotw", "sotw", "delta"]
     assert all(n["types"]["rds"]["acked"] == n["types"]["rds"]["current"] for n in status["nodes"])
+    # Which change each Envoy runs, not content hashes: all hold the current one.
+    assert status["change"] > 0
+    assert [n["change"] for n in status["nodes"]] == [status["change"]] * 3
     table = fleet.xdsctl("status").stdout
-    assert table.splitlines()[0].split() == ["NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC"]
+    headers = ["NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "CHANGE", "SYNC"]
+    assert table.splitlines()[0].split() == headers
+    assert f"current config: change {status['change']}" in table
     assert table.rstrip().endswith("3/3 Envoys in sync with the current config")
     assert "\nstore: available\n" in table  # a single SQLite file: always reachable
     assert fleet.xdsctl("status", "--fail-unsynced").returncode == 0
 
+    fleet.envoys[1].stop()
     gone = wait_until(
         lambda: [n for n in _status(fleet)["nodes"] if not n["connected"]],
         what="envoy-1 disconnected",
@@ -145,6 +152,10 @@ def test_wait_names_the_node_that_lags(fleet: Stack, behaviour: str, reason: str
         assert f"{behaviour}-node ({reason}" in result.stderr
         unsynced = fleet.server.xdsctl("status", "--fail-unsynced")
         assert unsynced.returncode == 4 and f"not in sync: {behaviour}-node" in unsynced.stderr
+        shown = json.loads(fleet.server.xdsctl("status", "-o", "json").stdout)
+        lagging = next(n for n in shown["nodes"] if n["node_id"] == f"{behaviour}-node")
+        # It never held the change the others run (at most the ones before).
+        assert (lagging["change"] or 0) < shown["change"]
         if behaviour == "silent":  # at the timeout the real Envoys have long had it
             assert "envoy-0" not in result.stderr
         # A NACK ends the wait at once, naming whoever lags at that moment.

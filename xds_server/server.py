@@ -144,7 +144,7 @@ class ControlPlane:
             self._driver.note_published(world, changed)
         if self._dispatcher is not None:
             self._dispatcher.wake()
-        self.registry.notify()
+        self.registry.notify(self._follower.publishing if self._follower is not None else 0)
         self._heap.poke()
         # One summary per change; a newer change supersedes the pending one.
         if self._summary is not None:

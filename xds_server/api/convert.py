@@ -141,6 +141,7 @@ def posted_to_pb(node: PostedNode) -> pb.NodeStatus:
         disconnected_at=node.disconnected_at,
         in_sync=node.in_sync,
         reason=node.reason,
+        change=node.change,
         types=[
             pb.TypeStatus(
                 type=t.type, acked_version=t.acked_version, current_version=t.current_version

@@ -494,7 +494,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     async def _status_view(self) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
-            nodes=await self._fleet.nodes(), store=self._store.health.describe()
+            nodes=await self._fleet.nodes(),
+            store=self._store.health.describe(),
+            change=max(self._follower.sequence, 0),
         )
 
     async def WaitForSync(

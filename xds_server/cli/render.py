@@ -207,6 +207,7 @@ def _node_data(node: pb.NodeStatus) -> dict[str, Any]:
         "connected_since": node.connected_since or None,
         "disconnected_at": node.disconnected_at or None,
         "in_sync": node.in_sync,
+        "change": node.change or None,
         "reason": node.reason or None,
         "types": {
             t.type: {"acked": t.acked_version, "current": t.current_version} for t in node.types
@@ -225,6 +226,7 @@ def _node_row(node: pb.NodeStatus) -> tuple[str, ...]:
         node.mode or "-",
         node.peer or "-",
         age(node.connected_since) if node.connected else f"gone {age(node.disconnected_at)}",
+        str(node.change) if node.change else "-",
         "in sync" if node.in_sync else (node.reason if node.connected else "disconnected"),
     )
 
@@ -358,13 +360,15 @@ def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> s
     if output not in TABLES:
         data = {
             "summary": sync_summary(nodes),
+            "change": reply.change,
             "store": reply.store,
             "nodes": [_node_data(n) for n in nodes],
         }
         return structured(data, output, compact)
-    headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "SYNC")
+    headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "CHANGE", "SYNC")
     rows = [_node_row(n) for n in nodes]
-    return table(headers, rows) + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
+    current = f"current config: change {reply.change}\n"
+    return table(headers, rows) + current + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
 
 
 def service_configured(reply: pb.ConfigureServiceResponse, output: str) -> str:

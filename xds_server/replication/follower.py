@@ -39,6 +39,8 @@ class StateFollower:
         self._on_tokens = on_tokens
         self._lock = asyncio.Lock()
         self.sequence = -1  # of the world last published; -1: none yet
+        # The sequence of the world being published (what the publish callback sees).
+        self.publishing = -1
         self.world: World | None = None  # the world last published
 
     async def refresh(self, look: bool = True) -> None:
@@ -59,6 +61,7 @@ class StateFollower:
             if update.tokens or self.world is None:
                 # Tokens first: a revocation must not wait for the world's publication.
                 self._on_tokens(await self._store.tokens())
+            self.publishing = update.sequence
             await self._publish(update.world, None if self.world is None else update.services)
             log.debug("store.published", sequence=update.sequence, previous=self.sequence)
             self.sequence, self.world = update.sequence, update.world

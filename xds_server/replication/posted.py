@@ -46,6 +46,8 @@ class PostedNode:
     reason: str
     types: tuple[PostedType, ...] = ()
     nacks: tuple[PostedNack, ...] = ()
+    # The newest change the node held all of (rows from before: 0, unknown).
+    change: int = 0
 
 
 def rfc3339(seconds: float | None) -> str:
@@ -69,6 +71,7 @@ def posted_node(record: NodeRecord, sync: Sync | None = None) -> PostedNode:
         disconnected_at=rfc3339(record.disconnected_at),
         in_sync=sync.in_sync,
         reason=sync.reason,
+        change=record.change,
         types=tuple(
             PostedType(SHORT_NAMES[view.type_url], view.acked, view.current)
             for view in (stream.type_views() if stream else [])

@@ -427,7 +427,7 @@ class NackStatus(_message.Message):
     def __init__(self, type: _Optional[str] = ..., version: _Optional[str] = ..., message: _Optional[str] = ..., time: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "cluster", "peer", "mode", "connected", "connected_since", "disconnected_at", "in_sync", "reason", "types", "nacks")
+    __slots__ = ("node_id", "cluster", "peer", "mode", "connected", "connected_since", "disconnected_at", "in_sync", "reason", "types", "nacks", "change")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
@@ -439,6 +439,7 @@ class NodeStatus(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     NACKS_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     cluster: str
     peer: str
@@ -450,15 +451,18 @@ class NodeStatus(_message.Message):
     reason: str
     types: _containers.RepeatedCompositeFieldContainer[TypeStatus]
     nacks: _containers.RepeatedCompositeFieldContainer[NackStatus]
-    def __init__(self, node_id: _Optional[str] = ..., cluster: _Optional[str] = ..., peer: _Optional[str] = ..., mode: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[str] = ..., disconnected_at: _Optional[str] = ..., in_sync: _Optional[bool] = ..., reason: _Optional[str] = ..., types: _Optional[_Iterable[_Union[TypeStatus, _Mapping]]] = ..., nacks: _Optional[_Iterable[_Union[NackStatus, _Mapping]]] = ...) -> None: ...
+    change: int
+    def __init__(self, node_id: _Optional[str] = ..., cluster: _Optional[str] = ..., peer: _Optional[str] = ..., mode: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[str] = ..., disconnected_at: _Optional[str] = ..., in_sync: _Optional[bool] = ..., reason: _Optional[str] = ..., types: _Optional[_Iterable[_Union[TypeStatus, _Mapping]]] = ..., nacks: _Optional[_Iterable[_Union[NackStatus, _Mapping]]] = ..., change: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("nodes", "store")
+    __slots__ = ("nodes", "store", "change")
     NODES_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
     store: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[str] = ...) -> None: ...
+    change: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[str] = ..., change: _Optional[int] = ...) -> None: ...
 
 class WaitForSyncRequest(_message.Message):
     __slots__ = ("timeout_seconds", "min_envoys")

@@ -79,6 +79,9 @@ class NodeRecord:
 
     node_id: str
     cluster: str = ""
+    # The newest change (the store's change sequence) this node held all of: what
+    # `xdsctl status` shows it runs; 0 before it was first in sync.
+    change: int = 0
     acked: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, set[str]] = field(default_factory=dict)
     last_nack: dict[str, Nack] = field(default_factory=dict)
@@ -129,6 +132,9 @@ class NodeRegistry:
         self._connected_count = 0  # nodes with at least one live stream
         self.changes = 0  # bumped by every event that may change a node's status
         self._on_event: XdsEventListener = on_event or (lambda *_: None)
+        # The change the current snapshot was built from, and each live stream's node.
+        self.change = 0
+        self._records: dict[StreamView, NodeRecord] = {}
 
     def _notify(self) -> None:
         self.changes += 1
@@ -137,8 +143,10 @@ class NodeRegistry:
             self._news.set()
             self._news = asyncio.Event()
 
-    def notify(self) -> None:
-        """A new snapshot: no stream is in sync with it until it says so again."""
+    def notify(self, change: int = 0) -> None:
+        """A new snapshot (built from ``change``): no stream is in sync with it until it
+        says so again."""
+        self.change = change
         self._unsynced = {stream for r in self._nodes.values() for stream in r.streams}
         self._nacks_before_snapshot = self._nacks
         self._notify()
@@ -151,6 +159,9 @@ class NodeRegistry:
     def set_synced(self, stream: StreamView, synced: bool) -> None:
         """A stream's verdict after it handled an event (see ``StreamReport``)."""
         if synced:
+            record = self._records.get(stream)
+            if record is not None:
+                record.change = self.change
             if stream in self._unsynced:
                 self._unsynced.discard(stream)
                 self._notify()
@@ -165,6 +176,7 @@ class NodeRegistry:
             record.connected_since = time.time()
             self._connected_count += 1
         record.streams.append(stream)
+        self._records[stream] = record
         self._unsynced.add(stream)
         record.disconnected_at = None
         self._on_event(XdsEvent.CONNECT, stream.mode, node_id, None)
@@ -177,6 +189,7 @@ class NodeRegistry:
             if not record.streams:
                 self._connected_count -= 1
         self._unsynced.discard(stream)
+        self._records.pop(stream, None)
         if not record.streams:
             record.disconnected_at = time.time()
         self._on_event(XdsEvent.DISCONNECT, stream.mode, record.node_id, None)
