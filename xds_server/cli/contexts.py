@@ -94,6 +94,11 @@ def selected(flag: str | None) -> tuple[str, dict[str, str]] | None:
     name = flag or os.environ.get(CONTEXT_ENV) or config.current
     if name is None:
         return None
+    return name, named(config, name)
+
+
+def named(config: Config, name: str) -> dict[str, str]:
+    """Context ``name``'s settings; an unknown name is refused with the closest one."""
     if name not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none yet"
         raise CliError(
@@ -102,4 +107,4 @@ def selected(flag: str | None) -> tuple[str, dict[str, str]] | None:
             f"add it with `xdsctl config set-context {name} --server HOST:PORT`",
             EXIT_USAGE,
         )
-    return name, config.contexts[name]
+    return config.contexts[name]

@@ -10,7 +10,7 @@ from xds_server.cli.client import EXIT_USAGE
 from xds_server.cli.flags import address
 from xds_server.cli.options import Commands, group
 from xds_server.errors import CliError, InvalidRequest
-from xds_server.model.names import did_you_mean, validate_dns_label
+from xds_server.model.names import validate_dns_label
 
 
 def set_context(args: argparse.Namespace) -> int:
@@ -40,14 +40,7 @@ def set_context(args: argparse.Namespace) -> int:
 
 def use_context(args: argparse.Namespace) -> int:
     config = contexts.load()
-    if args.name not in config.contexts:
-        known = ", ".join(sorted(config.contexts)) or "none yet"
-        raise CliError(
-            f"no context named {args.name} (contexts: {known}): "
-            f"{did_you_mean(args.name, config.contexts)}"
-            f"add it with `xdsctl config set-context {args.name} --server HOST:PORT`",
-            EXIT_USAGE,
-        )
+    contexts.named(config, args.name)
     config.current = args.name
     contexts.save(config)
     print(f"now using context {args.name}")
