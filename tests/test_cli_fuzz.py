@@ -80,7 +80,14 @@ COMMANDS: dict[tuple[str, ...], tuple[str | None, ...]] = {
     ("status",): ("-o",),
     ("state", "import"): (None, "-o"),
     ("tokens", "create"): ("--name", "--role", "--output-file"),
-    ("tokens", "revoke"): (None,),
+    ("tokens", "revoke"): (None, "--dry-run"),
+    ("hooks", "add"): (None, "--url", "--exec", "--events", "--timeout", "--secret-file"),
+    ("hooks", "deliveries"): (None, "--limit", "-o"),
+    ("config", "set-context"): (None, "--server", "--token-file", "--ca", "--cert", "--key"),
+    ("config", "use-context"): (None,),
+    ("config", "get-contexts"): ("-o",),
+    ("completion",): (None,),
+    ("version",): ("-o", "--context"),
     ("bootstrap",): ("--node-id", "--xds", "--admin", "--keepalive-interval", "--tls-cert"),
     ("serve",): (
         "--api-listen",
@@ -113,7 +120,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 
 @pytest.fixture
-def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_servers(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """`serve` and `demo` check their flags but start nothing; every client call goes to
     a port where nothing listens (fails fast: exit 3)."""
 
@@ -124,6 +131,8 @@ def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("xds_server.logs.configure_logging", lambda *_a, **_k: None)
     monkeypatch.setattr("xds_server.demo.run_demo", lambda _options: None)
     monkeypatch.setenv("XDSCTL_SERVER", f"127.0.0.1:{free_port()}")
+    # `config set-context` writes: into a folder of this test's, never the user's.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
     for name in ("XDSCTL_TOKEN", "XDSCTL_TOKEN_FILE", "XDSCTL_CA", "XDSCTL_REQUEST_ID"):
         monkeypatch.delenv(name, raising=False)
 

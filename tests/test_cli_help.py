@@ -136,6 +136,17 @@ def test_contexts_and_their_precedence(tmp_path: Path, server: ServerProcess) ->
     assert unknown.returncode == 2 and "no context named lcoal" in unknown.stderr
     assert "did you mean local?" in unknown.stderr
     assert run_xdsctl("config", "use-context", "nope", env=env).returncode == 2
+    before = config.read_text()
+    for args, message in (
+        (("--server", "nowhere"), "has no port"),
+        (("--server", server_address, "--token-file", "/nonexistent"), "no such file"),
+        (("--server", server_address, "--cert", str(token)), "give --cert and --key together"),
+    ):
+        refused = run_xdsctl("config", "set-context", "bad", *args, env=env)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    refused = run_xdsctl("config", "set-context", "Bad_Name", "--server", nowhere, env=env)
+    assert refused.returncode == 2 and "context name 'Bad_Name' is not valid" in refused.stderr
+    assert config.read_text() == before  # nothing written
     config.write_text("contexts: [1, 2]\n")
     broken = run_xdsctl("version", env=env)
     assert broken.returncode == 2 and "is not an xdsctl config" in broken.stderr

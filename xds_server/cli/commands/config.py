@@ -21,7 +21,7 @@ def set_context(args: argparse.Namespace) -> int:
         raise CliError(str(error), EXIT_USAGE) from None
     if (args.cert is None) != (args.key is None):
         raise CliError("give --cert and --key together (or neither)", EXIT_USAGE)
-    settings = {"server": address(args.server)}
+    settings = {"server": args.server}
     for flag in ("token_file", "ca", "cert", "key"):
         value = getattr(args, flag)
         if value is not None:
@@ -74,7 +74,7 @@ def register(commands: Commands) -> None:
         "set-context", help="add or replace a context", description="Add or replace a context."
     )
     setting.add_argument("name")
-    setting.add_argument("--server", required=True, metavar="HOST:PORT")
+    setting.add_argument("--server", required=True, type=address, metavar="HOST:PORT")
     setting.add_argument("--token-file", metavar="FILE", help="file holding the API token")
     setting.add_argument("--ca", metavar="FILE", help="CA certificate (PEM): turns TLS on")
     setting.add_argument("--cert", metavar="FILE", help="client certificate (PEM) for mTLS")
