@@ -140,7 +140,12 @@ def test_set_endpoints(stack: Stack) -> None:
     assert envoy.stats()["http.ingress_http.rds.routes.update_success"] == rds_before
 
     dns = apply(
-        stack, "--deployment-tag", "blue", "--endpoint", f"localhost:{stack.upstreams['dns'].port}"
+        stack,
+        "--deployment-tag",
+        "blue",
+        "--endpoint",
+        f"localhost:{stack.upstreams['dns'].port}",
+        "--in-place",
     )
     stack.wait_all("dns")
     stack.xdsctl(
@@ -211,7 +216,7 @@ def test_in_place_release_costs_no_request(stack: Stack) -> None:
     stack.wait_all("v1")
     with LoadLoop(stack) as load:
         for name in ("v2", "v3"):
-            apply(stack, "--endpoint", stack.upstreams[name].endpoint)
+            apply(stack, "--endpoint", stack.upstreams[name].endpoint, "--in-place")
             stack.wait_all(name)
         time.sleep(0.5)
     assert load.failures() == {}, load.outcomes

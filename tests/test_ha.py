@@ -145,7 +145,9 @@ def test_racing_writers_on_two_replicas(replicas: list[ServerProcess]) -> None:
     first, second = replicas
     _ok(first, "apply", "--deployment-tag", "blue", "--endpoint", "10.0.0.1:80")
     _ok(second, "apply", "--bluegreen", "--endpoint", "10.0.0.2:80")
-    _ok(first, "traffic", "set", "--tags", "blue=100,green=0")
+    # A real change (asking for what it has would make no revision): revision 3. Green
+    # at 60 is no racer's weight in the first round, so none of them is "unchanged".
+    _ok(first, "traffic", "set", "--tags", "blue=40,green=60")
     stubs = [
         operator_pb2_grpc.OperatorStub(grpc.insecure_channel(server.address)) for server in replicas
     ]

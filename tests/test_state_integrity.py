@@ -310,14 +310,14 @@ def test_two_servers_cannot_share_a_file(tmp_path: Path) -> None:
         assert first.process is not None
         result = _serve(first.state)
         _one_line_refusal(result, f"is in use by another xdsctl serve (PID {first.process.pid}")
-        assert first.xdsctl("apply", "--endpoint", "10.0.0.5:80").returncode == 0
+        assert first.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.5:80").returncode == 0
     finally:
         first.stop()
 
 
 def _refused_writes(server: ServerProcess, message: str) -> None:
     """A write is refused naming ``message``, and the server says so everywhere."""
-    result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
+    result = server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.6:80")
     assert result.returncode == 1, result.stderr
     assert "the state store refuses to write" in result.stderr and message in result.stderr
     wait_until(lambda: server.http("/readyz")[0] == 503, what="readiness to fail")
@@ -390,7 +390,7 @@ def _store_failure_shows(server: ServerProcess, result: CliResult, kind: str, te
 
 
 def _recovers(server: ServerProcess) -> None:
-    assert server.xdsctl("apply", "--endpoint", "10.0.0.8:80").returncode == 0
+    assert server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.8:80").returncode == 0
     assert server.metric("xds_store_available") == 1
     assert "store: available" in server.xdsctl("status").stdout
 
@@ -415,7 +415,7 @@ def test_a_full_disk_is_a_clear_refusal(tmp_path: Path) -> None:
             _prime(server)
             before = server.xdsctl("state", "export").stdout
             _fill(disk / "filler")
-            result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
+            result = server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.6:80")
             _store_failure_shows(server, result, "disk_full", f"disk full at {disk}")
             assert server.xdsctl("state", "export").stdout == before
             (disk / "filler").unlink()
@@ -434,13 +434,13 @@ def test_a_log_on_the_full_disk_does_not_fail_requests(tmp_path: Path) -> None:
             _prime(server)
             _fill(disk / "filler")
             _fill(server.log)  # not even the log's last page has room
-            result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
+            result = server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.6:80")
             assert result.returncode == 1, result.stderr
             assert f"disk full at {disk}" in result.stderr, result.stderr
             assert "Unexpected" not in result.stderr
             assert (server.metric("xds_log_lines_dropped") or 0) >= 1
             (disk / "filler").unlink()
-            assert server.xdsctl("apply", "--endpoint", "10.0.0.8:80").returncode == 0
+            assert server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.8:80").returncode == 0
         finally:
             server.stop()
 
@@ -453,7 +453,7 @@ def test_an_unwritable_file_is_a_clear_refusal(tmp_path: Path) -> None:
     try:
         _prime(server)
         subprocess.run(["chattr", "+i", *files], check=True)
-        result = server.xdsctl("apply", "--endpoint", "10.0.0.6:80")
+        result = server.xdsctl("apply", "--in-place", "--endpoint", "10.0.0.6:80")
         _store_failure_shows(server, result, "io", "I/O error on")
         subprocess.run(["chattr", "-i", *files], check=True)
         _recovers(server)

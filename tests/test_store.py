@@ -271,8 +271,10 @@ class TestStore:
             await store._write(lambda db: rows.remember_request(db, old, b"old", day_ago))
             with pytest.raises(Replayed):
                 await store.transact(_apply(), request=old)
-            await store.transact(_apply(), request=WriteRequest("r-new", "x", lambda _r: b""))
-            await store.transact(_apply(), request=old)  # forgotten: applied anew
+            new = WriteRequest("r-new", "x", lambda _r: b"")
+            await store.transact(_apply(), request=new)
+            # Onto the tag that now serves: an in-place release, asked for as such.
+            await store.transact(_apply(in_place=True), request=old)  # forgotten: applied anew
             assert len((await store.load()).deployments) == 2
             await store.close()
 

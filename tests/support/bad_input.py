@@ -81,7 +81,7 @@ BAD_INPUT = [
     ("apply --deployment-tag Blue --endpoint 10.0.0.1:80", 1, "tag 'Blue' is not valid"),
     ("apply --label version --endpoint 10.0.0.1:80", 2, "write KEY=VALUE"),
     ("apply --service Bad_Name --endpoint 10.0.0.1:80", 1, "service name 'Bad_Name' is not valid"),
-    ("apply --endpoint 10.0.0.1:80 --if-revision 0", 1, "service default is at revision 2, not 0"),
+    ("apply --endpoint 10.0.0.1:80 --if-revision 0", 6, "service default is at revision 2, not 0"),
     (
         "services set cart --domain shop.example.com",
         1,
