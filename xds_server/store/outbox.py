@@ -271,12 +271,14 @@ def claim(
         wanted = min(room.get(name, per_hook), limit - len(rows))
         if wanted <= 0:
             continue
+        # By due time: the (hook, state, next_at) index serves the order, so a claim
+        # reads no more than it takes; heads of different queues need no order.
         rows.extend(
             db.all(
                 "SELECT d.hook, d.event_seq, d.service, d.attempts, d.first_failure "
                 "FROM deliveries d WHERE d.hook = ? AND d.state = 'pending' "
                 "AND d.next_at <= ? AND d.lease_until <= ? "
-                f"ORDER BY d.event_seq LIMIT ?{lock_clause}",
+                f"ORDER BY d.next_at LIMIT ?{lock_clause}",
                 (name, now, now, wanted),
             )
         )
