@@ -147,6 +147,9 @@ def test_contexts_and_their_precedence(tmp_path: Path, server: ServerProcess) ->
     refused = run_xdsctl("config", "set-context", "Bad_Name", "--server", nowhere, env=env)
     assert refused.returncode == 2 and "context name 'Bad_Name' is not valid" in refused.stderr
     assert config.read_text() == before  # nothing written
+    config.write_bytes(b"\x00\xff")
+    broken = run_xdsctl("config", "get-contexts", env=env)
+    assert broken.returncode == 2 and "is not UTF-8 text" in broken.stderr
     config.write_text("contexts: [1, 2]\n")
     broken = run_xdsctl("version", env=env)
     assert broken.returncode == 2 and "is not an xdsctl config" in broken.stderr

@@ -302,6 +302,8 @@ def test_deployments_delete_names_what_it_makes_unrestorable(server: ServerProce
 
     code, stderr = _typed_delete(server, old, "n\n")
     assert code == 1 and f"not deleted: deployment {old} is kept" in stderr
+    code, stderr = _typed_delete(server, old, "\x04")  # Ctrl-D: no, and no traceback
+    assert code == 1 and "Traceback" not in stderr and "not deleted" in stderr
     assert "revisions 1, 2, 3 of service default route to it" in stderr
     assert old in server.xdsctl("deployments", "list").stdout
 
@@ -373,3 +375,25 @@ def test_dry_run_checks_and_stores_nothing(server: ServerProcess, tmp_path: Path
         assert "xdst_" not in result.stdout  # no token is made up
     assert server.snapshot() == before
     assert server.xdsctl("tokens", "list", "-o", "json").json() == []
+
+
+def test_a_dry_run_revoke_keeps_the_token(server: ServerProcess, tmp_path: Path) -> None:
+    admin, bot = tmp_path / "admin.token", tmp_path / "bot.token"
+    for name, role, path in (("admin", "admin", admin), ("bot", "viewer", bot)):
+        made = server.xdsctl(
+            "tokens",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--output-file",
+            str(path),
+            env={"XDSCTL_TOKEN_FILE": str(admin)} if name == "bot" else None,
+        )
+        assert made.returncode == 0, made.stderr
+    as_admin = {"XDSCTL_TOKEN_FILE": str(admin)}
+    tried = server.xdsctl("tokens", "revoke", "bot", "--dry-run", env=as_admin)
+    assert tried.returncode == 0 and "token bot (viewer) would be revoked" in tried.stdout
+    still = server.xdsctl("status", env={"XDSCTL_TOKEN_FILE": str(bot)})
+    assert still.returncode == 0, still.stderr

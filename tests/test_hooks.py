@@ -435,6 +435,8 @@ def test_secrets_stay_out_of_logs_and_exports(
     _ok(server.xdsctl("state", "import", "--replace", str(document)))
     other = ServerProcess(tmp_path / "other.db").start()
     try:
+        tried = other.xdsctl("state", "import", str(document), "--dry-run")
+        assert tried.returncode == 1 and "export with --include-secrets" in tried.stderr
         refused = other.xdsctl("state", "import", str(document))
         assert refused.returncode == 1
         assert "export with --include-secrets" in refused.stderr

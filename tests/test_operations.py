@@ -16,6 +16,7 @@ from xds_server.errors import (
     XdsServerError,
 )
 from xds_server.model import operations as ops
+from xds_server.model import rollout as ro
 from xds_server.model.names import parse_endpoint, parse_mirrors, parse_weights
 from xds_server.model.state import DeploymentState, HistoryEntry, Mirror, Routing, World
 from xds_server.translate.translator import build_virtual_host, cluster_name, holders_of
@@ -179,6 +180,22 @@ class TestUnchanged:
         assert h.revision() == revision and len(h.entries) == history
         assert not h.set("blue=90,green=10").unchanged  # the mirror goes: a change
         assert not h.set("blue=90,green=10", sticky_header="x-user").unchanged
+
+
+class TestUnchangedEndsAPausedRollout:
+    def test_the_same_weights_on_a_paused_rollout_end_it_and_say_so(self, h: Harness) -> None:
+        blue_green(h)
+        spec = ro.RolloutSpec(stable="blue", canary="green", steps=(10, 100), interval_s=60)
+        h._commit(ops.start_rollout(h.world, h._ctx, service="default", spec=spec))
+        h._commit(
+            ops.step_rollout(
+                h.world, h._ctx, service="default", step=lambda r: ro.pause(r, h._ctx.clock)
+            )
+        )
+        result = h.set("blue=90,green=10")  # what the paused rollout holds
+        assert not result.unchanged
+        rollout = h.world.services["default"].rollout
+        assert rollout is not None and not rollout.running
 
 
 class TestApply:

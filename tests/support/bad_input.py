@@ -147,6 +147,8 @@ BAD_INPUT = [
     ("hooks remove tkaen", 1, "no hook named tkaen: did you mean taken?"),
     ("hooks test nope", 1, "no hook named nope"),
     ("hooks deliveries taken --limit 0", 2, "argument --limit"),
+    # Beyond what the server waits (6h): refused before the write is sent.
+    ("traffic set --tags blue=100,green=0 --wait --timeout 7h", 2, "at most 6h"),
     (
         "--server http://127.0.0.1:18001 traffic get",
         2,

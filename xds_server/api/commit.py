@@ -35,6 +35,7 @@ from xds_server.store.base import (
     TokenEdit,
     WriteRequest,
 )
+from xds_server.store.outbox import with_secrets_kept
 from xds_server.store.rows import import_refused
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,8 @@ class CommitPath:
             held = sorted((await self._store.load()).services)
             if held and not replace:
                 raise import_refused(held)
+            if dump.hooks is not None:
+                with_secrets_kept(dump.hooks, await self._store.outbox.hooks())
 
         return await self._run(call, write, reply, preview=preview)
 

@@ -577,14 +577,15 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
             revoked[:] = [t for t in tokens if t.name == request.name]
             return without_token(tokens, request.name)
 
+        call = Call.of(request, context)
         info = await self._commits.edit_tokens(
-            Call.of(request, context),
+            call,
             f"tokens revoke {request.name}",
             request.name,
             edit,
             lambda _tokens: convert.token_to_pb(revoked[0]),
         )
-        if revoked:
+        if revoked and not call.dry_run:
             # Refused here from now on, even if reading the tokens back just failed.
             self._forget_token(revoked[0].sha256)
         return info

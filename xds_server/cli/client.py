@@ -28,6 +28,7 @@ from xds_server.auth.identity import AUTHORIZATION_KEY
 from xds_server.auth.roles import rule_for
 from xds_server.auth.tls import is_loopback
 from xds_server.errors import CliError
+from xds_server.v1 import operator_pb2 as pb
 from xds_server.v1 import operator_pb2_grpc
 
 Reply = TypeVar("Reply")
@@ -144,6 +145,7 @@ class OperatorClient:
         credentials = credentials or Credentials()
         # --dry-run: every write is checked and answered by the server, never applied.
         self.dry_run = dry_run
+        self._dry_run_checked = False
         self._server = server
         self._channel = credentials.channel(server)
         self.stub = operator_pb2_grpc.OperatorStub(self._channel)
@@ -170,6 +172,7 @@ class OperatorClient:
         metadata = self._metadata
         call_id: str | None = None
         if writes and self.dry_run:
+            self._check_dry_run()
             metadata = (*metadata, (DRY_RUN_METADATA_KEY, "1"))
         elif writes:
             self._reach()
@@ -205,6 +208,25 @@ class OperatorClient:
                 file=sys.stderr,
             )
         return reply
+
+    def _check_dry_run(self) -> None:
+        """Before the first dry-run write: a server older than --dry-run would apply it
+        (it ignores the metadata), and such a server has no GetVersion either."""
+        if self._dry_run_checked:
+            return
+        try:
+            self.stub.GetVersion(
+                pb.GetVersionRequest(), timeout=REACH_TIMEOUT_SECONDS, metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+                raise CliError(
+                    f"the xds_server at {self._server} is older than --dry-run: nothing was "
+                    "sent (it would have applied the change); upgrade it, or drop --dry-run",
+                    EXIT_REFUSED,
+                ) from error
+            raise self._cli_error(error, None) from error
+        self._dry_run_checked = True
 
     def watch(self, request: object) -> Iterator[Any]:
         """The events of a ``Watch`` call until the caller stops reading (or Ctrl-C)."""

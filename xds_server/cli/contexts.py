@@ -51,6 +51,8 @@ def load() -> Config:
         return Config()
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}", EXIT_USAGE) from error
+    except UnicodeDecodeError:
+        raise CliError(f"{path} is not UTF-8 text: fix or remove it", EXIT_USAGE) from None
     try:
         document: Any = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
@@ -82,6 +84,7 @@ def save(config: Config) -> Path:
         document = {"current-context": config.current, **document}
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file too
     with os.fdopen(descriptor, "w") as out:
         out.write(text)
     return path

@@ -16,13 +16,16 @@ from typing import TypeAlias, TypeVar
 
 from xds_server.cli import contexts
 from xds_server.cli.client import DEFAULT_PORT, DEFAULT_SERVER, EXIT_USAGE, Credentials
-from xds_server.cli.flags import address, parse_duration, whole_number
+from xds_server.cli.flags import address, duration, whole_number
 from xds_server.cli.result import Handler
 from xds_server.cli.secret_files import read_secret, warn_if_shared
 from xds_server.errors import CliError, InvalidRequest
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.v1 import operator_pb2 as pb
+
+# The longest --wait the server takes (``WaitForSync``): refused here, before any write.
+MAX_WAIT_SECONDS = 6 * 3600.0
 
 # What `add_subparsers()` returns: where a command or a group of them is added.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -119,7 +122,7 @@ def wait_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=parse_duration,
+        type=duration(MAX_WAIT_SECONDS),
         default=30.0,
         metavar="DURATION",
         help="how long --wait waits, e.g. 30s, 500ms, 2m (default 30s)",

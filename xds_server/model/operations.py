@@ -272,11 +272,11 @@ def same_picture(before: Picture, after: Picture) -> bool:
 
 
 def _unchanged(
-    world: World, service: str, after: Picture, aborted: tuple[HistoryEntry, ...]
+    world: World, service: str, after: Picture, ended_rollout: bool
 ) -> Change[TrafficResult] | None:
-    """The answer to a change that asks for what the service has (and aborted no
+    """The answer to a change that asks for what the service has (and ended no
     rollout): no revision, no history; None when it does change something."""
-    if aborted or not same_picture(world.picture_of(service), after):
+    if ended_rollout or not same_picture(world.picture_of(service), after):
         return None
     return Change(world, (), TrafficResult(traffic_of(world, service), unchanged=True), service)
 
@@ -452,15 +452,14 @@ def set_traffic(
     ``sticky_header`` makes the split sticky by that header ("" ends it); left
     None, the service keeps what it had.
     """
-    world, svc, aborted = _manual_change(
-        world, ctx, get_service(world, service), force, if_revision
-    )
+    asked = get_service(world, service)
+    world, svc, aborted = _manual_change(world, ctx, asked, force, if_revision)
     policy = TrafficPolicy(weights=tuple(weights), mirrors=tuple(mirrors))
     bindings = world.bindings_of(service)
     validate_policy(policy, (tag for tag, _ in bindings), service)
     routing = RoutingChange(sticky_header=sticky_header).applied_to(svc.routing)
     after = Picture(policy=policy, bindings=bindings, routing=routing)
-    if unchanged := _unchanged(world, service, after, aborted):
+    if unchanged := _unchanged(world, service, after, svc is not asked):
         return unchanged
     world, entry = _commit_picture(world, svc, after, ctx)
     dropped = [tag for tag in svc.policy.tags if tag not in policy.tags]
@@ -592,12 +591,12 @@ def rollback(
     Without ``to_revision`` that is the picture before the latest change, so a
     second rollback undoes the first.
     """
-    svc = get_service(world, service)
-    world, svc, aborted = _manual_change(world, ctx, svc, force, if_revision)
+    asked = get_service(world, service)
+    world, svc, aborted = _manual_change(world, ctx, asked, force, if_revision)
     # With --force, "the latest change" is the one before the abort just made.
     picture, what = _rollback_picture(history, svc, to_revision, skip=len(aborted))
     picture = _restorable(world, svc, picture, what)
-    if unchanged := _unchanged(world, service, picture, aborted):
+    if unchanged := _unchanged(world, service, picture, svc is not asked):
         return unchanged
     world, entry = _commit_picture(world, svc, picture, ctx)
     result = TrafficResult(traffic_of(world, service), _aborted_warning(aborted))

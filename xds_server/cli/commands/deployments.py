@@ -65,9 +65,14 @@ def delete_deployment(args: argparse.Namespace, client: OperatorClient) -> Resul
         else "no revision of its service routes to it"
     )
     print(f"deleting deployment {args.id}: {lost}", file=sys.stderr)
-    if not args.yes and sys.stdin.isatty():
-        answer = input(f"delete deployment {args.id}? [y/N] ").strip().lower()
-        if answer not in ("y", "yes"):
+    if not args.yes and not client.dry_run and sys.stdin.isatty():
+        # The question goes to stderr: stdout is the command's output (`-o json > f`).
+        print(f"delete deployment {args.id}? [y/N] ", end="", file=sys.stderr, flush=True)
+        try:
+            answer = sys.stdin.readline().strip().lower()
+        except KeyboardInterrupt:
+            answer = ""
+        if answer not in ("y", "yes"):  # Enter, Ctrl-D, Ctrl-C: no
             raise CliError(f"not deleted: deployment {args.id} is kept", EXIT_REFUSED)
     request = pb.DeleteDeploymentRequest(id=args.id)
     return Result(render.deployment(client.call("DeleteDeployment", request), args.output))

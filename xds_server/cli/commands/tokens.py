@@ -47,6 +47,8 @@ def list_tokens(args: argparse.Namespace, client: OperatorClient) -> Result:
 def revoke(args: argparse.Namespace, client: OperatorClient) -> Result:
     """Revoke token ``name`` on every replica."""
     info = client.call("RevokeToken", pb.RevokeTokenRequest(name=args.name))
+    if client.dry_run and args.output == "text":
+        return Result(f"token {info.name} ({info.role}) would be revoked\n")
     return Result(render.token_revoked(info, args.output))
 
 
