@@ -251,6 +251,33 @@ def with_secrets_kept(imported: Iterable[Hook], held: Iterable[Hook]) -> tuple[H
 # --- delivering -----------------------------------------------------------------------
 
 
+def anything_due(db: Db, clock: Clock) -> bool:
+    """Whether a claim would find anything: asked in a read first, so an idle round
+    takes no write transaction (nor the writer's lock, nor, after a failed write, the
+    store's word that writing works again)."""
+    now = clock(db)
+    return bool(
+        db.all(
+            "SELECT 1 FROM deliveries WHERE state = 'pending' AND next_at <= ? "
+            "AND lease_until <= ? LIMIT 1",
+            (now, now),
+        )
+    )
+
+
+def anything_to_prune(db: Db, clock: Clock) -> bool:
+    """Whether ``prune`` would forget anything (checked in a read, like ``anything_due``)."""
+    cutoff = clock(db) - KEEP_SECONDS
+    old = db.all("SELECT 1 FROM events WHERE created_at < ? LIMIT 1", (cutoff,)) or db.all(
+        "SELECT 1 FROM attempts WHERE at < ? LIMIT 1", (cutoff,)
+    )
+    crowded = db.all(
+        "SELECT hook FROM attempts GROUP BY hook HAVING COUNT(*) > ? LIMIT 1",
+        (MAX_ATTEMPTS_KEPT,),
+    )
+    return bool(old or crowded)
+
+
 def claim(
     db: Db,
     replica: str,
@@ -526,6 +553,8 @@ class Outbox:
         room: Mapping[str, int],
         per_hook: int,
     ) -> list[Claim]:
+        if not await self._read(lambda db: anything_due(db, self.clock)):
+            return []
         claims: list[Claim] = await self._write(
             lambda db: claim(
                 db, replica, self.clock, limit, self._lock_clause, lease_margin_s, room, per_hook
@@ -568,4 +597,5 @@ class Outbox:
         )
 
     async def prune(self) -> None:
-        await self._write(lambda db: prune(db, self.clock(db)))
+        if await self._read(lambda db: anything_to_prune(db, self.clock)):
+            await self._write(lambda db: prune(db, self.clock(db)))
