@@ -44,9 +44,14 @@ def test_committed_bootstrap_is_the_commands_output(name: str, args: list[str]) 
 @pytest.mark.parametrize("name", list(BOOTSTRAPS))
 def test_envoy_accepts_the_bootstrap(name: str) -> None:
     """Real Envoy validates every committed bootstrap."""
+    assert_envoy_accepts(ROOT / "envoy" / name)
+
+
+def assert_envoy_accepts(config: Path) -> None:
+    """Real Envoy's ``--mode validate`` passes on the bootstrap at ``config``."""
     assert ENVOY is not None
     result = subprocess.run(
-        [ENVOY, "--mode", "validate", "-c", str(ROOT / "envoy" / name), "--disable-hot-restart"],
+        [ENVOY, "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,14 +89,7 @@ def test_bootstrap_for_several_replicas(tmp_path: Path) -> None:
     assert document["stats_flush_interval"] == "1s"
     config = tmp_path / "envoy.yaml"
     config.write_text(result.stdout)
-    assert ENVOY is not None
-    validated = subprocess.run(
-        [ENVOY, "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert_envoy_accepts(config)
 
 
 def test_bootstrap_streams_stats_unless_told_not_to() -> None:
@@ -113,9 +111,34 @@ def test_bootstrap_keepalive_takes_a_duration(given: str, seconds: int) -> None:
     assert f"interval: {seconds}s" in document
 
 
+def test_bootstrap_caps_the_reconnect_backoff_when_asked(tmp_path: Path) -> None:
+    """Envoy's own ADS backoff by default; --reconnect-max caps it (and the first wait
+    too when the cap is below it), and Envoy accepts the result."""
+    plain = yaml.safe_load(run_xdsctl("bootstrap").stdout)
+    [service] = plain["dynamic_resources"]["ads_config"]["grpc_services"]
+    assert service == {"envoy_grpc": {"cluster_name": "xds_cluster"}}
+    for given, base, cap in (
+        ("2s", "0.5s", "2s"),
+        ("200ms", "0.2s", "0.2s"),
+        ("1m", "0.5s", "60s"),
+    ):
+        result = run_xdsctl("bootstrap", "--reconnect-max", given)
+        assert result.returncode == 0, result.stderr
+        document = yaml.safe_load(result.stdout)
+        [service] = document["dynamic_resources"]["ads_config"]["grpc_services"]
+        backoff = service["envoy_grpc"]["retry_policy"]["retry_back_off"]
+        assert backoff == {"base_interval": base, "max_interval": cap}
+    config = tmp_path / "envoy.yaml"
+    config.write_text(result.stdout)
+    assert_envoy_accepts(config)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--reconnect-max", "50ms"], "--reconnect-max must be at least 0.1s"),
+        (["--reconnect-max", "10m"], "'10m' must be above 0 and at most 5m"),
+        (["--reconnect-max", "soon"], "'soon' is not a duration"),
         (["--keepalive-interval", "0"], "--keepalive-interval must be at least 1s"),
         (["--keepalive-interval", "1.5s"], "'1.5s' must be whole seconds, e.g. 5s"),
         (["--xds", "nowhere"], "endpoint 'nowhere' has no port"),

@@ -279,9 +279,15 @@ def test_envoy_first_control_plane_later(stack: Stack) -> None:
     operator.apply(upstream.port, tag="blue")
     operator.close()
     stack.server.stop()
-    envoy = stack.start_envoy()
+    # Envoy's own backoff can leave up to 30 s between attempts; a cap
+    # (`bootstrap --reconnect-max`) makes the wait below the control plane's alone.
+    envoy = stack.start_envoy(reconnect_max_s=0.2)
     time.sleep(3)  # Envoy retries the control plane meanwhile
     assert not envoy.is_live()
+    # Every wait is under 0.2 s, so 3 s hold well over 8 attempts; Envoy's own
+    # backoff (0.5 s doubling) makes about 4.
+    attempts = envoy.stats()["cluster.xds_cluster.upstream_cx_connect_fail"]
+    assert attempts >= 8, f"the reconnect cap is not in effect ({attempts} attempts in 3 s)"
     stack.server.start()
     wait_until(envoy.is_live, what="Envoy live after the control plane came")
     with LoadLoop(stack, clients=LOAD_CLIENTS) as load:

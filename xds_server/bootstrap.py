@@ -37,6 +37,10 @@ class BootstrapOptions:
     server_name: str | None = None
     # Stream Envoy's stats to the control plane (MetricsService), for `xdsctl metrics`.
     metrics: bool = True
+    # The longest wait between Envoy's attempts to open the ADS stream. None: Envoy's
+    # own backoff (0.5 s doubling to 30 s, with full jitter), which spreads a whole
+    # fleet's return after an outage over what one replica accepts (~270 streams/s).
+    reconnect_max_s: float | None = None
 
     def replicas(self) -> list[str]:
         return [address.strip() for address in self.xds.split(",") if address.strip()]
@@ -56,6 +60,11 @@ def _socket_address(text: str) -> dict[str, Any]:
     endpoint = parse_endpoint(text)
     return {"socket_address": {"address": endpoint.host, "port_value": endpoint.port}}
 
+
+# Envoy's own first retry delay for the ADS stream; a shorter cap lowers it too.
+RECONNECT_BASE_S = 0.5
+# Below this, a fleet retrying a down control plane is mostly load on it.
+MIN_RECONNECT_MAX_S = 0.1
 
 TLS_FLAGS = ("--tls-cert", "--tls-key", "--ca", "--server-name")
 
@@ -106,6 +115,11 @@ def _checked(options: BootstrapOptions) -> None:
         raise InvalidRequest(
             f"--keepalive-interval must be at least {keepalive.MIN_PING_INTERVAL_S}s: the server "
             "answers more frequent pings with GOAWAY"
+        )
+    if options.reconnect_max_s is not None and options.reconnect_max_s < MIN_RECONNECT_MAX_S:
+        raise InvalidRequest(
+            f"--reconnect-max must be at least {MIN_RECONNECT_MAX_S:g}s: faster retries "
+            "from a fleet only load a control plane that is down"
         )
     if not options.node_id:
         raise InvalidRequest("--node-id must not be empty: every Envoy needs its own id")
@@ -194,6 +208,24 @@ def _metrics(options: BootstrapOptions) -> tuple[list[dict[str, Any]], list[dict
     return [_metrics_sink(cluster["name"]) for cluster in clusters], clusters
 
 
+def _seconds(value: float) -> str:
+    """A protobuf Duration in JSON, to the millisecond: ``0.5s``, ``30s``."""
+    return f"{round(value, 3):g}s"
+
+
+def _ads_service(options: BootstrapOptions) -> dict[str, Any]:
+    """The ADS stream's gRPC service, with the reconnect backoff when one is asked for."""
+    envoy_grpc: dict[str, Any] = {"cluster_name": XDS_CLUSTER}
+    if options.reconnect_max_s is not None:
+        envoy_grpc["retry_policy"] = {
+            "retry_back_off": {
+                "base_interval": _seconds(min(RECONNECT_BASE_S, options.reconnect_max_s)),
+                "max_interval": _seconds(options.reconnect_max_s),
+            }
+        }
+    return {"envoy_grpc": envoy_grpc}
+
+
 def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
     """The bootstrap document: ADS over HTTP/2 with keepalive to the replica(s) in ``xds``.
 
@@ -211,7 +243,7 @@ def bootstrap(options: BootstrapOptions) -> dict[str, Any]:
                 "api_type": "DELTA_GRPC" if options.delta else "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "grpc_services": [_ads_service(options)],
             },
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},

@@ -53,6 +53,7 @@ class Envoy:
         *,
         delta: bool,
         keepalive_interval_s: int | None = None,
+        reconnect_max_s: float | None = None,
         config: Path | None = None,
         admin: str | None = None,
     ) -> None:
@@ -63,7 +64,13 @@ class Envoy:
         if config is not None:
             self.config = config
         else:
-            options = BootstrapOptions(node_id=node_id, xds=xds, admin=self.admin, delta=delta)
+            options = BootstrapOptions(
+                node_id=node_id,
+                xds=xds,
+                admin=self.admin,
+                delta=delta,
+                reconnect_max_s=reconnect_max_s,
+            )
             if keepalive_interval_s is not None:
                 options = dataclasses.replace(
                     options, keepalive_interval_s=keepalive_interval_s, keepalive_timeout_s=1

@@ -30,6 +30,7 @@ def print_bootstrap(args: argparse.Namespace) -> int:
         ca=args.ca,
         server_name=args.server_name,
         metrics=not args.no_metrics,
+        reconnect_max_s=args.reconnect_max,
     )
     try:
         document = bootstrap(options)
@@ -83,9 +84,18 @@ def _connection_options(parser: argparse.ArgumentParser) -> None:
         type=duration(3600, whole=True),  # 0 reaches the bootstrap's own "at least 1s"
         default=None,
         metavar="DURATION",
-        help=f"HTTP/2 keepalive to the control plane (default {keepalive.PING_INTERVAL_S}; "
-        f"{keepalive.FAILOVER_PING_INTERVAL_S} with several replicas, timeout "
-        f"{keepalive.FAILOVER_PING_TIMEOUT_S})",
+        help=f"HTTP/2 keepalive to the control plane (default {keepalive.PING_INTERVAL_S}s; "
+        f"{keepalive.FAILOVER_PING_INTERVAL_S}s with several replicas, timeout "
+        f"{keepalive.FAILOVER_PING_TIMEOUT_S}s)",
+    )
+    parser.add_argument(
+        "--reconnect-max",
+        type=duration(300),
+        default=None,
+        metavar="DURATION",
+        help="the longest Envoy waits between attempts to reach the control plane "
+        "(default Envoy's: from 0.5s doubling to 30s, with jitter); shorter brings a "
+        "waiting Envoy sooner, at the cost of more attempts from the fleet while it is down",
     )
     for flag, what in (
         ("--tls-cert", "this Envoy's client certificate (PEM path as Envoy sees it)"),
