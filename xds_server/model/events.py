@@ -110,16 +110,24 @@ def _policy(policy: TrafficPolicy) -> dict[str, Any]:
     }
 
 
-def deployment_document(deployment: Deployment) -> dict[str, Any]:
-    """What an orchestrator needs to find and scale a deployment."""
+def _placement(deployment: Deployment) -> dict[str, Any]:
+    """Where a deployment runs and what it is: what an orchestrator finds it by."""
     return {
-        "id": deployment.id,
         "service": deployment.service,
         "tag": deployment.tag,
         "endpoints": [str(e) for e in deployment.endpoints],
         "labels": dict(deployment.labels),
-        "state": deployment.state.value,
     }
+
+
+def deployment_document(deployment: Deployment) -> dict[str, Any]:
+    """What an orchestrator needs to find and scale a deployment."""
+    return {"id": deployment.id, **_placement(deployment), "state": deployment.state.value}
+
+
+def _scale_data(deployment: Deployment, desired: str) -> dict[str, Any]:
+    """A ``deployment.scale`` event's data: the deployment and the state it should be in."""
+    return {"deployment_id": deployment.id, **_placement(deployment), "desired": desired}
 
 
 def _rollout(rollout: Rollout) -> dict[str, Any]:
@@ -199,7 +207,7 @@ def _removed_service_events(before: World, service: Service, stamp: _Stamp) -> l
     deployments = before.deployments_of(service.name)
     for deployment in deployments:
         if desired_state(deployment) == RUNNING:
-            data = {**_scale_data(deployment), "desired": STOPPED}
+            data = _scale_data(deployment, STOPPED)
             events.append(stamp.event(DEPLOYMENT_SCALE, service, data, deployment.id))
     for deployment in deployments:
         data = {"deployment": deployment_document(deployment)}
@@ -209,63 +217,75 @@ def _removed_service_events(before: World, service: Service, stamp: _Stamp) -> l
     return events
 
 
-def _scale_data(deployment: Deployment) -> dict[str, Any]:
-    """What an orchestrator needs to scale a deployment (its desired state apart)."""
-    return {
-        "deployment_id": deployment.id,
-        "service": deployment.service,
-        "tag": deployment.tag,
-        "endpoints": [str(e) for e in deployment.endpoints],
-        "labels": dict(deployment.labels),
-    }
-
-
 def _service_events(before: World, after: World, service: Service, stamp: _Stamp) -> list[Event]:
+    """One service's events, in the order ``change_events`` promises."""
     old = before.services.get(service.name)
     entry = stamp.entries.get(service.name)
     command: dict[str, Any] = {"command": entry.command, "reason": entry.reason} if entry else {}
-    events: list[Event] = []
-    if old is None or (old.domains, old.routing) != (service.domains, service.routing):
-        data: dict[str, Any] = {
-            "created": old is None,
-            "removed": False,
-            "before": None if old is None else _settings(old),
-            "after": _settings(service),
-        }
-        events.append(stamp.event(SERVICE_CHANGED, service, data))
     old_deployments = {d.id: d for d in before.deployments_of(service.name)}
     new_deployments = {d.id: d for d in after.deployments_of(service.name)}
+    events = _settings_events(old, service, stamp)
     for deployment_id, deployment in new_deployments.items():
         if deployment_id not in old_deployments:
             data = {"deployment": deployment_document(deployment), **command}
             events.append(stamp.event(DEPLOYMENT_APPLIED, service, data, deployment_id))
-    old_rollout = old.rollout if old is not None else None
-    kind = _rollout_event_type(old_rollout, service.rollout)
+    events.extend(_rollout_and_traffic_events(old, service, stamp, command))
+    events.extend(_scale_events(old_deployments, new_deployments, service, stamp))
+    for deployment_id, deployment in old_deployments.items():
+        if deployment_id not in new_deployments:
+            data = {"deployment": deployment_document(deployment)}
+            events.append(stamp.event(DEPLOYMENT_DELETED, service, data, deployment_id))
+    return events
+
+
+def _settings_events(old: Service | None, service: Service, stamp: _Stamp) -> list[Event]:
+    """``service.changed`` when the service is new or its domains or routing moved."""
+    if old is not None and (old.domains, old.routing) == (service.domains, service.routing):
+        return []
+    data: dict[str, Any] = {
+        "created": old is None,
+        "removed": False,
+        "before": None if old is None else _settings(old),
+        "after": _settings(service),
+    }
+    return [stamp.event(SERVICE_CHANGED, service, data)]
+
+
+def _rollout_and_traffic_events(
+    old: Service | None, service: Service, stamp: _Stamp, command: dict[str, Any]
+) -> list[Event]:
+    """The rollout's transition, then the traffic policy's change, each if any."""
+    events = []
+    kind = _rollout_event_type(old.rollout if old is not None else None, service.rollout)
     if kind is not None:
         assert service.rollout is not None
         data = {"rollout": _rollout(service.rollout), **command}
         events.append(stamp.event(kind, service, data))
     old_policy = old.policy if old is not None else TrafficPolicy()
     if old_policy != service.policy:
-        data = {
-            "before": _policy(old_policy),
-            "after": _policy(service.policy),
-            **command,
-        }
+        data = {"before": _policy(old_policy), "after": _policy(service.policy), **command}
         events.append(stamp.event(TRAFFIC_CHANGED, service, data))
+    return events
+
+
+def _scale_events(
+    old_deployments: dict[str, Deployment],
+    new_deployments: dict[str, Deployment],
+    service: Service,
+    stamp: _Stamp,
+) -> list[Event]:
+    """``deployment.scale`` for each deployment whose desired state moved; one that
+    arrives scaled down never ran, so there is nothing to stop."""
+    events = []
     for deployment_id, deployment in new_deployments.items():
         previous = old_deployments.get(deployment_id)
         desired = desired_state(deployment)
         if previous is not None and desired_state(previous) == desired:
             continue
         if previous is None and desired == STOPPED:
-            continue  # never ran: nothing to stop
-        data = {**_scale_data(deployment), "desired": desired}
+            continue
+        data = _scale_data(deployment, desired)
         events.append(stamp.event(DEPLOYMENT_SCALE, service, data, deployment_id))
-    for deployment_id, deployment in old_deployments.items():
-        if deployment_id not in new_deployments:
-            data = {"deployment": deployment_document(deployment)}
-            events.append(stamp.event(DEPLOYMENT_DELETED, service, data, deployment_id))
     return events
 
 
