@@ -28,6 +28,9 @@ BOOTSTRAPS = {
         "control-plane:18000",
         "--admin",
         "0.0.0.0:9901",
+        # One Envoy: back within 2 s of `docker compose restart control-plane`.
+        "--reconnect-max",
+        "2s",
     ],
 }
 
