@@ -4,10 +4,10 @@ and what it shares between nodes."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import pytest
 
+from tests.support.worlds import context
 from xds_server.errors import InconsistentSnapshot
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint
@@ -21,20 +21,15 @@ from xds_server.xds.snapshot import Snapshot
 OPTIONS = TranslateOptions()
 
 
-def _context() -> ops.Context:
-    counter = itertools.count(1)
-    return ops.Context("t", "2026-01-01T00:00:00Z", "c", lambda: f"c{next(counter):024d}")
-
-
 def _canary(world: World, share: int) -> World:
     weights = [("blue", 100 - share), ("green", share)]
-    return ops.set_traffic(world, _context(), service="shop", weights=weights).world
+    return ops.set_traffic(world, context(), service="shop", weights=weights).world
 
 
 @pytest.fixture
 def world() -> World:
     """One service with a blue and a green deployment (EDS: IP endpoints)."""
-    ctx, world = _context(), World()
+    ctx, world = context(), World()
     world = ops.set_domains(world, service="shop", domains=["shop.example.com"]).world
     for tag, endpoint in (("blue", "10.0.0.1:80"), ("green", "10.0.0.2:80")):
         world = ops.apply_deployment(

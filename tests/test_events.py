@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.worlds import context
 from xds_server.errors import InvalidRequest, NotFound, PreconditionFailed
 from xds_server.model import operations as ops
 from xds_server.model import rollout as ro
@@ -34,10 +34,7 @@ from xds_server.model.hooks import (
 from xds_server.model.names import parse_endpoint
 from xds_server.model.state import World
 
-_ids = itertools.count(1)
-CTX = ops.Context(
-    actor="alice", now="2026-01-01T00:00:00Z", command="cmd", new_id=lambda: f"c{next(_ids):024d}"
-)
+CTX = context(actor="alice", command="cmd")
 
 
 def _events(before: World, change: ops.Change[Any], actor: str = "alice") -> list[Any]:

@@ -5,13 +5,13 @@ memory stays within its budget; a replica that missed notices catches up exactly
 from __future__ import annotations
 
 import asyncio
-import itertools
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.worlds import context
 from xds_server.errors import XdsServerError
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint
@@ -25,11 +25,6 @@ from xds_server.xds.resources import CLUSTER, ROUTE, Resource, ResourceSet
 from xds_server.xds.snapshot import Snapshot
 
 OPTIONS = TranslateOptions()
-
-
-def _context() -> ops.Context:
-    counter = itertools.count(1)
-    return ops.Context("t", "2026-01-01T00:00:00Z", "c", lambda: f"c{next(counter):024d}")
 
 
 def _content(snapshot: Snapshot) -> dict[str, Any]:
@@ -119,7 +114,7 @@ def test_built_change_by_change_equals_built_from_scratch(steps: list[tuple]) ->
     """After every change, the incremental snapshot (told only what the change touched)
     says exactly what a fresh build of the same world says, bytes and versions included;
     and its route table is byte for byte the translator's RouteConfiguration."""
-    world, history, ctx = World(), _History(), _context()
+    world, history, ctx = World(), _History(), context()
     builder = SnapshotBuilder(OPTIONS)
     builder.build(world)
     for step in steps:
@@ -138,7 +133,7 @@ def test_built_change_by_change_equals_built_from_scratch(steps: list[tuple]) ->
 
 
 def _world_of(services: int) -> World:
-    ctx, world = _context(), World()
+    ctx, world = context(), World()
     for i in range(services):
         name = f"s{i}"
         world = ops.set_domains(world, service=name, domains=[f"{name}.example.com"]).world
@@ -193,7 +188,7 @@ def test_a_change_translates_only_its_service() -> None:
     counts = builder.translations
     assert (counts.services, counts.deployments) == (50, 100)
 
-    change = ops.set_traffic(world, _context(), service="s7", weights=[("blue", 90), ("green", 10)])
+    change = ops.set_traffic(world, context(), service="s7", weights=[("blue", 90), ("green", 10)])
     after = builder.build(change.world, {change.touched})
     assert (counts.services, counts.deployments) == (51, 100)
     assert after.clusters is before.clusters  # unchanged sets are the same objects
@@ -202,7 +197,7 @@ def test_a_change_translates_only_its_service() -> None:
 
     applied = ops.apply_deployment(
         change.world,
-        _context(),
+        context(),
         service="s8",
         endpoints=[parse_endpoint("10.9.9.9:80")],
         in_place=True,
@@ -246,7 +241,7 @@ def test_the_cache_keeps_to_its_budget_and_recognises_recent_versions() -> None:
     world = _world_of(200)
     builder, cache = SnapshotBuilder(OPTIONS), SnapshotCache()
     cache.set_snapshot(builder.build(world))
-    ctx, seen = _context(), []
+    ctx, seen = context(), []
     for i in range(1000):
         share = 1 + i % 99
         change = ops.set_traffic(
@@ -291,7 +286,7 @@ def test_a_replica_that_missed_notices_catches_up_exactly(postgres: Any) -> None
         writer, reader = await PostgresStore.open(url), await PostgresStore.open(url)
         try:
             builder, held = SnapshotBuilder(OPTIONS), -1
-            ctx = _context()
+            ctx = context()
             for i in range(40):
                 service = f"s{i % 5}"
                 if i < 10:
@@ -350,7 +345,7 @@ def test_reads_and_writes_do_not_reload_the_world(engine: str, tmp_path: Any, re
             store: Any = await SqliteStore.open(tmp_path / "state.db")
         else:
             store = await PostgresStore.open(request.getfixturevalue("postgres").database())
-        ctx = _context()
+        ctx = context()
         try:
             await store.load()
             rows.load_world = counting  # type: ignore[assignment]

@@ -4,13 +4,13 @@ every sequence of operations; a world that keeps them makes a consistent snapsho
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.worlds import context
 from xds_server.errors import NotFound, PreconditionFailed, XdsServerError
 from xds_server.model import operations as ops
 from xds_server.model.invariants import Subject, world_diff, world_problems
@@ -28,16 +28,9 @@ from xds_server.translate import TranslateOptions
 from xds_server.xds.builder import snapshot_of
 
 
-def _context() -> ops.Context:
-    counter = itertools.count(1)
-    return ops.Context(
-        actor="t", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(counter):024d}"
-    )
-
-
 def _canary() -> World:
     """default: blue 90, green 10 (mirror 5% to green); shop answers shop.example.com."""
-    ctx = _context()
+    ctx = context()
     world = World()
     for kwargs in ({"deployment_tag": "blue"}, {"bluegreen": True}):
         world = ops.apply_deployment(
@@ -245,7 +238,7 @@ def test_every_operation_keeps_every_rule(steps: list[tuple]) -> None:
     """Random sequences of operations, refused ones included: after each, the world
     breaks no rule, its snapshot is one Envoy accepts, and what the operation says it
     touched covers every row it changed."""
-    world, history, ctx = World(), _History(), _context()
+    world, history, ctx = World(), _History(), context()
     for step in steps:
         try:
             change = _run(world, history, ctx, step)
@@ -274,24 +267,24 @@ def test_rollback_refuses_a_picture_that_breaks_the_rules() -> None:
     )
     history.entries[("default", 2)] = HistoryEntry("default", 2, "t", "a", "c", bad, bad)
     with pytest.raises(PreconditionFailed, match="cannot roll back service default to "):
-        ops.rollback(world, history, _context(), service="default", to_revision=2)
+        ops.rollback(world, history, context(), service="default", to_revision=2)
 
 
 def test_rollback_refuses_a_binding_to_another_services_deployment() -> None:
     world = ops.apply_deployment(
-        _canary(), _context(), service="shop", endpoints=[parse_endpoint("10.0.0.3:80")]
+        _canary(), context(), service="shop", endpoints=[parse_endpoint("10.0.0.3:80")]
     ).world
     shop_blue = dict(world.bindings_of("shop"))["blue"]
     history = _History()
     picture = ops.Picture(TrafficPolicy((("blue", 100),)), (("blue", shop_blue),))
     history.entries[("default", 1)] = HistoryEntry("default", 1, "t", "a", "c", picture, picture)
     with pytest.raises(PreconditionFailed, match="of service shop"):
-        ops.rollback(world, history, _context(), service="default", to_revision=1)
+        ops.rollback(world, history, context(), service="default", to_revision=1)
 
 
 def test_rollback_to_revision_zero_is_not_found() -> None:
     with pytest.raises(NotFound, match="has no revision 0"):
-        ops.rollback(_canary(), _History(), _context(), service="default", to_revision=0)
+        ops.rollback(_canary(), _History(), context(), service="default", to_revision=0)
 
 
 def test_services_keep_their_names() -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 
 import pytest
 
+from tests.support.worlds import context
 from xds_server.errors import (
     InvalidRequest,
     NotFound,
@@ -28,13 +28,7 @@ class Harness:
     def __init__(self) -> None:
         self.world = World()
         self.entries: dict[tuple[str, int], HistoryEntry] = {}
-        counter = itertools.count(1)
-        self._ctx = ops.Context(
-            actor="tester",
-            now="2026-01-01T00:00:00Z",
-            command="test",
-            new_id=lambda: f"c{next(counter):024d}",
-        )
+        self._ctx = context(actor="tester", command="test")
 
     def entry(self, service: str, revision: int) -> HistoryEntry | None:
         return self.entries.get((service, revision))

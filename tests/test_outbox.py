@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import json
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.stores import Opener, opener
+from tests.support.worlds import context
 from xds_server.errors import InvalidRequest, PreconditionFailed
 from xds_server.model import operations as ops
 from xds_server.model.hooks import OMITTED_SECRET, new_hook
@@ -25,10 +25,7 @@ from xds_server.store.base import Store
 from xds_server.store.outbox import DELIVERED, FAILED, PENDING, Outcome
 from xds_server.store.sqlite import SqliteStore
 
-_ids = itertools.count(1)
-CTX = ops.Context(
-    actor="alice", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(_ids):024d}"
-)
+CTX = context(actor="alice")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -4,7 +4,6 @@ is refused before anything is written, naming where (a JSON path) and what."""
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.worlds import context
 from xds_server.errors import InvalidRequest
 from xds_server.model import operations as ops
 from xds_server.model.names import parse_endpoint
@@ -23,8 +23,7 @@ from xds_server.store.state_document import state_from_json, state_to_json
 def _exported() -> dict[str, Any]:
     """What `state export` writes for: default at blue 90 / green 10 with a 5% mirror,
     shop with one domain and one deployment, and every history entry."""
-    counter = itertools.count(1)
-    ctx = ops.Context("t", "2026-01-01T00:00:00Z", "c", lambda: f"c{next(counter):024d}")
+    ctx = context()
     world, history = World(), []
 
     def run(change: ops.Change[Any]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import sqlite3
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import psycopg
 import pytest
 
 from tests.support.stores import Opener, opener
+from tests.support.worlds import context
 from xds_server.errors import (
     InvalidRequest,
     PreconditionFailed,
@@ -30,10 +30,7 @@ from xds_server.store.base import StateDump, Store, WriteRequest
 from xds_server.store.postgres import PostgresStore
 from xds_server.store.sqlite import SCHEMA_VERSION, SqliteStore
 
-_ids = itertools.count(1)
-CTX = ops.Context(
-    actor="t", now="2026-01-01T00:00:00Z", command="c", new_id=lambda: f"c{next(_ids):024d}"
-)
+CTX = context()
 
 
 def _apply(**kwargs: Any) -> Any:

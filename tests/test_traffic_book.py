@@ -3,7 +3,6 @@ arrives), the Prometheus families, GetTrafficMetrics and its renderings."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import pytest
@@ -11,6 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.worlds import context
 from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.cli import render
 from xds_server.errors import InvalidRequest
@@ -28,8 +28,7 @@ NOW = 1_000.0
 
 def _world() -> World:
     """default: blue 90 / green 10, 5% shadowed to green."""
-    counter = itertools.count(1)
-    ctx = ops.Context("t", "2026-01-01T00:00:00Z", "c", lambda: f"c{next(counter):024d}")
+    ctx = context()
     world = World()
     endpoint = [parse_endpoint("10.0.0.1:80")]
     for tag in ("blue", "green"):

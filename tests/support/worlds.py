@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+from xds_server.model import operations as ops
 from xds_server.model.state import World
 from xds_server.model.world_document import world_from_document
+
+NOW = "2026-01-01T00:00:00Z"
 
 BLUE, GREEN, NEW_BLUE = (
     "cblue0000000000000000000a",
@@ -37,3 +42,10 @@ def world(
             ],
         }
     )
+
+
+def context(actor: str = "t", command: str = "c") -> ops.Context:
+    """An operation context at a fixed time whose new ids count up from 1, in the
+    25-character form real ids have."""
+    counter = itertools.count(1)
+    return ops.Context(actor, NOW, command, lambda: f"c{next(counter):024d}")
