@@ -88,7 +88,7 @@ def test_a_nack_of_an_older_config_does_not_end_a_wait() -> None:
         await asyncio.sleep(SETTLE_SECONDS)
         assert not waiter.done()
         stream.verdict = Sync(True)
-        registry.set_synced(stream, True)
+        registry.set_synced(record, stream, True)
         return await asyncio.wait_for(waiter, FAST_SECONDS)
 
     result = asyncio.run(scenario())

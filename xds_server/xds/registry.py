@@ -132,9 +132,8 @@ class NodeRegistry:
         self._connected_count = 0  # nodes with at least one live stream
         self.changes = 0  # bumped by every event that may change a node's status
         self._on_event: XdsEventListener = on_event or (lambda *_: None)
-        # The change the current snapshot was built from, and each live stream's node.
+        # The change the current snapshot was built from.
         self.change = 0
-        self._records: dict[StreamView, NodeRecord] = {}
 
     def _notify(self) -> None:
         self.changes += 1
@@ -156,12 +155,11 @@ class NodeRegistry:
         """How many streams do not hold the current config yet (O(1): /metrics asks)."""
         return len(self._unsynced)
 
-    def set_synced(self, stream: StreamView, synced: bool) -> None:
-        """A stream's verdict after it handled an event (see ``StreamReport``)."""
+    def set_synced(self, record: NodeRecord, stream: StreamView, synced: bool) -> None:
+        """``stream``'s verdict after it handled an event (see ``StreamReport``); in sync,
+        its node ``record`` runs the current change."""
         if synced:
-            record = self._records.get(stream)
-            if record is not None:
-                record.change = self.change
+            record.change = self.change
             if stream in self._unsynced:
                 self._unsynced.discard(stream)
                 self._notify()
@@ -176,7 +174,6 @@ class NodeRegistry:
             record.connected_since = time.time()
             self._connected_count += 1
         record.streams.append(stream)
-        self._records[stream] = record
         self._unsynced.add(stream)
         record.disconnected_at = None
         self._on_event(XdsEvent.CONNECT, stream.mode, node_id, None)
@@ -189,7 +186,6 @@ class NodeRegistry:
             if not record.streams:
                 self._connected_count -= 1
         self._unsynced.discard(stream)
-        self._records.pop(stream, None)
         if not record.streams:
             record.disconnected_at = time.time()
         self._on_event(XdsEvent.DISCONNECT, stream.mode, record.node_id, None)

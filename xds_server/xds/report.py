@@ -47,10 +47,11 @@ class StreamReport:
 
     def post(self) -> None:
         """Tell the registry whether this stream is in sync now (cheap while a push is on)."""
-        if self._ledger.node is None:
+        node = self._ledger.node
+        if node is None:
             return
         busy = any(state.pending is not None for state in self._subscriptions.values())
-        self._ledger.registry.set_synced(self, not busy and self.sync().in_sync)
+        self._ledger.registry.set_synced(node, self, not busy and self.sync().in_sync)
 
     def sync(self) -> Sync:
         """Whether this node holds the current config at its final stage, and if not why."""
