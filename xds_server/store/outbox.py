@@ -126,7 +126,7 @@ def write_events(db: Db, events: Sequence[Event], clock: Clock, row_lock: str = 
     last = int(
         db.all("UPDATE event_sequence SET seq = seq + ? RETURNING seq", (len(events),))[0]["seq"]
     )
-    hooks = tuple(_hook(row) for row in db.all(f"SELECT * FROM hooks ORDER BY name{row_lock}"))
+    hooks = load_hooks(db, row_lock)
     now = clock(db)
     ids = [str(uuid.uuid4()) for _ in events]
     first = last - len(events) + 1
@@ -193,8 +193,9 @@ def _hook(row: Row) -> Hook:
     )
 
 
-def load_hooks(db: Db) -> tuple[Hook, ...]:
-    return tuple(_hook(row) for row in db.all("SELECT * FROM hooks ORDER BY name"))
+def load_hooks(db: Db, row_lock: str = "") -> tuple[Hook, ...]:
+    """Every hook, by name; ``row_lock`` (``FOR UPDATE`` on PostgreSQL) locks their rows."""
+    return tuple(_hook(row) for row in db.all(f"SELECT * FROM hooks ORDER BY name{row_lock}"))
 
 
 def write_hooks(db: Db, before: Iterable[Hook], after: Iterable[Hook]) -> None:
@@ -293,8 +294,9 @@ def claim(
     ran out). At most ``room[hook]`` (default ``per_hook``) for each hook, asked hook by
     hook: one hook with many due can take no other hook's turn."""
     now = clock(db)
+    hooks = {hook.name: hook for hook in load_hooks(db)}
     rows: list[Row] = []
-    for name in (row["name"] for row in db.all("SELECT name FROM hooks ORDER BY name")):
+    for name in hooks:
         wanted = min(room.get(name, per_hook), limit - len(rows))
         if wanted <= 0:
             continue
@@ -311,7 +313,6 @@ def claim(
         )
     if not rows:
         return []
-    hooks = {h.name: h for h in load_hooks(db)}
     seqs = sorted({row["event_seq"] for row in rows})
     marks = ", ".join("?" for _ in seqs)
     events = {
@@ -357,7 +358,8 @@ def finish(
     for ``GIVE_UP_AFTER_SECONDS``. The next of its queue is unblocked once it is no
     longer pending. A claim whose lease another replica took over only records its
     attempt: the delivery is that replica's now."""
-    db.all(f"SELECT name FROM hooks WHERE name = ?{row_lock}", (claimed.hook.name,))
+    if row_lock:  # serialises with write_events' check of the queue's head
+        db.all(f"SELECT name FROM hooks WHERE name = ?{row_lock}", (claimed.hook.name,))
     now = clock(db)
     first_failure = None if outcome.delivered else (claimed.first_failure or now)
     if outcome.delivered:
