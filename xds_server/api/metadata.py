@@ -15,6 +15,9 @@ REPLAYED_METADATA_KEY = "x-xds-replayed"
 # the answer carries it back in its trailing metadata.
 DRY_RUN_METADATA_KEY = "x-xds-dry-run"
 MAX_REQUEST_ID = 128
+# The longest `--wait --timeout` (client) and WaitForSync timeout (server): a --wait
+# of a huge fleet through a slow rollout takes hours, not days.
+MAX_WAIT_SECONDS = 6 * 3600.0
 REQUEST_ID_CHARACTERS = "A-Za-z0-9._:-"
 
 

@@ -33,6 +33,7 @@ from xds_server.api.describe import (
 )
 from xds_server.api.fleet import FleetView
 from xds_server.api.hooks_api import HookRpcs
+from xds_server.api.metadata import MAX_WAIT_SECONDS
 from xds_server.api.rollout_requests import rollout_action, rollout_spec
 from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.auth.roles import parse_role
@@ -61,8 +62,6 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 ReplyT = TypeVar("ReplyT", bound=Message)
 RpcContext: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-# A --wait of a huge fleet through a slow rollout: hours, not days.
-MAX_WAIT_SECONDS = 6 * 3600.0
 # A watched view is read again this often; only a change is sent.
 WATCH_POLL_SECONDS = 0.25
 

@@ -9,14 +9,13 @@ are ``HOST:PORT``. Each type raises ``argparse.ArgumentTypeError``, which
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
 from xds_server.errors import InvalidRequest
-from xds_server.model.names import parse_endpoint
+from xds_server.model.names import did_you_mean, parse_endpoint
 from xds_server.redaction import one_line
 
 EXIT_USAGE = 2
@@ -53,8 +52,8 @@ def _did_you_mean(message: str) -> str:
     if found is None:
         return ""
     choices = re.findall(r"'([^']*)'", found.group(2))
-    near = difflib.get_close_matches(found.group(1), choices, n=1)
-    return f": did you mean {near[0]}?" if near else ""
+    hint = did_you_mean(found.group(1), choices)
+    return f": {hint.rstrip()}" if hint else ""
 
 
 def _shown(text: str) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeAlias, TypeVar
 
+from xds_server.api.metadata import MAX_WAIT_SECONDS
 from xds_server.cli import contexts
 from xds_server.cli.client import DEFAULT_PORT, DEFAULT_SERVER, EXIT_USAGE, Credentials
 from xds_server.cli.flags import address, duration, whole_number
@@ -25,7 +26,6 @@ from xds_server.model.state import DEFAULT_SERVICE
 from xds_server.v1 import operator_pb2 as pb
 
 # The longest --wait the server takes (``WaitForSync``): refused here, before any write.
-MAX_WAIT_SECONDS = 6 * 3600.0
 
 # What `add_subparsers()` returns: where a command or a group of them is added.
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"

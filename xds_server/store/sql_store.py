@@ -254,12 +254,7 @@ class SqlStore:
         def run(db: rows.Db) -> Change[T]:
             before = self._current(db, rows.sequence(db))
             result = change(before, rows.DbHistory(db))
-            touched = [result.touched] if result.touched else None
-            services = (
-                frozenset(touched or ())
-                | world_diff(before, result.world, touched).touched_services
-            )
-            refuse_broken(result.world, services, PreconditionFailed)
+            _checked(before, result)  # refused as the commit would be
             return result
 
         return await self._read(self._readable(run))
