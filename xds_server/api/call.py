@@ -18,11 +18,10 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-def _actor(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+def _actor(context: grpc.aio.ServicerContext[Any, Any], metadata: dict[str, Any]) -> str:
     """Who the audit log and history name: the authenticated identity, with the user
     the client says it runs as (unverified, but useful with a shared CI token); on a
     server that has no token yet, only that claim (or the peer address)."""
-    metadata = dict(context.invocation_metadata() or ())
     claimed = str(metadata.get(ACTOR_METADATA_KEY) or context.peer())
     identity = current_identity()
     if identity is None or not identity.authenticated:
@@ -42,23 +41,27 @@ class Call:
     credential: str | None
     # The identity's name (empty without one): part of what a request id stands for.
     identity: str
+    # Check and answer the write, store and push nothing (``--dry-run``).
+    dry_run: bool = False
 
     @classmethod
     def of(cls, request: Message, context: grpc.aio.ServicerContext[Any, Any]) -> Call:
         """The call being served (the identity is the API guard's, for this task)."""
         identity = current_identity()
+        metadata = dict(context.invocation_metadata() or ())
         return cls(
             request=request,
             context=context,
-            actor=_actor(context),
+            actor=_actor(context, metadata),
             credential=identity.credential if identity is not None else None,
             identity=identity.name if identity is not None else "",
+            dry_run=DRY_RUN_METADATA_KEY in metadata,
         )
 
-    @property
-    def dry_run(self) -> bool:
-        """Check and answer the write, store and push nothing (``--dry-run``)."""
-        return DRY_RUN_METADATA_KEY in dict(self.context.invocation_metadata() or ())
+    def mark_dry_run(self) -> None:
+        """Say, in the answer's trailing metadata, that nothing was stored or pushed
+        (the client refuses a dry run's answer without it: an older server applied it)."""
+        self.context.set_trailing_metadata(((DRY_RUN_METADATA_KEY, "1"),))
 
     @property
     def method(self) -> str:

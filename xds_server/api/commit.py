@@ -19,7 +19,6 @@ from google.protobuf.message import Message
 from xds_server.api import audit
 from xds_server.api.audit import AuditRecord
 from xds_server.api.call import Call
-from xds_server.api.metadata import DRY_RUN_METADATA_KEY
 from xds_server.api.retry import first_reply, retry_key
 from xds_server.auth.tokens import TokenRecord
 from xds_server.errors import Replayed
@@ -197,7 +196,7 @@ class CommitPath:
         nothing stored, audited or pushed."""
         if call.dry_run and preview is not None:
             answer = previewed(reply(await preview()))
-            call.context.set_trailing_metadata(((DRY_RUN_METADATA_KEY, "1"),))
+            call.mark_dry_run()
             log.info("operator.dry_run", method=call.method, actor=call.actor)
             return answer  # type: ignore[return-value]
         retry = retry_key(call, lambda result: remembered(reply(result)))

@@ -12,7 +12,6 @@ import shlex
 from xds_server.api import audit
 from xds_server.api.call import Call, now
 from xds_server.api.commit import CommitPath
-from xds_server.api.metadata import DRY_RUN_METADATA_KEY
 from xds_server.errors import InvalidRequest
 from xds_server.hooks.dispatcher import Dispatcher
 from xds_server.model.hooks import Hook, find_hook, new_hook, with_hook, without_hook
@@ -111,7 +110,7 @@ class HookRpcs:
     async def test(self, request: pb.TestHookRequest, call: Call) -> pb.HookAttempt:
         hook = find_hook(await self._store.outbox.hooks(), request.name)
         if call.dry_run:  # sending is the whole of it: a dry run only finds the hook
-            call.context.set_trailing_metadata(((DRY_RUN_METADATA_KEY, "1"),))
+            call.mark_dry_run()
             return pb.HookAttempt(hook=hook.name, event_type="hook.test", outcome="dry run")
         result = await self._dispatcher.test(hook, call.actor)
         outcome = result.outcome
