@@ -26,6 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.processes import XDSCTL
 from tests.support.stack import Stack, wait_until
 from xds_server.testing import ScriptedAdsClient
+from xds_server.v1 import operator_pb2 as pb
+from xds_server.v1.operator_pb2_grpc import OperatorStub
 from xds_server.xds.resources import CLUSTER
 
 
@@ -104,6 +106,14 @@ def test_status_and_disconnect(fleet: Stack) -> None:
     assert table.rstrip().endswith("3/3 Envoys in sync with the current config")
     assert "\nstore: available\n" in table  # a single SQLite file: always reachable
     assert fleet.xdsctl("status", "--fail-unsynced").returncode == 0
+    # What --wait's progress line asks for: the counts alone, the same as in full.
+    assert fleet.server is not None
+    with grpc.insecure_channel(fleet.server.address) as channel:
+        get_status = OperatorStub(channel).GetStatus
+        counted = get_status(pb.GetStatusRequest(counts_only=True), timeout=10)
+        full = get_status(pb.GetStatusRequest(), timeout=10)
+    assert (list(counted.nodes), counted.connected, counted.in_sync) == ([], 3, 3)
+    assert (len(full.nodes), full.connected, full.in_sync) == (3, 3, 3)
 
     fleet.envoys[1].stop()
     gone = wait_until(

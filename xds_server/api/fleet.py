@@ -39,6 +39,19 @@ class FleetView:
         nodes += await self._elsewhere()
         return sorted(nodes, key=lambda n: n.node_id)
 
+    async def counts(self) -> tuple[int, int]:
+        """(connected, in sync) over every Envoy, without building their statuses."""
+        local = [record for record in self._registry.nodes() if record.connected]
+        connected, in_sync = len(local), sum(record.sync().in_sync for record in local)
+        if self._board is not None:
+            try:
+                remote = [node for node in await self._board.elsewhere() if node.connected]
+            except StoreUnavailable:
+                remote = []  # the database is away: this replica's Envoys only
+            connected += len(remote)
+            in_sync += sum(node.in_sync for node in remote)
+        return connected, in_sync
+
     async def wait_for_sync(self, timeout: float, min_envoys: int) -> pb.WaitForSyncResponse:
         """Until every connected Envoy (at least ``min_envoys``) holds the current config,
         one rejected it, or ``timeout`` seconds passed."""

@@ -489,13 +489,25 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: RpcContext
     ) -> pb.GetStatusResponse:
+        if request.counts_only:
+            connected, in_sync = await self._fleet.counts()
+            return self._status_reply([], connected, in_sync)
         return await self._status_view()
 
     async def _status_view(self) -> pb.GetStatusResponse:
+        nodes = await self._fleet.nodes()
+        connected = [node for node in nodes if node.connected]
+        return self._status_reply(nodes, len(connected), sum(n.in_sync for n in connected))
+
+    def _status_reply(
+        self, nodes: list[pb.NodeStatus], connected: int, in_sync: int
+    ) -> pb.GetStatusResponse:
         return pb.GetStatusResponse(
-            nodes=await self._fleet.nodes(),
+            nodes=nodes,
             store=self._store.health.describe(),
             change=max(self._follower.sequence, 0),
+            connected=connected,
+            in_sync=in_sync,
         )
 
     async def WaitForSync(

@@ -344,13 +344,27 @@ def deployment(item: pb.Deployment, output: str) -> str:
     return structured(deployment_data(item), output)
 
 
-def sync_summary(nodes: Sequence[pb.NodeStatus]) -> str:
-    """How many connected Envoys hold the current config, as one sentence."""
-    connected = [n for n in nodes if n.connected]
-    in_sync = sum(n.in_sync for n in connected)
+def in_sync_count(connected: int, in_sync: int) -> str:
+    """``3/5 Envoys in sync``, or ``no Envoy is connected``."""
     if not connected:
         return "no Envoy is connected"
-    return f"{in_sync}/{counted(len(connected), 'Envoy')} in sync with the current config"
+    return f"{in_sync}/{counted(connected, 'Envoy')} in sync"
+
+
+def sync_counts(reply: pb.GetStatusResponse) -> tuple[int, int]:
+    """(connected, in sync) of a status reply; from its nodes when it lists them (a
+    server older than the counts sends only those)."""
+    if not reply.nodes:
+        return reply.connected, reply.in_sync
+    connected = [n for n in reply.nodes if n.connected]
+    return len(connected), sum(n.in_sync for n in connected)
+
+
+def sync_summary(reply: pb.GetStatusResponse) -> str:
+    """How many connected Envoys hold the current config, as one sentence."""
+    connected, in_sync = sync_counts(reply)
+    line = in_sync_count(connected, in_sync)
+    return f"{line} with the current config" if connected else line
 
 
 def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> str:
@@ -359,7 +373,7 @@ def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> s
     nodes = reply.nodes
     if output not in TABLES:
         data = {
-            "summary": sync_summary(nodes),
+            "summary": sync_summary(reply),
             "change": reply.change,
             "store": reply.store,
             "nodes": [_node_data(n) for n in nodes],
@@ -368,7 +382,7 @@ def status(reply: pb.GetStatusResponse, output: str, compact: bool = False) -> s
     headers = ("NODE", "CLUSTER", "MODE", "PEER", "CONNECTED", "CHANGE", "SYNC")
     rows = [_node_row(n) for n in nodes]
     current = f"current config: change {reply.change}\n"
-    return table(headers, rows) + current + f"store: {reply.store}\n" + sync_summary(nodes) + "\n"
+    return table(headers, rows) + current + f"store: {reply.store}\n" + sync_summary(reply) + "\n"
 
 
 def service_configured(reply: pb.ConfigureServiceResponse, output: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from xds_server.cli.client import EXIT_NOT_CONFIRMED, EXIT_UNREACHABLE, OperatorClient
-from xds_server.cli.render import counted, sync_summary
+from xds_server.cli.render import counted, in_sync_count, sync_counts
 from xds_server.errors import CliError
 from xds_server.v1 import operator_pb2 as pb
 
@@ -29,10 +29,11 @@ def _with_progress(client: OperatorClient, wait: Callable[[], T]) -> T:
     def report() -> None:
         while not done.wait(PROGRESS_EVERY_SECONDS):
             try:
-                nodes = client.call("GetStatus", pb.GetStatusRequest(), timeout=2).nodes
+                request = pb.GetStatusRequest(counts_only=True)
+                reply = client.call("GetStatus", request, timeout=2)
             except CliError:
                 continue  # the wait itself says what went wrong
-            line = f"{sync_summary(nodes).split(' with ')[0]}, {time.monotonic() - started:.1f} s"
+            line = f"{in_sync_count(*sync_counts(reply))}, {time.monotonic() - started:.1f} s"
             print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
 
     reporter = threading.Thread(target=report, daemon=True)

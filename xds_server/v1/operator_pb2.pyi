@@ -401,8 +401,10 @@ class ListServicesResponse(_message.Message):
     def __init__(self, services: _Optional[_Iterable[_Union[Service, _Mapping]]] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("counts_only",)
+    COUNTS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    counts_only: bool
+    def __init__(self, counts_only: _Optional[bool] = ...) -> None: ...
 
 class TypeStatus(_message.Message):
     __slots__ = ("type", "acked_version", "current_version")
@@ -455,14 +457,18 @@ class NodeStatus(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., cluster: _Optional[str] = ..., peer: _Optional[str] = ..., mode: _Optional[str] = ..., connected: _Optional[bool] = ..., connected_since: _Optional[str] = ..., disconnected_at: _Optional[str] = ..., in_sync: _Optional[bool] = ..., reason: _Optional[str] = ..., types: _Optional[_Iterable[_Union[TypeStatus, _Mapping]]] = ..., nacks: _Optional[_Iterable[_Union[NackStatus, _Mapping]]] = ..., change: _Optional[int] = ...) -> None: ...
 
 class GetStatusResponse(_message.Message):
-    __slots__ = ("nodes", "store", "change")
+    __slots__ = ("nodes", "store", "change", "connected", "in_sync")
     NODES_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    IN_SYNC_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
     store: str
     change: int
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[str] = ..., change: _Optional[int] = ...) -> None: ...
+    connected: int
+    in_sync: int
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[str] = ..., change: _Optional[int] = ..., connected: _Optional[int] = ..., in_sync: _Optional[int] = ...) -> None: ...
 
 class WaitForSyncRequest(_message.Message):
     __slots__ = ("timeout_seconds", "min_envoys")
