@@ -292,7 +292,7 @@ def measure(seconds: int, rounds: int, connections: int) -> dict[str, Any]:
         ]
         processes.append(
             subprocess.Popen(
-                serve_command(workdir, api, xds, "--envoy-listen", f"127.0.0.1:{ours_listen}"),
+                serve_command(workdir, api, xds, envoy_listen=f"127.0.0.1:{ours_listen}"),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

@@ -270,11 +270,19 @@ Started = tuple[list[subprocess.Popen[bytes]], list[str], Callable[[int], float]
 
 
 def serve_command(
-    workdir: Path, api: str, xds: str, *extra: str, store_url: str | None = None
+    workdir: Path,
+    api: str,
+    xds: str,
+    *extra: str,
+    store_url: str | None = None,
+    envoy_listen: str | None = None,
 ) -> list[str]:
     """`xdsctl serve`, quiet, with ``extra`` flags: on a fresh state file in ``workdir``,
-    or on the PostgreSQL database at ``store_url``."""
+    or on the PostgreSQL database at ``store_url``. The Envoys' ingress listener is on
+    ``envoy_listen``, else on a free port: the default 0.0.0.0:10000 may be anyone's, and
+    an Envoy that cannot bind it refuses the listener and never asks for routes."""
     store = ["--store", store_url] if store_url else ["--state", str(workdir / "state.db")]
+    listen = envoy_listen or f"127.0.0.1:{free_port()}"
     return [
         sys.executable,
         "-m",
@@ -287,6 +295,8 @@ def serve_command(
         xds,
         "--metrics-listen",
         f"127.0.0.1:{free_port()}",
+        "--envoy-listen",
+        listen,
         "--log-level",
         "warning",
         *extra,

@@ -28,7 +28,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,11 @@ def _stat(admin: str, name: str) -> int:
     return 0
 
 
-def _wait(check: Any, timeout: float, what: str) -> None:
+def _wait(
+    check: Any, timeout: float, what: str, watched: Sequence[subprocess.Popen[bytes]] = ()
+) -> None:
+    """Until ``check()`` holds; fails at once, naming it, when a ``watched`` process has
+    exited (waiting out the timeout would only hide why)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -92,6 +97,11 @@ def _wait(check: Any, timeout: float, what: str) -> None:
                 return
         except OSError:
             pass
+        for process in watched:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"waiting for {what}: {process.args[0]} exited {process.returncode}"
+                )
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.02)
@@ -106,6 +116,19 @@ def _quiet(pid: int, spell: float = 0.3) -> None:
         time.sleep(spell)
         if _proc_stat(pid)[0] - before < 0.011:  # one clock tick
             return
+
+
+@contextmanager
+def _logs_shown_on_failure(workdir: Path) -> Iterator[None]:
+    """On a failure, print the last lines of the servers' and Envoy's logs to stderr
+    before the working directory goes: they say why a replica or Envoy stopped."""
+    try:
+        yield
+    except BaseException:
+        for log in sorted(workdir.glob("*.log")):
+            tail = log.read_bytes()[-3000:].decode(errors="replace")
+            print(f"--- {log.name} (last lines) ---\n{tail}", file=sys.stderr)
+        raise
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -155,7 +178,12 @@ class Plane:
                 api, options=[("grpc.max_send_message_length", 1_000_000_000)]
             )
             self.stubs.append(operator_pb2_grpc.OperatorStub(channel))
-            _wait(lambda stub=self.stubs[-1]: self._answers(stub), 60, "the server to start")
+            _wait(
+                lambda stub=self.stubs[-1]: self._answers(stub),
+                60,
+                "the server to start",
+                [process],
+            )
         self.admin = f"127.0.0.1:{free_port()}"
         if not envoy:
             return
@@ -171,7 +199,16 @@ class Plane:
             stderr=(workdir / "envoy.log").open("wb"),
         )
         stack.callback(_kill, self.envoy)
-        _wait(lambda: _stat(self.admin, RDS_UPDATES) > 0, 60, "Envoy's first routes")
+        _wait(
+            lambda: _stat(self.admin, RDS_UPDATES) > 0,
+            60,
+            "Envoy's first routes",
+            self.watched(),
+        )
+
+    def watched(self) -> list[subprocess.Popen[bytes]]:
+        """The servers and Envoy: a wait fails at once when one of them has exited."""
+        return [*self.processes, self.envoy]
 
     def _answers(self, stub: Any) -> bool:
         import grpc
@@ -200,6 +237,7 @@ class Plane:
             lambda: _stat(self.admin, ACTIVE_CLUSTERS) >= 2 * services,
             600,
             "Envoy to hold every cluster",
+            self.watched(),
         )
         return took
 
@@ -248,7 +286,11 @@ def measure(
     store_url: str | None,
     delta: bool = False,
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _logs_shown_on_failure(Path(tmp)),
+        ExitStack() as stack,
+    ):
         plane = Plane(Path(tmp), stack, store_url, delta)
         import_s = plane.import_world(services)
         # The heap settles once after activity (xds_server.heap): not part of a change.
@@ -261,7 +303,12 @@ def measure(
             updates = _stat(plane.admin, RDS_UPDATES)
             calls.append(plane.set_traffic(target, 1 + i % 50))
             began = time.monotonic() - calls[-1]
-            _wait(lambda u=updates: _stat(plane.admin, RDS_UPDATES) > u, 120, "Envoy to apply")
+            _wait(
+                lambda u=updates: _stat(plane.admin, RDS_UPDATES) > u,
+                120,
+                "Envoy to apply",
+                plane.watched(),
+            )
             applied.append(time.monotonic() - began)
             _quiet(plane.envoy.pid)
         after = plane.cpu()
@@ -304,7 +351,11 @@ def measure(
 def sequential_applies(count: int, envoy: bool) -> dict[str, Any]:
     """``count`` applies of new services one after the other: are the last as fast as the
     first? With an Envoy connected, its work on ever larger CDS pushes shares the cores."""
-    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _logs_shown_on_failure(Path(tmp)),
+        ExitStack() as stack,
+    ):
         plane = Plane(Path(tmp), stack, None, envoy=envoy)
         took = [plane.apply(f"a{j}", 1 + j % 60000) for j in range(count)]
         rss = plane.rss_mib()

@@ -13,13 +13,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(script: str, *args: str, out: Path) -> object:
-    subprocess.run(
+    finished = subprocess.run(
         [sys.executable, str(ROOT / "bench" / script), *args, "--json", str(out)],
-        check=True,
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
+    )
+    # The benchmark's own stderr names what failed (and, for world.py, the servers' and
+    # Envoy's last log lines): without it a failure in CI says only "exit status 1".
+    assert finished.returncode == 0, (
+        f"{script} exited {finished.returncode}:\n{finished.stderr[-6000:]}"
     )
     return json.loads(out.read_text())
 
