@@ -58,6 +58,15 @@ def _status_summary(server: ServerProcess) -> str:
     return str(json.loads(_ok(server, "status", "-o", "json").stdout)["summary"])
 
 
+def _counts(server: ServerProcess) -> tuple[int, int]:
+    """(connected, in sync) as --wait's progress line asks for them: the counts alone."""
+    with grpc.insecure_channel(server.address) as channel:
+        stub = operator_pb2_grpc.OperatorStub(channel)
+        reply = stub.GetStatus(pb.GetStatusRequest(counts_only=True), timeout=10)
+    assert not reply.nodes
+    return reply.connected, reply.in_sync
+
+
 def _converged(envoys: list[Envoy], weights: dict[str, int]) -> bool:
     """Every Envoy holds the same route tables, with ``weights``."""
     tables = [_routes(envoy) for envoy in envoys]
@@ -108,12 +117,15 @@ def test_a_change_through_either_replica_reaches_every_envoy(
                 ),
                 what="both Envoys in the fleet-wide status",
             )
+            assert _counts(server) == (2, 2)  # the other replica's Envoy counted too
         _ok(first, "traffic", "promote", "--wait", "--min-envoys", "2")
         envoys[1].process.send_signal(signal.SIGSTOP)  # B, on replica 2, cannot ACK
         try:
             held = first.xdsctl("traffic", "promote", "--wait", "--timeout", "3s")
             assert held.returncode == 4, held
             assert "envoy-b" in held.stderr and "envoy-a" not in held.stderr, held.stderr
+            # B, lagging on the other replica, is connected and not in sync.
+            assert _counts(first) == (2, 1)
         finally:
             envoys[1].process.send_signal(signal.SIGCONT)
         wait_until(

@@ -10,8 +10,10 @@ import asyncio
 import time
 
 from xds_server.api import convert
+from xds_server.api.sync_counts import connected_in_sync
 from xds_server.errors import StoreUnavailable
 from xds_server.replication.board import FleetBoard
+from xds_server.replication.posted import PostedNode
 from xds_server.v1 import operator_pb2 as pb
 from xds_server.xds.registry import NodeRegistry, WaitResult
 
@@ -42,15 +44,11 @@ class FleetView:
     async def counts(self) -> tuple[int, int]:
         """(connected, in sync) over every Envoy, without building their statuses."""
         local = [record for record in self._registry.nodes() if record.connected]
-        connected, in_sync = len(local), sum(record.sync().in_sync for record in local)
-        if self._board is not None:
-            try:
-                remote = [node for node in await self._board.elsewhere() if node.connected]
-            except StoreUnavailable:
-                remote = []  # the database is away: this replica's Envoys only
-            connected += len(remote)
-            in_sync += sum(node.in_sync for node in remote)
-        return connected, in_sync
+        remote, remote_in_sync = connected_in_sync(await self._posted_elsewhere())
+        return (
+            len(local) + remote,
+            sum(record.sync().in_sync for record in local) + remote_in_sync,
+        )
 
     async def wait_for_sync(self, timeout: float, min_envoys: int) -> pb.WaitForSyncResponse:
         """Until every connected Envoy (at least ``min_envoys``) holds the current config,
@@ -66,11 +64,15 @@ class FleetView:
         return await self._wait_fleet_wide(timeout, min_envoys)
 
     async def _elsewhere(self) -> list[pb.NodeStatus]:
+        """Other replicas' Envoys, as the status reply lists them."""
+        return [convert.posted_to_pb(node) for node in await self._posted_elsewhere()]
+
+    async def _posted_elsewhere(self) -> list[PostedNode]:
         """Other replicas' Envoys (none without a fleet board, or while the store is away)."""
         if self._board is None:
             return []
         try:
-            return [convert.posted_to_pb(node) for node in await self._board.elsewhere()]
+            return await self._board.elsewhere()
         except StoreUnavailable:
             return []  # the database is away: this replica's Envoys only
 

@@ -35,6 +35,7 @@ from xds_server.api.fleet import FleetView
 from xds_server.api.hooks_api import HookRpcs
 from xds_server.api.metadata import MAX_WAIT_SECONDS
 from xds_server.api.rollout_requests import rollout_action, rollout_spec
+from xds_server.api.sync_counts import connected_in_sync
 from xds_server.api.traffic_metrics import checked_window, traffic_metrics
 from xds_server.auth.roles import parse_role
 from xds_server.auth.tokens import (
@@ -496,8 +497,7 @@ class OperatorServicer(operator_pb2_grpc.OperatorServicer):
 
     async def _status_view(self) -> pb.GetStatusResponse:
         nodes = await self._fleet.nodes()
-        connected = [node for node in nodes if node.connected]
-        return self._status_reply(nodes, len(connected), sum(n.in_sync for n in connected))
+        return self._status_reply(nodes, *connected_in_sync(nodes))
 
     def _status_reply(
         self, nodes: list[pb.NodeStatus], connected: int, in_sync: int

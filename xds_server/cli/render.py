@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from xds_server.api.sync_counts import connected_in_sync
 from xds_server.model.state import DEFAULT_SHADOW_HEADER, Endpoint
 from xds_server.v1 import operator_pb2 as pb
 
@@ -356,8 +357,7 @@ def sync_counts(reply: pb.GetStatusResponse) -> tuple[int, int]:
     server older than the counts sends only those)."""
     if not reply.nodes:
         return reply.connected, reply.in_sync
-    connected = [n for n in reply.nodes if n.connected]
-    return len(connected), sum(n.in_sync for n in connected)
+    return connected_in_sync(reply.nodes)
 
 
 def sync_summary(reply: pb.GetStatusResponse) -> str:
